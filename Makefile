@@ -1,0 +1,41 @@
+# CrackPortal entry points. `make demo` and `make test` bootstrap everything they need.
+.PHONY: help install demo test test-fast lint format migrate worker serve bench train evaluate
+
+help:
+	@echo "make demo       run the portal with a demo tunnel on http://127.0.0.1:8000 (SQLite + local worker)"
+	@echo "make test       run the whole test suite (bootstraps .venv; uses DATABASE_URL/REDIS_URL if set)"
+	@echo "make test-fast  unit tests only (no worker, no browser)"
+	@echo "make lint       ruff check"
+	@echo "make worker     a Celery worker for the inference and training queues"
+	@echo "make serve      the development server on :8000 (no worker)"
+	@echo "make evaluate   evaluate the shipped model on ../shared/datasets/cfd/test"
+
+install:
+	scripts/bootstrap.sh
+
+demo:
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+test-fast: install
+	.venv/bin/python -m pytest -m "not integration and not browser"
+
+lint: install
+	.venv/bin/ruff check .
+
+format: install
+	.venv/bin/ruff format .
+
+migrate: install
+	.venv/bin/python manage.py migrate
+
+worker: install
+	.venv/bin/python -m celery -A crackportal worker -Q inference,training --concurrency 1 --loglevel INFO
+
+serve: install
+	DEBUG=1 .venv/bin/python manage.py runserver 127.0.0.1:8000
+
+evaluate: install
+	.venv/bin/python -m training.evaluate --data ../shared/datasets/cfd/test

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AssetsConfig(AppConfig):
+    name = "crackportal.assets"
+    verbose_name = "Tunnels"

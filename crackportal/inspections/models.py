@@ -1,0 +1,134 @@
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class InspectionRun(models.Model):
+    """One inspection of a tunnel: a survey of images taken on one date."""
+
+    class Status(models.TextChoices):
+        UPLOADING = "uploading"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"  # finished, but every image failed
+
+    tunnel = models.ForeignKey("assets.Tunnel", on_delete=models.PROTECT, related_name="runs")
+    date = models.DateField()
+    label = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADING)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    model_version = models.ForeignKey(
+        "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-date", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.tunnel.code} {self.date} {self.label}".strip()
+
+    def get_absolute_url(self) -> str:
+        return reverse("run-detail", args=[self.pk])
+
+
+class SurveyImage(models.Model):
+    """A survey photo, its footprint on the unrolled lining, and its processing state."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"
+
+    run = models.ForeignKey(InspectionRun, on_delete=models.CASCADE, related_name="images")
+    original_name = models.CharField(max_length=255)
+    file = models.FileField(upload_to="originals/%Y/%m/", max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    size_bytes = models.BigIntegerField(default=0)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    chainage_start_m = models.FloatField(null=True, blank=True)
+    chainage_end_m = models.FloatField(null=True, blank=True)
+    arc_start_m = models.FloatField(null=True, blank=True)
+    arc_end_m = models.FloatField(null=True, blank=True)
+    mm_per_px = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    mask = models.FileField(upload_to="masks/%Y/%m/", max_length=500, blank=True)
+    overlay = models.FileField(upload_to="overlays/%Y/%m/", max_length=500, blank=True)
+    model_version = models.ForeignKey(
+        "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [
+            # the same bytes uploaded twice into one run are recognised, not stored twice
+            models.UniqueConstraint(
+                fields=["run", "sha256"], condition=~models.Q(sha256=""), name="unique_file_per_run"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("image-detail", args=[self.pk])
+
+    def px_to_m(self, x: float, y: float) -> tuple[float, float]:
+        """Image pixel (x right, y down) → tunnel (chainage m, arc m) by the linear footprint."""
+        cx = self.chainage_start_m + (self.chainage_end_m - self.chainage_start_m) * x / self.width
+        cy = self.arc_start_m + (self.arc_end_m - self.arc_start_m) * y / self.height
+        return cx, cy
+
+
+class CrackTrack(models.Model):
+    """One physical crack followed across inspections of a tunnel."""
+
+    tunnel = models.ForeignKey("assets.Tunnel", on_delete=models.CASCADE, related_name="tracks")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"track #{self.pk}"
+
+
+class Crack(models.Model):
+    """A crack found on one survey image, with its geometry in pixels and tunnel metres."""
+
+    class Orientation(models.TextChoices):
+        LONGITUDINAL = "longitudinal"
+        TRANSVERSE = "transverse"
+        DIAGONAL = "diagonal"
+        NETWORK = "network"
+
+    image = models.ForeignKey(SurveyImage, on_delete=models.CASCADE, related_name="cracks")
+    index = models.PositiveIntegerField(help_text="Order within the image, longest first")
+    polyline_px = models.JSONField(help_text="Branches, each a list of [x, y] image pixels")
+    polyline_m = models.JSONField(help_text="Branches, each a list of [chainage m, arc m]")
+    bbox_px = models.JSONField()
+    length_mm = models.FloatField()
+    width_max_mm = models.FloatField()
+    width_mean_mm = models.FloatField()
+    width_p95_mm = models.FloatField()
+    area_mm2 = models.FloatField()
+    orientation = models.CharField(max_length=20, choices=Orientation.choices)
+    severity = models.CharField(max_length=20, blank=True)
+    track = models.ForeignKey(CrackTrack, null=True, blank=True, on_delete=models.SET_NULL, related_name="cracks")
+    model_version = models.ForeignKey(
+        "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image", "index"]
+        constraints = [models.UniqueConstraint(fields=["image", "index"], name="unique_crack_index")]
+
+    def __str__(self) -> str:
+        return f"crack {self.index} on {self.image}"

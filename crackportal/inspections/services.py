@@ -1,0 +1,263 @@
+"""Writes for inspections: create runs, take uploads, segment images, keep run status."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Max
+from django.utils import timezone
+from PIL import Image
+
+from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
+from crackportal.inspections.severity import severity_for_width
+from crackportal.inspections.uploads import (
+    Footprint,
+    IncomingFile,
+    UploadError,
+    check_image,
+    expand_zip,
+    parse_manifest,
+)
+from crackportal.modelops import services as modelops
+from inference.geometry import extract_cracks
+
+log = logging.getLogger(__name__)
+ACTIVE = (SurveyImage.Status.PENDING, SurveyImage.Status.QUEUED, SurveyImage.Status.PROCESSING)
+
+
+class ImageProcessingError(RuntimeError):
+    """A permanent problem with one image (retrying will not help)."""
+
+
+@dataclass
+class UploadResult:
+    """What happened to each file of an upload."""
+
+    accepted: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def create_run(*, tunnel, date, label: str = "", created_by=None) -> InspectionRun:
+    return InspectionRun.objects.create(tunnel=tunnel, date=date, label=label, created_by=created_by)
+
+
+def _default_footprint(run: InspectionRun, width: int, height: int) -> Footprint:
+    """Lay images out in upload order along the chainage at the default scale."""
+    start = run.images.aggregate(end=Max("chainage_end_m"))["end"] or 0.0
+    mm = settings.DEFAULT_MM_PER_PX
+    arc0 = settings.DEFAULT_ARC_START_M
+    return Footprint(start, start + width * mm / 1000, arc0, arc0 + height * mm / 1000, mm)
+
+
+def _store_image(run: InspectionRun, incoming: IncomingFile, footprints: dict[str, Footprint] | None,
+                 result: UploadResult) -> SurveyImage | None:
+    name = PurePosixPath(incoming.name).name
+    try:
+        checked = check_image(incoming, settings.MAX_IMAGE_BYTES, settings.MAX_IMAGE_PIXELS)
+    except UploadError as exc:
+        SurveyImage.objects.create(run=run, original_name=name, size_bytes=incoming.size,
+                                   status=SurveyImage.Status.FAILED, error=str(exc))
+        result.failed.append((name, str(exc)))
+        return None
+    existing = run.images.filter(sha256=checked.sha256).first()
+    if existing is not None:
+        result.duplicates.append(f"{name} (same file as {existing.original_name})")
+        return None
+    footprint = (footprints or {}).get(name)
+    if footprint is None:
+        if footprints is not None:
+            result.warnings.append(f"{name} is not in the manifest; placed after the previous image")
+        footprint = _default_footprint(run, checked.width, checked.height)
+    if footprint.mm_per_px is None:
+        footprint.mm_per_px = (footprint.chainage_end_m - footprint.chainage_start_m) * 1000 / checked.width
+    image = SurveyImage(run=run, original_name=name, sha256=checked.sha256, size_bytes=checked.size_bytes,
+                        width=checked.width, height=checked.height, status=SurveyImage.Status.PENDING,
+                        **footprint.__dict__)
+    incoming.stream.seek(0)
+    image.file.save(f"run{run.pk}_{checked.sha256[:12]}_{name}", File(incoming.stream), save=False)
+    try:
+        with transaction.atomic():
+            image.save()
+            # each file is committed (and its task sent) on its own, so processing starts mid-upload
+            transaction.on_commit(lambda: enqueue_images([image.pk]))
+    except IntegrityError:  # the same file raced in through a parallel upload
+        image.file.delete(save=False)
+        result.duplicates.append(f"{name} (uploaded twice at once)")
+        return None
+    except Exception:
+        image.file.delete(save=False)  # nothing half-written stays behind
+        raise
+    result.accepted.append(name)
+    return image
+
+
+def upload_survey(*, run: InspectionRun, files: list[IncomingFile], manifest: IncomingFile | None = None) -> UploadResult:
+    """Store every good file of an upload (images and zips), record bad ones as failed, enqueue the rest.
+
+    Call it outside a transaction: every file commits on its own. A manifest that cannot be
+    used rejects the upload before anything is stored (UploadError).
+    """
+    result = UploadResult()
+    images: list[IncomingFile] = []
+    for incoming in files:
+        if incoming.name.lower().endswith(".zip"):
+            try:
+                contents = expand_zip(incoming.stream, settings.MAX_IMAGE_BYTES, settings.MAX_ZIP_BYTES)
+            except UploadError as exc:
+                result.failed.append((incoming.name, str(exc)))
+                continue
+            images += contents.files
+            result.failed += [(f"{incoming.name}: {n}", why) for n, why in contents.problems]
+            if contents.manifest is not None and manifest is None:
+                manifest = contents.manifest
+        elif incoming.name.lower().endswith(".csv") and manifest is None:
+            manifest = incoming
+        else:
+            images.append(incoming)
+    footprints = None
+    if manifest is not None:
+        manifest.stream.seek(0)
+        footprints = parse_manifest(manifest.stream.read(10 * 1024 * 1024))
+        uploaded = {PurePosixPath(f.name).name for f in images}
+        unknown = sorted(set(footprints) - uploaded)
+        if unknown:
+            result.warnings.append(f"manifest rows without a file in this upload: {', '.join(unknown[:10])}"
+                                   + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""))
+    InspectionRun.objects.filter(pk=run.pk).update(status=InspectionRun.Status.PROCESSING, finished_at=None)
+    for incoming in images:
+        _store_image(run, incoming, footprints, result)
+    refresh_run_status(run_id=run.pk)
+    return result
+
+
+def enqueue_images(image_ids: list[int]) -> None:
+    """Mark images queued and send one segmentation task each."""
+    from crackportal.inspections.tasks import segment_image_task
+
+    for image_id in image_ids:
+        SurveyImage.objects.filter(pk=image_id).exclude(status=SurveyImage.Status.PROCESSING).update(
+            status=SurveyImage.Status.QUEUED, error="")
+        segment_image_task.delay(image_id)
+
+
+def retry_failed_images(*, run: InspectionRun) -> int:
+    """Queue a run's failed images again (those with a stored file); return how many."""
+    ids = list(run.images.filter(status=SurveyImage.Status.FAILED).exclude(file="").values_list("pk", flat=True))
+    SurveyImage.objects.filter(pk__in=ids).update(attempts=0)
+    if ids:
+        InspectionRun.objects.filter(pk=run.pk).update(status=InspectionRun.Status.PROCESSING, finished_at=None)
+    transaction.on_commit(lambda: enqueue_images(ids))
+    return len(ids)
+
+
+# -- processing -------------------------------------------------------------------------------
+
+
+def _read_rgb(image: SurveyImage) -> np.ndarray:
+    Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
+    try:
+        with image.file.open("rb") as fh, Image.open(fh) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise ImageProcessingError("the stored file is missing") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageProcessingError(f"the image cannot be decoded ({exc})") from None
+
+
+def _png(array: np.ndarray, mode: str) -> ContentFile:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, format="PNG", optimize=False, compress_level=3)
+    return ContentFile(buffer.getvalue())
+
+
+def _overlay(mask: np.ndarray) -> np.ndarray:
+    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    rgba[mask] = (255, 40, 40, 255)
+    return rgba
+
+
+def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
+    rows = []
+    for index, c in enumerate(cracks):
+        polyline_m = [[[round(v, 4) for v in image.px_to_m(x, y)] for x, y in branch] for branch in c.polyline_px]
+        rows.append(Crack(
+            image=image, index=index, polyline_px=c.polyline_px, polyline_m=polyline_m,
+            bbox_px=list(c.bbox_px), length_mm=c.length_mm, width_max_mm=c.width_max_mm,
+            width_mean_mm=c.width_mean_mm, width_p95_mm=c.width_p95_mm, area_mm2=c.area_mm2,
+            orientation=c.orientation, severity=severity_for_width(c.width_max_mm), model_version=version,
+        ))
+    return rows
+
+
+def claim_image(*, image_id: int) -> bool:
+    """Move an image to processing and count the attempt; False when it no longer exists or is done."""
+    return bool(SurveyImage.objects.filter(pk=image_id).exclude(status=SurveyImage.Status.FAILED).update(
+        status=SurveyImage.Status.PROCESSING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""))
+
+
+def segment_survey_image(*, image_id: int) -> int:
+    """Predict the crack mask of one image, measure its cracks and store them; return the crack count.
+
+    Running it again replaces the image's cracks, mask and overlay; it never adds duplicates.
+    """
+    image = SurveyImage.objects.select_related("run").get(pk=image_id)
+    version = modelops.active_model_version()
+    predictor = modelops.get_predictor(version)
+    rgb = _read_rgb(image)
+    mask = predictor.predict_mask(rgb)
+    cracks = extract_cracks(mask, mm_per_px=image.mm_per_px or settings.DEFAULT_MM_PER_PX)
+
+    old_files = [f.name for f in (image.mask, image.overlay) if f]
+    base = f"run{image.run_id}_img{image.pk}"
+    image.mask.save(f"{base}_mask.png", _png(mask.astype(np.uint8) * 255, "L"), save=False)
+    image.overlay.save(f"{base}_overlay.png", _png(_overlay(mask), "RGBA"), save=False)
+    try:
+        with transaction.atomic():
+            Crack.objects.filter(image=image).delete()
+            Crack.objects.bulk_create(_crack_rows(image, cracks, version))
+            image.status = SurveyImage.Status.DONE
+            image.processed_at = timezone.now()
+            image.model_version = version
+            image.error = ""
+            image.save(update_fields=["mask", "overlay", "status", "processed_at", "model_version", "error"])
+            InspectionRun.objects.filter(pk=image.run_id, model_version__isnull=True).update(model_version=version)
+    except Exception:
+        for f in (image.mask, image.overlay):
+            f.delete(save=False)
+        raise
+    for name in old_files:
+        if name not in (image.mask.name, image.overlay.name):
+            default_storage.delete(name)
+    refresh_run_status(run_id=image.run_id)
+    return len(cracks)
+
+
+def mark_image_failed(*, image_id: int, error: str) -> None:
+    """Record a failure with its reason, then update the run."""
+    updated = SurveyImage.objects.filter(pk=image_id).update(
+        status=SurveyImage.Status.FAILED, error=error[:2000], processed_at=timezone.now())
+    if updated:
+        refresh_run_status(run_id=SurveyImage.objects.get(pk=image_id).run_id)
+
+
+def refresh_run_status(*, run_id: int) -> None:
+    """Derive a run's status from its images: processing while any is active, then done / failed."""
+    counts = dict(SurveyImage.objects.filter(run_id=run_id).values_list("status").annotate(n=Count("id")))
+    active = sum(counts.get(s, 0) for s in ACTIVE)
+    run = InspectionRun.objects.filter(pk=run_id)
+    if active:
+        run.exclude(status=InspectionRun.Status.PROCESSING).update(status=InspectionRun.Status.PROCESSING, finished_at=None)
+    elif counts:
+        done = counts.get(SurveyImage.Status.DONE, 0)
+        status = InspectionRun.Status.DONE if done else InspectionRun.Status.FAILED
+        run.exclude(status=status).update(status=status, finished_at=timezone.now())

@@ -1,0 +1,24 @@
+"""Celery tasks for inspections: thin wrappers over services."""
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError
+
+from crackportal.inspections import services
+from crackportal.inspections.models import SurveyImage
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def segment_image_task(self, image_id: int) -> None:
+    """Segment one survey image; permanent errors fail it, transient ones retry up to the attempt limit."""
+    if not services.claim_image(image_id=image_id):
+        return
+    try:
+        services.segment_survey_image(image_id=image_id)
+    except services.ImageProcessingError as exc:
+        services.mark_image_failed(image_id=image_id, error=str(exc))
+    except Exception as exc:
+        attempts = SurveyImage.objects.filter(pk=image_id).values_list("attempts", flat=True).first() or 0
+        if attempts < settings.IMAGE_MAX_ATTEMPTS and isinstance(exc, OperationalError | OSError):
+            raise self.retry(exc=exc, countdown=2**attempts) from exc
+        services.mark_image_failed(image_id=image_id, error=f"{type(exc).__name__}: {exc}")

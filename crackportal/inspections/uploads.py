@@ -1,0 +1,210 @@
+"""Checks on uploaded survey files: image validation, zip expansion and the CSV manifest.
+
+Everything here works on file objects and plain values; storing is the services' job.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
+MANIFEST_COLUMNS = ["filename", "chainage_start_m", "chainage_end_m", "arc_start_m", "arc_end_m", "mm_per_px"]
+_CHUNK = 1024 * 1024
+
+
+class UploadError(ValueError):
+    """A file or manifest that cannot be accepted; the message is shown to the user."""
+
+
+@dataclass
+class IncomingFile:
+    """One file of an upload: its name and a readable, seekable binary stream."""
+
+    name: str
+    stream: object
+    size: int
+
+
+@dataclass
+class CheckedImage:
+    """An image that opened and decoded fully."""
+
+    sha256: str
+    width: int
+    height: int
+    size_bytes: int
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def check_image(incoming: IncomingFile, max_bytes: int, max_pixels: int) -> CheckedImage:
+    """Validate a survey image; raise UploadError with a readable reason."""
+    suffix = PurePosixPath(incoming.name).suffix.lower()
+    if suffix not in IMAGE_EXTENSIONS:
+        raise UploadError(f"not an accepted image type ({suffix or 'no extension'}); use JPEG, PNG, TIFF or BMP")
+    if incoming.size == 0:
+        raise UploadError("the file is empty (0 bytes)")
+    if incoming.size > max_bytes:
+        raise UploadError(f"the file is {_megabytes(incoming.size)}; the limit is {_megabytes(max_bytes)}")
+    digest = hashlib.sha256()
+    incoming.stream.seek(0)
+    for chunk in iter(lambda: incoming.stream.read(_CHUNK), b""):
+        digest.update(chunk)
+    incoming.stream.seek(0)
+    try:
+        with Image.open(incoming.stream) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise UploadError(
+                    f"the image is {width}×{height} = {width * height / 1e6:.0f} megapixels; "
+                    f"the limit is {max_pixels / 1e6:.0f} megapixels"
+                )
+            im.load()  # decodes every pixel: catches truncated and corrupt data
+    except UploadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise UploadError(f"the image is too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        raise UploadError("not a readable image (the content is not JPEG, PNG, TIFF or BMP data)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UploadError(f"the image is corrupt or truncated ({exc})") from None
+    finally:
+        incoming.stream.seek(0)
+    return CheckedImage(digest.hexdigest(), width, height, incoming.size)
+
+
+def safe_member_name(name: str) -> str | None:
+    """The base name of a zip member, or None for folders, hidden files and unsafe paths."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if name.endswith("/") or not path.name or path.name.startswith("."):
+        return None
+    if path.is_absolute() or ".." in path.parts or "__MACOSX" in path.parts:
+        return None
+    return path.name
+
+
+@dataclass
+class ZipContents:
+    files: list[IncomingFile] = field(default_factory=list)
+    manifest: IncomingFile | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (member name, reason)
+
+
+def expand_zip(stream, max_member_bytes: int, max_total_bytes: int) -> ZipContents:
+    """Members of a survey zip as spooled files; unsafe or oversized members are reported."""
+    out = ZipContents()
+    try:
+        archive = zipfile.ZipFile(stream)
+    except zipfile.BadZipFile:
+        raise UploadError("not a readable zip archive") from None
+    total = 0
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        name = safe_member_name(info.filename)
+        is_symlink = (info.external_attr >> 16) & 0o170000 == 0o120000
+        if name is None or is_symlink:
+            out.problems.append((info.filename, "unsafe or hidden path inside the zip; skipped"))
+            continue
+        if info.file_size > max_member_bytes:
+            out.problems.append((name, f"{_megabytes(info.file_size)} unpacked; the limit is {_megabytes(max_member_bytes)}"))
+            continue
+        total += info.file_size
+        if total > max_total_bytes:
+            out.problems.append((name, "the zip unpacks to more than the upload limit; the rest was skipped"))
+            break
+        spooled = tempfile.SpooledTemporaryFile(max_size=8 * _CHUNK)
+        written = 0
+        try:
+            with archive.open(info) as member:
+                for chunk in iter(lambda: member.read(_CHUNK), b""):
+                    written += len(chunk)
+                    if written > max_member_bytes:  # the header lied about the size
+                        raise UploadError("unpacks to more than the file size limit")
+                    spooled.write(chunk)
+        except (UploadError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            spooled.close()
+            out.problems.append((name, f"could not be unpacked ({exc})"))
+            continue
+        spooled.seek(0)
+        incoming = IncomingFile(name, spooled, written)
+        if name.lower().endswith(".csv"):
+            out.manifest = incoming
+        else:
+            out.files.append(incoming)
+    return out
+
+
+@dataclass
+class Footprint:
+    """Where an image lies on the unrolled lining, and its scale."""
+
+    chainage_start_m: float
+    chainage_end_m: float
+    arc_start_m: float
+    arc_end_m: float
+    mm_per_px: float | None = None
+
+
+def _number(row: dict, column: str, line: int) -> float:
+    raw = (row.get(column) or "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UploadError(f"manifest line {line}: {column} {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UploadError(f"manifest line {line}: {column} {raw!r} is not a finite number")
+    return value
+
+
+def parse_manifest(data: bytes) -> dict[str, Footprint]:
+    """CSV manifest → footprint per file name; raise UploadError listing what is wrong."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UploadError("the manifest is not UTF-8 text; save it as CSV UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    missing = [c for c in MANIFEST_COLUMNS if c not in header and c != "mm_per_px"]
+    if missing:
+        raise UploadError(
+            f"the manifest lacks column(s) {', '.join(missing)}; expected {', '.join(MANIFEST_COLUMNS)}"
+        )
+    footprints: dict[str, Footprint] = {}
+    errors = []
+    for line, row in enumerate(reader, start=2):
+        name = (row.get("filename") or "").strip()
+        if not name:
+            errors.append(f"manifest line {line}: empty filename")
+            continue
+        try:
+            fp = Footprint(*(_number(row, c, line) for c in MANIFEST_COLUMNS[1:5]))
+            if (row.get("mm_per_px") or "").strip():
+                fp.mm_per_px = _number(row, "mm_per_px", line)
+                if fp.mm_per_px <= 0:
+                    raise UploadError(f"manifest line {line}: mm_per_px must be positive")
+            if fp.chainage_end_m <= fp.chainage_start_m or fp.arc_end_m <= fp.arc_start_m:
+                raise UploadError(f"manifest line {line}: each end must be greater than its start")
+        except UploadError as exc:
+            errors.append(str(exc))
+            continue
+        if PurePosixPath(name).name in footprints:
+            errors.append(f"manifest line {line}: {name} is listed twice")
+            continue
+        footprints[PurePosixPath(name).name] = fp
+    if errors:
+        shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
+        raise UploadError(shown)
+    return footprints

@@ -1,0 +1,129 @@
+"""Pages for inspection runs and survey images (login required)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from crackportal.assets.models import Tunnel
+from crackportal.inspections import selectors, services
+from crackportal.inspections.forms import RunForm, UploadForm
+from crackportal.inspections.models import InspectionRun, SurveyImage
+from crackportal.inspections.uploads import IncomingFile, UploadError
+
+
+def _incoming(uploaded) -> IncomingFile:
+    return IncomingFile(uploaded.name, uploaded.file, uploaded.size)
+
+
+def _report_upload(request, result: services.UploadResult) -> None:
+    if result.accepted:
+        messages.success(request, f"{len(result.accepted)} image(s) stored and queued for crack detection.")
+    for name, reason in result.failed:
+        messages.error(request, f"{name}: {reason}")
+    for name in result.duplicates:
+        messages.warning(request, f"Already in this inspection, skipped: {name}")
+    for warning in result.warnings:
+        messages.warning(request, warning)
+
+
+def _take_upload(request, run: InspectionRun, form: UploadForm) -> bool:
+    files = [_incoming(f) for f in form.cleaned_data["files"]]
+    manifest = form.cleaned_data.get("manifest")
+    try:
+        result = services.upload_survey(run=run, files=files, manifest=_incoming(manifest) if manifest else None)
+    except UploadError as exc:
+        form.add_error("manifest", f"Manifest rejected, nothing was stored: {exc}")
+        return False
+    _report_upload(request, result)
+    return True
+
+
+@login_required
+def run_create(request, code: str):
+    tunnel = get_object_or_404(Tunnel, code=code)
+    form = RunForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        run = services.create_run(tunnel=tunnel, date=form.cleaned_data["date"],
+                                  label=form.cleaned_data["label"], created_by=request.user)
+        if _take_upload(request, run, form):
+            return redirect(run)
+        run.delete()  # the manifest was refused before anything was stored
+
+    return render(request, "inspections/run_form.html", {"tunnel": tunnel, "form": form})
+
+
+@login_required
+def run_detail(request, pk: int):
+    run = get_object_or_404(InspectionRun.objects.select_related("tunnel", "model_version"), pk=pk)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid() and _take_upload(request, run, form):
+        return redirect(run)
+    images = selectors.images_with_crack_counts(run)
+    return render(request, "inspections/run_detail.html", {
+        "run": run, "tunnel": run.tunnel, "images": images, "form": form,
+        "progress": selectors.run_progress(run),
+    })
+
+
+@login_required
+def run_progress(request, pk: int):
+    run = get_object_or_404(InspectionRun, pk=pk)
+    data = selectors.run_progress(run)
+    data["images"] = [
+        {"id": i.pk, "status": i.status, "error": i.error, "cracks": i.n_cracks}
+        for i in selectors.images_with_crack_counts(run)
+    ]
+    return JsonResponse(data)
+
+
+@login_required
+@require_POST
+def run_retry_failed(request, pk: int):
+    run = get_object_or_404(InspectionRun, pk=pk)
+    with transaction.atomic():
+        n = services.retry_failed_images(run=run)
+    messages.info(request, f"{n} failed image(s) queued again." if n else "No failed image can be retried.")
+    return redirect(run)
+
+
+@login_required
+def image_detail(request, pk: int):
+    image = get_object_or_404(SurveyImage.objects.select_related("run__tunnel", "model_version"), pk=pk)
+    siblings = list(image.run.images.values_list("pk", flat=True))
+    position = siblings.index(image.pk)
+    return render(request, "inspections/image_detail.html", {
+        "image": image, "run": image.run, "tunnel": image.run.tunnel,
+        "cracks": image.cracks.all(),
+        "previous_id": siblings[position - 1] if position > 0 else None,
+        "next_id": siblings[position + 1] if position + 1 < len(siblings) else None,
+    })
+
+
+def _serve(field_file, content_type: str | None = None):
+    if not field_file:
+        raise Http404("not available")
+    try:
+        handle = field_file.open("rb")
+    except FileNotFoundError:
+        raise Http404("file missing") from None
+    return FileResponse(handle, content_type=content_type)
+
+
+@login_required
+def image_original(request, pk: int):
+    return _serve(get_object_or_404(SurveyImage, pk=pk).file)
+
+
+@login_required
+def image_overlay(request, pk: int):
+    return _serve(get_object_or_404(SurveyImage, pk=pk).overlay, "image/png")
+
+
+@login_required
+def image_mask(request, pk: int):
+    return _serve(get_object_or_404(SurveyImage, pk=pk).mask, "image/png")

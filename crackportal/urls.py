@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from crackportal.assets import views as assets
+from crackportal.inspections import views as inspections
+
+urlpatterns = [
+    path("", assets.tunnel_list, name="tunnel-list"),
+    path("tunnels/new/", assets.tunnel_create, name="tunnel-create"),
+    path("tunnels/<slug:code>/", assets.tunnel_detail, name="tunnel-detail"),
+    path("tunnels/<slug:code>/runs/new/", inspections.run_create, name="run-create"),
+    path("runs/<int:pk>/", inspections.run_detail, name="run-detail"),
+    path("runs/<int:pk>/progress.json", inspections.run_progress, name="run-progress"),
+    path("runs/<int:pk>/retry/", inspections.run_retry_failed, name="run-retry"),
+    path("images/<int:pk>/", inspections.image_detail, name="image-detail"),
+    path("images/<int:pk>/original", inspections.image_original, name="image-original"),
+    path("images/<int:pk>/overlay.png", inspections.image_overlay, name="image-overlay"),
+    path("images/<int:pk>/mask.png", inspections.image_mask, name="image-mask"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,119 @@
+"""Shared test fixtures: synthetic survey files, the usual users, a real Celery worker process."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inference.synthetic import survey_image
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 92) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def survey_jpeg(seed: int, width: int = 480, height: int = 320, n_cracks: int = 2) -> bytes:
+    """A synthetic survey photo with dark cracks, as JPEG bytes."""
+    rgb, _, _ = survey_image(width, height, n_cracks=n_cracks, seed=seed, widths_px=(2.5, 5.0))
+    return jpeg_bytes(rgb)
+
+
+def wait_for(predicate, timeout: float = 180, interval: float = 0.5, what: str = "condition"):
+    """Poll predicate until it returns a truthy value; fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def inspector(django_user_model):
+    return django_user_model.objects.create_user("inspector", password="inspect-pass-123")
+
+
+@pytest.fixture
+def tunnel(db):
+    from crackportal.assets.models import Tunnel
+
+    return Tunnel.objects.create(code="T-TEST-01", name="Test tunnel", length_m=500, circumference_m=15)
+
+
+def _require(flag: str) -> bool:
+    return os.environ.get(flag, "") == "1"
+
+
+def _worker_database_url(settings_dict) -> str:
+    """The test database as a DATABASE_URL for a worker in another process."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    return urllib.parse.urlunsplit(url._replace(path="/" + settings_dict["NAME"]))
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real `celery worker` subprocess on the test database and the configured broker."""
+    from django.conf import settings
+    from django.db import connection
+
+    if _require("CRACKPORTAL_REQUIRE_SERVICES"):
+        assert connection.vendor == "postgresql", "CI must run the integration tests on PostgreSQL"
+        assert settings.CELERY_BROKER_URL.startswith("redis://"), "CI must run the integration tests on Redis"
+    from crackportal.celery import app
+
+    with django_db_blocker.unblock():
+        app.control.purge()
+    env = os.environ.copy()
+    env["DATABASE_URL"] = _worker_database_url(connection.settings_dict)
+    env["DJANGO_SETTINGS_MODULE"] = "crackportal.settings_test"
+    log_path = Path(settings.VAR_DIR) / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "crackportal", "worker", "-Q", "inference,training",
+         "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+         "-n", f"test-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: "ready." in log_path.read_text() or process.poll() is not None,
+                 timeout=120, what="the Celery worker to start")
+        if process.poll() is not None:
+            pytest.fail(f"the Celery worker exited:\n{log_path.read_text()[-3000:]}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def worker(celery_worker_process, transactional_db):
+    """Tests that use the worker need committed data: transactional database access."""
+    return celery_worker_process
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,84 @@
+"""Upload → real Celery worker → segmentation → cracks, against the configured database and broker."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
+from crackportal.inspections.tasks import segment_image_task
+from tests.conftest import survey_jpeg, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MANIFEST = (
+    "filename,chainage_start_m,chainage_end_m,arc_start_m,arc_end_m,mm_per_px\n"
+    "a.jpg,100.0,100.24,1.0,1.16,0.5\n"
+    "b.jpg,100.24,100.48,1.0,1.16,0.5\n"
+    "c.jpg,100.48,100.72,1.0,1.16,0.5\n"
+)
+
+
+def _upload(client, tunnel, files, manifest=None):
+    data = {"date": "2026-11-01", "label": "test survey", "files": files}
+    if manifest is not None:
+        data["manifest"] = SimpleUploadedFile("manifest.csv", manifest.encode(), "text/csv")
+    response = client.post(reverse("run-create", args=[tunnel.code]), data)
+    assert response.status_code == 302, response.content[:2000]
+    return InspectionRun.objects.latest("created_at")
+
+
+def _settled(run):
+    return not run.images.exclude(status__in=[SurveyImage.Status.DONE, SurveyImage.Status.FAILED]).exists()
+
+
+def test_three_images_with_manifest_are_all_processed(worker, client, tunnel, inspector):
+    client.force_login(inspector)
+    files = [SimpleUploadedFile(f"{n}.jpg", survey_jpeg(seed=i), "image/jpeg") for i, n in enumerate("abc")]
+    run = _upload(client, tunnel, files, MANIFEST)
+
+    wait_for(lambda: _settled(run), what="three images to be processed")
+    images = {i.original_name: i for i in run.images.all()}
+    assert {i.status for i in images.values()} == {"done"}, [i.error for i in images.values()]
+    assert images["b.jpg"].chainage_start_m == 100.24 and images["b.jpg"].chainage_end_m == 100.48
+    assert images["c.jpg"].arc_start_m == 1.0 and images["c.jpg"].mm_per_px == 0.5
+    assert all(i.mask and i.overlay and i.model_version_id for i in images.values())
+    cracks = Crack.objects.filter(image__run=run)
+    assert cracks.count() >= 3  # two drawn cracks per image
+    crack = cracks.filter(image=images["b.jpg"]).first()
+    chainages = [pt[0] for branch in crack.polyline_m for pt in branch]
+    assert 100.24 <= min(chainages) and max(chainages) <= 100.48
+    assert crack.length_mm > 20 and crack.width_max_mm > 0
+    run.refresh_from_db()
+    assert run.status == InspectionRun.Status.DONE
+
+
+def test_corrupt_file_fails_with_reason_and_the_others_go_through(worker, client, tunnel, inspector):
+    client.force_login(inspector)
+    good = [SimpleUploadedFile(f"good{i}.jpg", survey_jpeg(seed=10 + i), "image/jpeg") for i in range(2)]
+    truncated = SimpleUploadedFile("broken.jpg", survey_jpeg(seed=20)[:3000], "image/jpeg")
+    run = _upload(client, tunnel, [*good, truncated])
+
+    wait_for(lambda: _settled(run), what="the upload to settle")
+    broken = run.images.get(original_name="broken.jpg")
+    assert broken.status == "failed"
+    assert "truncated" in broken.error or "corrupt" in broken.error
+    assert not broken.file  # nothing half-stored
+    assert set(run.images.exclude(pk=broken.pk).values_list("status", flat=True)) == {"done"}
+
+
+def test_rerunning_the_task_replaces_cracks_instead_of_duplicating(worker, client, tunnel, inspector):
+    client.force_login(inspector)
+    run = _upload(client, tunnel, [SimpleUploadedFile("once.jpg", survey_jpeg(seed=30), "image/jpeg")])
+    wait_for(lambda: _settled(run), what="the first pass")
+    image = run.images.get()
+    assert image.status == "done"
+    first_count, first_processed = image.cracks.count(), image.processed_at
+    assert first_count > 0
+
+    segment_image_task.delay(image.pk)
+    wait_for(lambda: SurveyImage.objects.get(pk=image.pk).processed_at != first_processed
+             and SurveyImage.objects.get(pk=image.pk).status == "done", what="the second pass")
+    image.refresh_from_db()
+    assert image.cracks.count() == first_count
+    assert list(image.cracks.values_list("index", flat=True)) == list(range(first_count))
+    assert image.attempts == 2

@@ -1,0 +1,217 @@
+"""The training loop: seeded, validated each epoch, best-by-F1 checkpoint, resumable."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from inference.config import ModelConfig, build_network
+from training.augment import train_transform
+from training.data import Sample, pad_to_multiple
+from training.losses import dice_bce_loss
+from training.metrics import PixelCounter, ThresholdSweep
+
+
+@dataclass
+class TrainSettings:
+    """Hyper-parameters of one training run (the `train` block of a config file)."""
+
+    epochs: int = 40
+    batch_size: int = 8
+    crop_size: int = 320
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 12
+    val_fraction: float = 0.15
+    seed: int = 42
+    max_minutes: float | None = None
+    num_workers: int = 0
+
+
+@dataclass
+class EpochReport:
+    """What a progress callback receives after every epoch."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    val_f1: float
+    val_iou: float
+    val_precision: float
+    val_recall: float
+    best_f1: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a run: best weights, chosen threshold, history."""
+
+    state_dict: dict
+    threshold: float
+    best_epoch: int
+    best_val: dict
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class CancelledError(RuntimeError):
+    """The progress callback asked the run to stop."""
+
+
+def load_run_config(path: Path | str) -> tuple[ModelConfig, TrainSettings]:
+    """Read a training config file: {"model": {...}, "train": {...}}."""
+    data = json.loads(Path(path).read_text())
+    return ModelConfig.from_dict(data["model"]), TrainSettings(**data.get("train", {}))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _CropDataset(Dataset):
+    def __init__(self, samples: list[Sample], config: ModelConfig, crop_size: int, repeats: int):
+        self.samples, self.repeats = samples, repeats
+        self.transform = train_transform(crop_size)
+        self.mean = np.asarray(config.mean, np.float32) * 255
+        self.std = np.asarray(config.std, np.float32) * 255
+
+    def __len__(self) -> int:
+        return len(self.samples) * self.repeats
+
+    def __getitem__(self, index: int):
+        s = self.samples[index % len(self.samples)]
+        out = self.transform(image=s.image, mask=s.mask.astype(np.uint8))
+        image = ((out["image"].astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)
+        return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
+
+
+def split_train_val(samples: list[Sample], fraction: float, seed: int):
+    """Deterministic validation carve-out from the training samples."""
+    order = sorted(samples, key=lambda s: s.name)
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * fraction)) if len(order) > 1 and fraction > 0 else 0
+    return order[n_val:], order[:n_val]
+
+
+@torch.inference_mode()
+def validate(network, samples: list[Sample], config: ModelConfig, device) -> tuple[float, float, dict]:
+    """Whole-image validation: (loss, best threshold, metrics at that threshold)."""
+    network.eval()
+    mean = np.asarray(config.mean, np.float32) * 255
+    std = np.asarray(config.std, np.float32) * 255
+    sweep, losses = ThresholdSweep(), []
+    for s in samples:
+        image, (h, w) = pad_to_multiple(s.image, config.multiple)
+        x = torch.from_numpy(((image.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None])
+        logits = network(x.to(device))[:, :, :h, :w]
+        target = torch.from_numpy(s.mask[None, None].astype(np.float32)).to(device)
+        losses.append(float(dice_bce_loss(logits, target)))
+        sweep.update(torch.sigmoid(logits)[0, 0].cpu().numpy(), s.mask)
+    threshold, metrics = sweep.best()
+    return float(np.mean(losses)), threshold, metrics
+
+
+def train(
+    samples: list[Sample],
+    config: ModelConfig,
+    settings: TrainSettings,
+    workdir: Path | str,
+    progress: Callable[[EpochReport], bool | None] | None = None,
+    device: str | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train config's network on samples; checkpoints in workdir; progress(report) may return False to cancel."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    seed_everything(settings.seed)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    train_set, val_set = split_train_val(samples, settings.val_fraction, settings.seed)
+    if not train_set:
+        raise ValueError("no training samples")
+    val_set = val_set or train_set[:1]
+
+    network = build_network(config).to(dev)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings.lr, total_steps=settings.epochs, pct_start=0.1
+    )
+    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "threshold": 0.5, "history": [], "seconds": 0.0, "best_val": {}}
+    last, best = workdir / "last.pt", workdir / "best.pt"
+    if resume and last.exists():
+        ckpt = torch.load(last, map_location=dev, weights_only=False)
+        network.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state = ckpt["state"]
+        torch.set_rng_state(ckpt["rng"])
+
+    # Enough repeats that an epoch is ~100 crops even on a tiny dataset.
+    repeats = max(1, -(-100 // len(train_set)))
+    loader = DataLoader(
+        _CropDataset(train_set, config, settings.crop_size, repeats),
+        batch_size=settings.batch_size, shuffle=True, drop_last=len(train_set) * repeats > settings.batch_size,
+        num_workers=settings.num_workers,
+        generator=torch.Generator().manual_seed(settings.seed + state["epoch"]),
+    )
+    stale = state["epoch"] - state["best_epoch"]
+    while state["epoch"] < settings.epochs and stale < settings.patience:
+        if settings.max_minutes and state["seconds"] > settings.max_minutes * 60:
+            break
+        epoch = state["epoch"] + 1
+        started = time.monotonic()
+        network.train()
+        losses = []
+        bar = tqdm(loader, desc=f"epoch {epoch}/{settings.epochs}", leave=False, mininterval=5)
+        for x, y in bar:
+            x, y = x.to(dev), y.to(dev)
+            loss = dice_bce_loss(network(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        scheduler.step()
+        val_loss, threshold, val = validate(network, val_set, config, dev)
+        state["seconds"] += time.monotonic() - started
+        state["epoch"] = epoch
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+               "threshold": threshold, **{f"val_{k}": v for k, v in val.items()},
+               "seconds": state["seconds"]}
+        state["history"].append(row)
+        if val["f1"] > state["best_f1"]:
+            state.update(best_f1=val["f1"], best_epoch=epoch, threshold=threshold, best_val=val)
+            torch.save(network.state_dict(), best)
+        stale = epoch - state["best_epoch"]
+        torch.save({"model": network.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "state": state,
+                    "rng": torch.get_rng_state()}, last)
+        print(f"epoch {epoch}: loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
+              f"val_f1 {val['f1']:.4f} (thr {threshold:.2f}) best {state['best_f1']:.4f} "
+              f"[{state['seconds'] / 60:.1f} min]", flush=True)
+        if progress is not None:
+            report = EpochReport(epoch, settings.epochs, row["train_loss"], val_loss, val["f1"],
+                                 val["iou"], val["precision"], val["recall"], state["best_f1"],
+                                 state["seconds"])
+            if progress(report) is False:
+                raise CancelledError(f"cancelled after epoch {epoch}")
+
+    best_state = torch.load(best, map_location="cpu", weights_only=True) if best.exists() else network.state_dict()
+    return TrainResult(best_state, state["threshold"], state["best_epoch"], state["best_val"],
+                       state["history"], state["seconds"])
+
+
+def settings_dict(settings: TrainSettings) -> dict:
+    return asdict(settings)

@@ -1,0 +1,92 @@
+"""Train a crack-segmentation model and export it as a model-version folder.
+
+    python -m training.train --config training/configs/unet-mobilenetv2.json \
+        --data ../shared/datasets/cfd --out runs/cfd --export models/my-model
+
+Each --data folder contributes its train split (or all pairs, for a flat images/ + masks/
+folder). Interrupt and run the same command again to resume from runs/.../last.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import inference
+from training.data import find_pairs, load_samples
+from training.evaluate import evaluate_model
+from training.export import export_model_version
+from training.loop import load_run_config, train
+
+
+def _train_pairs(root: Path):
+    has_train = (root / "train").is_dir()
+    return find_pairs(root, "train" if has_train else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True, help="training config JSON")
+    parser.add_argument("--data", type=Path, action="append", required=True, help="dataset folder (repeatable)")
+    parser.add_argument("--out", type=Path, default=Path("runs/latest"), help="work folder for checkpoints")
+    parser.add_argument("--export", type=Path, help="write the best model here as a model version")
+    parser.add_argument("--epochs", type=int, help="override the config's epoch count")
+    parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    args = parser.parse_args(argv)
+
+    model_config, settings = load_run_config(args.config)
+    if args.epochs:
+        settings = replace(settings, epochs=args.epochs)
+    if args.max_minutes:
+        settings = replace(settings, max_minutes=args.max_minutes)
+    samples, problems = [], []
+    for root in args.data:
+        pairs, found_problems = _train_pairs(root)
+        loaded, load_problems = load_samples(pairs)
+        samples += loaded
+        problems += found_problems + load_problems
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    if not samples:
+        parser.exit(2, "error: no usable image/mask pairs\n")
+    print(f"training {model_config.name} on {len(samples)} pairs from {', '.join(map(str, args.data))}")
+
+    result = train(samples, model_config, settings, args.out, device=args.device, resume=not args.fresh)
+    print(f"best epoch {result.best_epoch}: val F1 {result.best_val.get('f1', 0):.4f} "
+          f"at threshold {result.threshold:.2f}; {result.seconds / 60:.1f} min")
+    if args.export:
+        model_config.threshold = result.threshold
+        model_config.provenance = {
+            "data": [f"{root} (train split)" for root in args.data],
+            "command": "python -m training.train " + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "train_seconds": round(result.seconds, 1),
+            "machine": f"{platform.machine()} {platform.processor() or ''} CPU threads={__import__('torch').get_num_threads()}".strip(),
+            "settings": vars(settings),
+            "history": result.history,
+        }
+        model_config.metrics = {"val": {k: round(v, 4) for k, v in result.best_val.items()}}
+        export_model_version(result.state_dict, model_config, args.export)
+        predictor = inference.load(args.export)
+        for root in args.data:
+            if (root / "test").is_dir():
+                metrics = evaluate_model(predictor, root, "test")
+                model_config.metrics[f"{root.name}-test"] = {
+                    k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+                print(f"{root.name} test: " + ", ".join(
+                    f"{k} {metrics[k]:.4f}" for k in ("precision", "recall", "f1", "iou", "ods", "ois")))
+        export_model_version(result.state_dict, model_config, args.export)
+        print(f"exported to {args.export}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
