@@ -10,6 +10,8 @@ from pathlib import Path
 _root = Path(__file__).resolve().parent.parent
 os.environ.setdefault("VAR_DIR", str(_root / "var" / "test"))
 os.environ.setdefault("SECRET_KEY", "tests-only-not-secret")
-os.environ.setdefault("DEBUG", "1")  # plain http for the live server; Django's test runner turns DEBUG off
+os.environ.setdefault(
+    "DEBUG", "1"
+)  # plain http for the live server; Django's test runner turns DEBUG off
 
 from crackportal.settings import *  # noqa: E402,F403

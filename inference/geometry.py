@@ -24,7 +24,9 @@ class GeometrySettings:
     min_area_px: int = 12  # specks smaller than this are dropped
     min_length_px: float = 8.0  # cracks shorter than this are dropped
     simplify_px: float = 1.0  # Douglas–Peucker tolerance of the stored polyline
-    longitudinal_max_deg: float = 30.0  # angle to the tunnel axis below which a crack is longitudinal
+    longitudinal_max_deg: float = (
+        30.0  # angle to the tunnel axis below which a crack is longitudinal
+    )
     transverse_min_deg: float = 60.0  # angle above which it is transverse
     network_min_junctions: int = 3  # this many branch points (or any loop) make map cracking
 
@@ -79,7 +81,9 @@ def _trace_paths(skeleton: np.ndarray) -> tuple[list[list[tuple[int, int]]], dic
     pixels = set(zip(ys.tolist(), xs.tolist(), strict=True))
 
     def neighbours(p):
-        return [(p[0] + dy, p[1] + dx) for dy, dx in _NEIGHBOURS if (p[0] + dy, p[1] + dx) in pixels]
+        return [
+            (p[0] + dy, p[1] + dx) for dy, dx in _NEIGHBOURS if (p[0] + dy, p[1] + dx) in pixels
+        ]
 
     degree = {p: len(neighbours(p)) for p in pixels}
     node_of: dict[tuple, tuple] = {p: p for p, d in degree.items() if d != 2}
@@ -204,7 +208,9 @@ def _dominant_angle(polylines: list[np.ndarray]) -> tuple[float, float]:
     return (180 - angle if angle > 90 else angle), math.hypot(vx, vy) / total
 
 
-def classify_orientation(angle_deg: float, junctions: int, loops: int, settings: GeometrySettings) -> str:
+def classify_orientation(
+    angle_deg: float, junctions: int, loops: int, settings: GeometrySettings
+) -> str:
     """Orientation class relative to the tunnel axis (image x)."""
     if loops > 0 or junctions >= settings.network_min_junctions:
         return "network"
@@ -251,7 +257,12 @@ def _measure_component(crack_mask, joined, settings, offset, mm_per_px) -> Crack
         width_mean_px=float(profile.mean()),
         width_p95_px=float(np.percentile(profile, 95)),
         area_px=int(crack_mask.sum()),
-        bbox_px=(int(xs.min() + ox), int(ys.min() + oy), int(xs.max() + ox + 1), int(ys.max() + oy + 1)),
+        bbox_px=(
+            int(xs.min() + ox),
+            int(ys.min() + oy),
+            int(xs.max() + ox + 1),
+            int(ys.max() + oy + 1),
+        ),
         angle_deg=angle,
         orientation=classify_orientation(angle, junctions, loops, settings),
         junctions=junctions,
@@ -260,7 +271,9 @@ def _measure_component(crack_mask, joined, settings, offset, mm_per_px) -> Crack
     )
 
 
-def extract_cracks(mask: np.ndarray, mm_per_px: float = 1.0, settings: GeometrySettings | None = None) -> list[Crack]:
+def extract_cracks(
+    mask: np.ndarray, mm_per_px: float = 1.0, settings: GeometrySettings | None = None
+) -> list[Crack]:
     """Turn a boolean crack mask into measured cracks, largest first."""
     settings = settings or GeometrySettings()
     mask = np.ascontiguousarray(mask.astype(bool))
@@ -285,7 +298,9 @@ def extract_cracks(mask: np.ndarray, mm_per_px: float = 1.0, settings: GeometryS
         y0, x0 = max(0, y - 1), max(0, x - 1)
         y1, x1 = min(mask.shape[0], y + h + 1), min(mask.shape[1], x + w + 1)
         region = labels[y0:y1, x0:x1] == i
-        crack = _measure_component(mask8[y0:y1, x0:x1].astype(bool) & region, region, settings, (y0, x0), mm_per_px)
+        crack = _measure_component(
+            mask8[y0:y1, x0:x1].astype(bool) & region, region, settings, (y0, x0), mm_per_px
+        )
         if crack is not None and crack.length_px >= settings.min_length_px:
             cracks.append(crack)
     cracks.sort(key=lambda c: c.length_px, reverse=True)

@@ -79,7 +79,7 @@ class Predictor:
         return h + (-h) % m, w + (-w) % m
 
     def _prepare_tile(self, image: np.ndarray, tile: Tile, size: tuple[int, int]) -> np.ndarray:
-        crop = image[tile.y0:tile.y1, tile.x0:tile.x1]
+        crop = image[tile.y0 : tile.y1, tile.x0 : tile.x1]
         ph, pw = size[0] - crop.shape[0], size[1] - crop.shape[1]
         if ph or pw:
             mode = "reflect" if min(crop.shape[:2]) > max(ph, pw) else "edge"
@@ -108,13 +108,13 @@ class Predictor:
         for _, same_size in groupby(jobs, key=lambda j: j[2]):
             same_size = list(same_size)
             for start in range(0, len(same_size), self.batch_size):
-                group = same_size[start:start + self.batch_size]
+                group = same_size[start : start + self.batch_size]
                 batch = np.stack([self._prepare_tile(images[i], t, s) for i, t, s in group])
                 for (i, t, _), prob in zip(group, self._run(batch), strict=True):
                     th, tw = t.y1 - t.y0, t.x1 - t.x0
                     win = blend_window(th, tw, cfg.tile_overlap)
-                    out[i][t.y0:t.y1, t.x0:t.x1] += prob[:th, :tw] * win
-                    weight[i][t.y0:t.y1, t.x0:t.x1] += win
+                    out[i][t.y0 : t.y1, t.x0 : t.x1] += prob[:th, :tw] * win
+                    weight[i][t.y0 : t.y1, t.x0 : t.x1] += win
         for o, w in zip(out, weight, strict=True):
             np.divide(o, w, out=o)
         return out
@@ -145,5 +145,7 @@ def load(path: Path | str, device: str | None = None, batch_size: int = 4) -> Pr
     try:
         network.load_state_dict(_load_state_dict(folder))
     except RuntimeError as exc:
-        raise ModelLoadError(f"{folder}: weights do not match {config.architecture}/{config.encoder}") from exc
+        raise ModelLoadError(
+            f"{folder}: weights do not match {config.architecture}/{config.encoder}"
+        ) from exc
     return Predictor(config, network, pick_device(device), batch_size=batch_size)

@@ -25,8 +25,11 @@ class DrawnCrack:
 
 def concrete_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """Grey lining texture: blotchy low-frequency shade plus fine grain (RGB uint8)."""
-    low = cv2.resize(rng.normal(0, 1, (max(2, height // 64), max(2, width // 64))).astype(np.float32),
-                     (width, height), interpolation=cv2.INTER_CUBIC)
+    low = cv2.resize(
+        rng.normal(0, 1, (max(2, height // 64), max(2, width // 64))).astype(np.float32),
+        (width, height),
+        interpolation=cv2.INTER_CUBIC,
+    )
     grain = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 0.8)
     grey = 150 + 12 * low + 7 * grain
     tint = np.array([1.0, 0.98, 0.94], dtype=np.float32)
@@ -39,8 +42,14 @@ def rasterise_polyline(shape: tuple[int, int], points: np.ndarray, width_px: flo
     mask = np.zeros(shape, dtype=bool)
     r = width_px / 2
     for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True):
-        xa, xb = int(max(0, np.floor(min(x0, x1) - r - 1))), int(min(w, np.ceil(max(x0, x1) + r + 2)))
-        ya, yb = int(max(0, np.floor(min(y0, y1) - r - 1))), int(min(h, np.ceil(max(y0, y1) + r + 2)))
+        xa, xb = (
+            int(max(0, np.floor(min(x0, x1) - r - 1))),
+            int(min(w, np.ceil(max(x0, x1) + r + 2))),
+        )
+        ya, yb = (
+            int(max(0, np.floor(min(y0, y1) - r - 1))),
+            int(min(h, np.ceil(max(y0, y1) + r + 2))),
+        )
         if xa >= xb or ya >= yb:
             continue
         yy, xx = np.mgrid[ya:yb, xa:xb].astype(np.float32)
@@ -52,7 +61,9 @@ def rasterise_polyline(shape: tuple[int, int], points: np.ndarray, width_px: flo
     return mask
 
 
-def wandering_path(start, end, rng: np.random.Generator, jitter: float = 0.08, steps: int = 24) -> np.ndarray:
+def wandering_path(
+    start, end, rng: np.random.Generator, jitter: float = 0.08, steps: int = 24
+) -> np.ndarray:
     """A crack-like path from start to end: a straight line with smooth random sideways wander."""
     start, end = np.asarray(start, float), np.asarray(end, float)
     t = np.linspace(0, 1, steps)
@@ -65,8 +76,13 @@ def wandering_path(start, end, rng: np.random.Generator, jitter: float = 0.08, s
     return base + (wander * amplitude)[:, None] * normal
 
 
-def survey_image(width: int, height: int, n_cracks: int = 2, seed: int = 0,
-                 widths_px: tuple[float, float] = (1.5, 4.0)) -> tuple[np.ndarray, np.ndarray, list[DrawnCrack]]:
+def survey_image(
+    width: int,
+    height: int,
+    n_cracks: int = 2,
+    seed: int = 0,
+    widths_px: tuple[float, float] = (1.5, 4.0),
+) -> tuple[np.ndarray, np.ndarray, list[DrawnCrack]]:
     """A synthetic survey image with n_cracks dark cracks: (rgb, truth mask, drawn cracks)."""
     rng = np.random.default_rng(seed)
     image = concrete_texture(height, width, rng)
@@ -74,8 +90,12 @@ def survey_image(width: int, height: int, n_cracks: int = 2, seed: int = 0,
     cracks = []
     for _ in range(n_cracks):
         margin = 0.1
-        a = rng.uniform([width * margin, height * margin], [width * (1 - margin), height * (1 - margin)])
-        b = rng.uniform([width * margin, height * margin], [width * (1 - margin), height * (1 - margin)])
+        a = rng.uniform(
+            [width * margin, height * margin], [width * (1 - margin), height * (1 - margin)]
+        )
+        b = rng.uniform(
+            [width * margin, height * margin], [width * (1 - margin), height * (1 - margin)]
+        )
         if np.linalg.norm(b - a) < min(width, height) * 0.4:
             b = np.array([width, height]) - a
         points = wandering_path(a, b, rng)

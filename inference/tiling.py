@@ -39,12 +39,13 @@ def tile_grid(height: int, width: int, tile_size: int, overlap: int) -> list[Til
 
 def blend_window(height: int, width: int, ramp: int) -> np.ndarray:
     """Weights that fall linearly to a small floor over `ramp` px at each tile side."""
+
     def ramp_1d(n: int) -> np.ndarray:
         r = max(1, min(ramp, n // 2))
         w = np.ones(n, dtype=np.float32)
         edge = (np.arange(r, dtype=np.float32) + 1.0) / (r + 1.0)
         w[:r] = edge
-        w[n - r:] = np.minimum(w[n - r:], edge[::-1])
+        w[n - r :] = np.minimum(w[n - r :], edge[::-1])
         return w
 
     return np.outer(ramp_1d(height), ramp_1d(width))

@@ -52,7 +52,9 @@ def inspector(django_user_model):
 def tunnel(db):
     from crackportal.assets.models import Tunnel
 
-    return Tunnel.objects.create(code="T-TEST-01", name="Test tunnel", length_m=500, circumference_m=15)
+    return Tunnel.objects.create(
+        code="T-TEST-01", name="Test tunnel", length_m=500, circumference_m=15
+    )
 
 
 def _require(flag: str) -> bool:
@@ -75,7 +77,9 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 
     if _require("CRACKPORTAL_REQUIRE_SERVICES"):
         assert connection.vendor == "postgresql", "CI must run the integration tests on PostgreSQL"
-        assert settings.CELERY_BROKER_URL.startswith("redis://"), "CI must run the integration tests on Redis"
+        assert settings.CELERY_BROKER_URL.startswith("redis://"), (
+            "CI must run the integration tests on Redis"
+        )
     from crackportal.celery import app
 
     with django_db_blocker.unblock():
@@ -87,14 +91,35 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "crackportal", "worker", "-Q", "inference,training",
-         "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "-n", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "crackportal",
+            "worker",
+            "-Q",
+            "inference,training",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        wait_for(lambda: "ready." in log_path.read_text() or process.poll() is not None,
-                 timeout=120, what="the Celery worker to start")
+        wait_for(
+            lambda: "ready." in log_path.read_text() or process.poll() is not None,
+            timeout=120,
+            what="the Celery worker to start",
+        )
         if process.poll() is not None:
             pytest.fail(f"the Celery worker exited:\n{log_path.read_text()[-3000:]}")
         yield process

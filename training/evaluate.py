@@ -1,6 +1,6 @@
 """Evaluate a model version on a folder of images/ and masks/.
 
-    python -m training.evaluate [--model DIR] --data DIR [--json] [--threshold T] [--tta]
+python -m training.evaluate [--model DIR] --data DIR [--json] [--threshold T] [--tta]
 """
 
 from __future__ import annotations
@@ -18,8 +18,13 @@ from training.metrics import PixelCounter, ToleranceCounter
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
 
 
-def evaluate_model(predictor, data: Path | str, split: str | None = None,
-                   threshold: float | None = None, tolerance_px: float = 2.0) -> dict:
+def evaluate_model(
+    predictor,
+    data: Path | str,
+    split: str | None = None,
+    threshold: float | None = None,
+    tolerance_px: float = 2.0,
+) -> dict:
     """Metrics of a predictor on every readable pair under data (whole split, in [0, 1])."""
     pairs, problems = find_pairs(data, split)
     threshold = predictor.config.threshold if threshold is None else threshold
@@ -37,22 +42,47 @@ def evaluate_model(predictor, data: Path | str, split: str | None = None,
         n += 1
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
-    return {**pixel.result(), **tolerant.result(), "threshold": threshold, "images": n,
-            "skipped": len(problems), "seconds": round(time.monotonic() - started, 2)}
+    return {
+        **pixel.result(),
+        **tolerant.result(),
+        "threshold": threshold,
+        "images": n,
+        "skipped": len(problems),
+        "seconds": round(time.monotonic() - started, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
-                        help="model-version folder (default: the shipped default model)")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="folder with images/ and masks/ (or a dataset root with test/)")
-    parser.add_argument("--split", default=None, help="only this split of a dataset root (e.g. test)")
-    parser.add_argument("--threshold", type=float, default=None, help="override the model's threshold")
-    parser.add_argument("--tta", action="store_true", help="average with a horizontally flipped pass")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL_DIR,
+        help="model-version folder (default: the shipped default model)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder with images/ and masks/ (or a dataset root with test/)",
+    )
+    parser.add_argument(
+        "--split", default=None, help="only this split of a dataset root (e.g. test)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="override the model's threshold"
+    )
+    parser.add_argument(
+        "--tta", action="store_true", help="average with a horizontally flipped pass"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--record", metavar="NAME", help="write the figures into the model card under NAME")
+    parser.add_argument(
+        "--record", metavar="NAME", help="write the figures into the model card under NAME"
+    )
     args = parser.parse_args(argv)
     try:
         predictor = inference.load(args.model)
@@ -68,12 +98,16 @@ def main(argv: list[str] | None = None) -> int:
 
         update_card_metrics(args.model, args.record, metrics)
     if args.json:
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+        print(
+            json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+        )
     else:
         for key in ("precision", "recall", "f1", "iou", "ods", "ois"):
             print(f"{key:>10}: {metrics[key]:.4f}")
-        print(f"{'threshold':>10}: {metrics['threshold']:.2f}   images: {metrics['images']}"
-              f"   skipped: {metrics['skipped']}   {metrics['seconds']:.1f} s")
+        print(
+            f"{'threshold':>10}: {metrics['threshold']:.2f}   images: {metrics['images']}"
+            f"   skipped: {metrics['skipped']}   {metrics['seconds']:.1f} s"
+        )
     return 0
 
 

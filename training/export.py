@@ -64,7 +64,9 @@ def export_model_version(
     """Save weights (safetensors), config.json and MODEL_CARD.md into out_dir; return it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config.provenance.setdefault("exported_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    config.provenance.setdefault(
+        "exported_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     save_file(tensors, str(out_dir / WEIGHTS_FILE))
     config.save(out_dir / CONFIG_FILE)
@@ -76,7 +78,9 @@ def update_card_metrics(model_dir: Path | str, split: str, metrics: dict) -> Non
     """Record metrics of one evaluated split in the folder's config and model card."""
     model_dir = Path(model_dir)
     config = ModelConfig.load(model_dir / CONFIG_FILE)
-    config.metrics[split] = {k: round(float(v), 4) for k, v in metrics.items() if isinstance(v, int | float)}
+    config.metrics[split] = {
+        k: round(float(v), 4) for k, v in metrics.items() if isinstance(v, int | float)
+    }
     config.save(model_dir / CONFIG_FILE)
     (model_dir / CARD_FILE).write_text(_card(config))
     json.dumps(config.metrics)  # fail loudly here rather than in a later reader

@@ -18,7 +18,7 @@ from inference.config import ModelConfig, build_network
 from training.augment import train_transform
 from training.data import Sample, pad_to_multiple
 from training.losses import dice_bce_loss
-from training.metrics import PixelCounter, ThresholdSweep
+from training.metrics import ThresholdSweep
 
 
 @dataclass
@@ -107,7 +107,9 @@ def split_train_val(samples: list[Sample], fraction: float, seed: int):
 
 
 @torch.inference_mode()
-def validate(network, samples: list[Sample], config: ModelConfig, device) -> tuple[float, float, dict]:
+def validate(
+    network, samples: list[Sample], config: ModelConfig, device
+) -> tuple[float, float, dict]:
     """Whole-image validation: (loss, best threshold, metrics at that threshold)."""
     network.eval()
     mean = np.asarray(config.mean, np.float32) * 255
@@ -144,11 +146,21 @@ def train(
     val_set = val_set or train_set[:1]
 
     network = build_network(config).to(dev)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, total_steps=settings.epochs, pct_start=0.1
     )
-    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "threshold": 0.5, "history": [], "seconds": 0.0, "best_val": {}}
+    state = {
+        "epoch": 0,
+        "best_f1": -1.0,
+        "best_epoch": 0,
+        "threshold": 0.5,
+        "history": [],
+        "seconds": 0.0,
+        "best_val": {},
+    }
     last, best = workdir / "last.pt", workdir / "best.pt"
     if resume and last.exists():
         ckpt = torch.load(last, map_location=dev, weights_only=False)
@@ -162,7 +174,9 @@ def train(
     repeats = max(1, -(-100 // len(train_set)))
     loader = DataLoader(
         _CropDataset(train_set, config, settings.crop_size, repeats),
-        batch_size=settings.batch_size, shuffle=True, drop_last=len(train_set) * repeats > settings.batch_size,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        drop_last=len(train_set) * repeats > settings.batch_size,
         num_workers=settings.num_workers,
         generator=torch.Generator().manual_seed(settings.seed + state["epoch"]),
     )
@@ -187,30 +201,64 @@ def train(
         val_loss, threshold, val = validate(network, val_set, config, dev)
         state["seconds"] += time.monotonic() - started
         state["epoch"] = epoch
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-               "threshold": threshold, **{f"val_{k}": v for k, v in val.items()},
-               "seconds": state["seconds"]}
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": val_loss,
+            "threshold": threshold,
+            **{f"val_{k}": v for k, v in val.items()},
+            "seconds": state["seconds"],
+        }
         state["history"].append(row)
         if val["f1"] > state["best_f1"]:
             state.update(best_f1=val["f1"], best_epoch=epoch, threshold=threshold, best_val=val)
             torch.save(network.state_dict(), best)
         stale = epoch - state["best_epoch"]
-        torch.save({"model": network.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "state": state,
-                    "rng": torch.get_rng_state()}, last)
-        print(f"epoch {epoch}: loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
-              f"val_f1 {val['f1']:.4f} (thr {threshold:.2f}) best {state['best_f1']:.4f} "
-              f"[{state['seconds'] / 60:.1f} min]", flush=True)
+        torch.save(
+            {
+                "model": network.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "state": state,
+                "rng": torch.get_rng_state(),
+            },
+            last,
+        )
+        print(
+            f"epoch {epoch}: loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
+            f"val_f1 {val['f1']:.4f} (thr {threshold:.2f}) best {state['best_f1']:.4f} "
+            f"[{state['seconds'] / 60:.1f} min]",
+            flush=True,
+        )
         if progress is not None:
-            report = EpochReport(epoch, settings.epochs, row["train_loss"], val_loss, val["f1"],
-                                 val["iou"], val["precision"], val["recall"], state["best_f1"],
-                                 state["seconds"])
+            report = EpochReport(
+                epoch,
+                settings.epochs,
+                row["train_loss"],
+                val_loss,
+                val["f1"],
+                val["iou"],
+                val["precision"],
+                val["recall"],
+                state["best_f1"],
+                state["seconds"],
+            )
             if progress(report) is False:
                 raise CancelledError(f"cancelled after epoch {epoch}")
 
-    best_state = torch.load(best, map_location="cpu", weights_only=True) if best.exists() else network.state_dict()
-    return TrainResult(best_state, state["threshold"], state["best_epoch"], state["best_val"],
-                       state["history"], state["seconds"])
+    best_state = (
+        torch.load(best, map_location="cpu", weights_only=True)
+        if best.exists()
+        else network.state_dict()
+    )
+    return TrainResult(
+        best_state,
+        state["threshold"],
+        state["best_epoch"],
+        state["best_val"],
+        state["history"],
+        state["seconds"],
+    )
 
 
 def settings_dict(settings: TrainSettings) -> dict:

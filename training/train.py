@@ -29,11 +29,18 @@ def _train_pairs(root: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", type=Path, required=True, help="training config JSON")
-    parser.add_argument("--data", type=Path, action="append", required=True, help="dataset folder (repeatable)")
-    parser.add_argument("--out", type=Path, default=Path("runs/latest"), help="work folder for checkpoints")
+    parser.add_argument(
+        "--data", type=Path, action="append", required=True, help="dataset folder (repeatable)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/latest"), help="work folder for checkpoints"
+    )
     parser.add_argument("--export", type=Path, help="write the best model here as a model version")
     parser.add_argument("--epochs", type=int, help="override the config's epoch count")
     parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
@@ -56,16 +63,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {problem}", file=sys.stderr)
     if not samples:
         parser.exit(2, "error: no usable image/mask pairs\n")
-    print(f"training {model_config.name} on {len(samples)} pairs from {', '.join(map(str, args.data))}")
+    print(
+        f"training {model_config.name} on {len(samples)} pairs from {', '.join(map(str, args.data))}"
+    )
 
-    result = train(samples, model_config, settings, args.out, device=args.device, resume=not args.fresh)
-    print(f"best epoch {result.best_epoch}: val F1 {result.best_val.get('f1', 0):.4f} "
-          f"at threshold {result.threshold:.2f}; {result.seconds / 60:.1f} min")
+    result = train(
+        samples, model_config, settings, args.out, device=args.device, resume=not args.fresh
+    )
+    print(
+        f"best epoch {result.best_epoch}: val F1 {result.best_val.get('f1', 0):.4f} "
+        f"at threshold {result.threshold:.2f}; {result.seconds / 60:.1f} min"
+    )
     if args.export:
         model_config.threshold = result.threshold
         model_config.provenance = {
             "data": [f"{root} (train split)" for root in args.data],
-            "command": "python -m training.train " + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "command": "python -m training.train "
+            + shlex.join(argv if argv is not None else sys.argv[1:]),
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,
             "train_seconds": round(result.seconds, 1),
@@ -80,9 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             if (root / "test").is_dir():
                 metrics = evaluate_model(predictor, root, "test")
                 model_config.metrics[f"{root.name}-test"] = {
-                    k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
-                print(f"{root.name} test: " + ", ".join(
-                    f"{k} {metrics[k]:.4f}" for k in ("precision", "recall", "f1", "iou", "ods", "ois")))
+                    k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)
+                }
+                print(
+                    f"{root.name} test: "
+                    + ", ".join(
+                        f"{k} {metrics[k]:.4f}"
+                        for k in ("precision", "recall", "f1", "iou", "ods", "ois")
+                    )
+                )
         export_model_version(result.state_dict, model_config, args.export)
         print(f"exported to {args.export}")
     return 0

@@ -6,11 +6,14 @@ from django.urls import reverse
 class Tunnel(models.Model):
     """A tunnel; its lining unrolls to a map of length_m (chainage) by circumference_m (arc)."""
 
-    code = models.SlugField(max_length=40, unique=True, help_text="Short unique code, e.g. T-NORTH-01")
+    code = models.SlugField(
+        max_length=40, unique=True, help_text="Short unique code, e.g. T-NORTH-01"
+    )
     name = models.CharField(max_length=200)
     length_m = models.FloatField(validators=[MinValueValidator(0.0)])
     circumference_m = models.FloatField(
-        validators=[MinValueValidator(0.0)], help_text="Lining arc length: the height of the unrolled map"
+        validators=[MinValueValidator(0.0)],
+        help_text="Lining arc length: the height of the unrolled map",
     )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

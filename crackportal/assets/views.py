@@ -18,7 +18,9 @@ def tunnel_list(request):
 @login_required
 def tunnel_detail(request, code: str):
     tunnel = get_object_or_404(Tunnel, code=code)
-    return render(request, "assets/tunnel_detail.html", {"tunnel": tunnel, "runs": runs_for_tunnel(tunnel)})
+    return render(
+        request, "assets/tunnel_detail.html", {"tunnel": tunnel, "runs": runs_for_tunnel(tunnel)}
+    )
 
 
 @login_required

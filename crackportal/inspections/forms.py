@@ -24,19 +24,26 @@ class MultipleFileField(forms.FileField):
 
 class UploadForm(forms.Form):
     files = MultipleFileField(
-        label="Survey images", required=True,
+        label="Survey images",
+        required=True,
         help_text="Select many images at once, or a .zip of them (a manifest .csv may be inside the zip).",
     )
     manifest = forms.FileField(
-        label="Manifest (CSV, optional)", required=False,
+        label="Manifest (CSV, optional)",
+        required=False,
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
         help_text="Columns: filename, chainage_start_m, chainage_end_m, arc_start_m, arc_end_m, mm_per_px.",
     )
 
 
 class RunForm(UploadForm):
-    date = forms.DateField(initial=timezone.localdate, widget=forms.DateInput(attrs={"type": "date"}))
-    label = forms.CharField(max_length=200, required=False, help_text="e.g. 'Spring survey, eastbound'")
+    date = forms.DateField(
+        initial=timezone.localdate,
+        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
+    )
+    label = forms.CharField(
+        max_length=200, required=False, help_text="e.g. 'Spring survey, eastbound'"
+    )
 
     field_order = ["date", "label", "files", "manifest"]
 

@@ -16,9 +16,15 @@ class InspectionRun(models.Model):
     date = models.DateField()
     label = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADING)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     model_version = models.ForeignKey(
-        "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+        "modelops.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -55,7 +61,9 @@ class SurveyImage(models.Model):
     arc_start_m = models.FloatField(null=True, blank=True)
     arc_end_m = models.FloatField(null=True, blank=True)
     mm_per_px = models.FloatField(null=True, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     mask = models.FileField(upload_to="masks/%Y/%m/", max_length=500, blank=True)
@@ -120,7 +128,9 @@ class Crack(models.Model):
     area_mm2 = models.FloatField()
     orientation = models.CharField(max_length=20, choices=Orientation.choices)
     severity = models.CharField(max_length=20, blank=True)
-    track = models.ForeignKey(CrackTrack, null=True, blank=True, on_delete=models.SET_NULL, related_name="cracks")
+    track = models.ForeignKey(
+        CrackTrack, null=True, blank=True, on_delete=models.SET_NULL, related_name="cracks"
+    )
     model_version = models.ForeignKey(
         "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -128,7 +138,9 @@ class Crack(models.Model):
 
     class Meta:
         ordering = ["image", "index"]
-        constraints = [models.UniqueConstraint(fields=["image", "index"], name="unique_crack_index")]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "index"], name="unique_crack_index")
+        ]
 
     def __str__(self) -> str:
         return f"crack {self.index} on {self.image}"

@@ -30,4 +30,5 @@ def runs_for_tunnel(tunnel):
 
 def images_with_crack_counts(run: InspectionRun):
     return run.images.annotate(n_cracks=Count("cracks")).only(
-        "id", "original_name", "status", "error", "width", "height")
+        "id", "original_name", "status", "error", "width", "height"
+    )

@@ -48,7 +48,9 @@ class UploadResult:
 
 
 def create_run(*, tunnel, date, label: str = "", created_by=None) -> InspectionRun:
-    return InspectionRun.objects.create(tunnel=tunnel, date=date, label=label, created_by=created_by)
+    return InspectionRun.objects.create(
+        tunnel=tunnel, date=date, label=label, created_by=created_by
+    )
 
 
 def _default_footprint(run: InspectionRun, width: int, height: int) -> Footprint:
@@ -59,14 +61,23 @@ def _default_footprint(run: InspectionRun, width: int, height: int) -> Footprint
     return Footprint(start, start + width * mm / 1000, arc0, arc0 + height * mm / 1000, mm)
 
 
-def _store_image(run: InspectionRun, incoming: IncomingFile, footprints: dict[str, Footprint] | None,
-                 result: UploadResult) -> SurveyImage | None:
+def _store_image(
+    run: InspectionRun,
+    incoming: IncomingFile,
+    footprints: dict[str, Footprint] | None,
+    result: UploadResult,
+) -> SurveyImage | None:
     name = PurePosixPath(incoming.name).name
     try:
         checked = check_image(incoming, settings.MAX_IMAGE_BYTES, settings.MAX_IMAGE_PIXELS)
     except UploadError as exc:
-        SurveyImage.objects.create(run=run, original_name=name, size_bytes=incoming.size,
-                                   status=SurveyImage.Status.FAILED, error=str(exc))
+        SurveyImage.objects.create(
+            run=run,
+            original_name=name,
+            size_bytes=incoming.size,
+            status=SurveyImage.Status.FAILED,
+            error=str(exc),
+        )
         result.failed.append((name, str(exc)))
         return None
     existing = run.images.filter(sha256=checked.sha256).first()
@@ -76,13 +87,24 @@ def _store_image(run: InspectionRun, incoming: IncomingFile, footprints: dict[st
     footprint = (footprints or {}).get(name)
     if footprint is None:
         if footprints is not None:
-            result.warnings.append(f"{name} is not in the manifest; placed after the previous image")
+            result.warnings.append(
+                f"{name} is not in the manifest; placed after the previous image"
+            )
         footprint = _default_footprint(run, checked.width, checked.height)
     if footprint.mm_per_px is None:
-        footprint.mm_per_px = (footprint.chainage_end_m - footprint.chainage_start_m) * 1000 / checked.width
-    image = SurveyImage(run=run, original_name=name, sha256=checked.sha256, size_bytes=checked.size_bytes,
-                        width=checked.width, height=checked.height, status=SurveyImage.Status.PENDING,
-                        **footprint.__dict__)
+        footprint.mm_per_px = (
+            (footprint.chainage_end_m - footprint.chainage_start_m) * 1000 / checked.width
+        )
+    image = SurveyImage(
+        run=run,
+        original_name=name,
+        sha256=checked.sha256,
+        size_bytes=checked.size_bytes,
+        width=checked.width,
+        height=checked.height,
+        status=SurveyImage.Status.PENDING,
+        **footprint.__dict__,
+    )
     incoming.stream.seek(0)
     image.file.save(f"run{run.pk}_{checked.sha256[:12]}_{name}", File(incoming.stream), save=False)
     try:
@@ -101,7 +123,9 @@ def _store_image(run: InspectionRun, incoming: IncomingFile, footprints: dict[st
     return image
 
 
-def upload_survey(*, run: InspectionRun, files: list[IncomingFile], manifest: IncomingFile | None = None) -> UploadResult:
+def upload_survey(
+    *, run: InspectionRun, files: list[IncomingFile], manifest: IncomingFile | None = None
+) -> UploadResult:
     """Store every good file of an upload (images and zips), record bad ones as failed, enqueue the rest.
 
     Call it outside a transaction: every file commits on its own. A manifest that cannot be
@@ -112,7 +136,9 @@ def upload_survey(*, run: InspectionRun, files: list[IncomingFile], manifest: In
     for incoming in files:
         if incoming.name.lower().endswith(".zip"):
             try:
-                contents = expand_zip(incoming.stream, settings.MAX_IMAGE_BYTES, settings.MAX_ZIP_BYTES)
+                contents = expand_zip(
+                    incoming.stream, settings.MAX_IMAGE_BYTES, settings.MAX_ZIP_BYTES
+                )
             except UploadError as exc:
                 result.failed.append((incoming.name, str(exc)))
                 continue
@@ -131,9 +157,13 @@ def upload_survey(*, run: InspectionRun, files: list[IncomingFile], manifest: In
         uploaded = {PurePosixPath(f.name).name for f in images}
         unknown = sorted(set(footprints) - uploaded)
         if unknown:
-            result.warnings.append(f"manifest rows without a file in this upload: {', '.join(unknown[:10])}"
-                                   + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""))
-    InspectionRun.objects.filter(pk=run.pk).update(status=InspectionRun.Status.PROCESSING, finished_at=None)
+            result.warnings.append(
+                f"manifest rows without a file in this upload: {', '.join(unknown[:10])}"
+                + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+            )
+    InspectionRun.objects.filter(pk=run.pk).update(
+        status=InspectionRun.Status.PROCESSING, finished_at=None
+    )
     for incoming in images:
         _store_image(run, incoming, footprints, result)
     refresh_run_status(run_id=run.pk)
@@ -145,17 +175,24 @@ def enqueue_images(image_ids: list[int]) -> None:
     from crackportal.inspections.tasks import segment_image_task
 
     for image_id in image_ids:
-        SurveyImage.objects.filter(pk=image_id).exclude(status=SurveyImage.Status.PROCESSING).update(
-            status=SurveyImage.Status.QUEUED, error="")
+        SurveyImage.objects.filter(pk=image_id).exclude(
+            status=SurveyImage.Status.PROCESSING
+        ).update(status=SurveyImage.Status.QUEUED, error="")
         segment_image_task.delay(image_id)
 
 
 def retry_failed_images(*, run: InspectionRun) -> int:
     """Queue a run's failed images again (those with a stored file); return how many."""
-    ids = list(run.images.filter(status=SurveyImage.Status.FAILED).exclude(file="").values_list("pk", flat=True))
+    ids = list(
+        run.images.filter(status=SurveyImage.Status.FAILED)
+        .exclude(file="")
+        .values_list("pk", flat=True)
+    )
     SurveyImage.objects.filter(pk__in=ids).update(attempts=0)
     if ids:
-        InspectionRun.objects.filter(pk=run.pk).update(status=InspectionRun.Status.PROCESSING, finished_at=None)
+        InspectionRun.objects.filter(pk=run.pk).update(
+            status=InspectionRun.Status.PROCESSING, finished_at=None
+        )
     transaction.on_commit(lambda: enqueue_images(ids))
     return len(ids)
 
@@ -189,20 +226,42 @@ def _overlay(mask: np.ndarray) -> np.ndarray:
 def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
     rows = []
     for index, c in enumerate(cracks):
-        polyline_m = [[[round(v, 4) for v in image.px_to_m(x, y)] for x, y in branch] for branch in c.polyline_px]
-        rows.append(Crack(
-            image=image, index=index, polyline_px=c.polyline_px, polyline_m=polyline_m,
-            bbox_px=list(c.bbox_px), length_mm=c.length_mm, width_max_mm=c.width_max_mm,
-            width_mean_mm=c.width_mean_mm, width_p95_mm=c.width_p95_mm, area_mm2=c.area_mm2,
-            orientation=c.orientation, severity=severity_for_width(c.width_max_mm), model_version=version,
-        ))
+        polyline_m = [
+            [[round(v, 4) for v in image.px_to_m(x, y)] for x, y in branch]
+            for branch in c.polyline_px
+        ]
+        rows.append(
+            Crack(
+                image=image,
+                index=index,
+                polyline_px=c.polyline_px,
+                polyline_m=polyline_m,
+                bbox_px=list(c.bbox_px),
+                length_mm=c.length_mm,
+                width_max_mm=c.width_max_mm,
+                width_mean_mm=c.width_mean_mm,
+                width_p95_mm=c.width_p95_mm,
+                area_mm2=c.area_mm2,
+                orientation=c.orientation,
+                severity=severity_for_width(c.width_max_mm),
+                model_version=version,
+            )
+        )
     return rows
 
 
 def claim_image(*, image_id: int) -> bool:
     """Move an image to processing and count the attempt; False when it no longer exists or is done."""
-    return bool(SurveyImage.objects.filter(pk=image_id).exclude(status=SurveyImage.Status.FAILED).update(
-        status=SurveyImage.Status.PROCESSING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""))
+    return bool(
+        SurveyImage.objects.filter(pk=image_id)
+        .exclude(status=SurveyImage.Status.FAILED)
+        .update(
+            status=SurveyImage.Status.PROCESSING,
+            attempts=F("attempts") + 1,
+            started_at=timezone.now(),
+            error="",
+        )
+    )
 
 
 def segment_survey_image(*, image_id: int) -> int:
@@ -229,8 +288,19 @@ def segment_survey_image(*, image_id: int) -> int:
             image.processed_at = timezone.now()
             image.model_version = version
             image.error = ""
-            image.save(update_fields=["mask", "overlay", "status", "processed_at", "model_version", "error"])
-            InspectionRun.objects.filter(pk=image.run_id, model_version__isnull=True).update(model_version=version)
+            image.save(
+                update_fields=[
+                    "mask",
+                    "overlay",
+                    "status",
+                    "processed_at",
+                    "model_version",
+                    "error",
+                ]
+            )
+            InspectionRun.objects.filter(pk=image.run_id, model_version__isnull=True).update(
+                model_version=version
+            )
     except Exception:
         for f in (image.mask, image.overlay):
             f.delete(save=False)
@@ -245,18 +315,23 @@ def segment_survey_image(*, image_id: int) -> int:
 def mark_image_failed(*, image_id: int, error: str) -> None:
     """Record a failure with its reason, then update the run."""
     updated = SurveyImage.objects.filter(pk=image_id).update(
-        status=SurveyImage.Status.FAILED, error=error[:2000], processed_at=timezone.now())
+        status=SurveyImage.Status.FAILED, error=error[:2000], processed_at=timezone.now()
+    )
     if updated:
         refresh_run_status(run_id=SurveyImage.objects.get(pk=image_id).run_id)
 
 
 def refresh_run_status(*, run_id: int) -> None:
     """Derive a run's status from its images: processing while any is active, then done / failed."""
-    counts = dict(SurveyImage.objects.filter(run_id=run_id).values_list("status").annotate(n=Count("id")))
+    counts = dict(
+        SurveyImage.objects.filter(run_id=run_id).values_list("status").annotate(n=Count("id"))
+    )
     active = sum(counts.get(s, 0) for s in ACTIVE)
     run = InspectionRun.objects.filter(pk=run_id)
     if active:
-        run.exclude(status=InspectionRun.Status.PROCESSING).update(status=InspectionRun.Status.PROCESSING, finished_at=None)
+        run.exclude(status=InspectionRun.Status.PROCESSING).update(
+            status=InspectionRun.Status.PROCESSING, finished_at=None
+        )
     elif counts:
         done = counts.get(SurveyImage.Status.DONE, 0)
         status = InspectionRun.Status.DONE if done else InspectionRun.Status.FAILED

@@ -2,7 +2,13 @@
 
 from django.conf import settings
 
-DEFAULT_CLASSES = [(0.2, "hairline"), (0.5, "minor"), (1.0, "moderate"), (3.0, "severe"), (float("inf"), "critical")]
+DEFAULT_CLASSES = [
+    (0.2, "hairline"),
+    (0.5, "minor"),
+    (1.0, "moderate"),
+    (3.0, "severe"),
+    (float("inf"), "critical"),
+]
 
 
 def severity_for_width(width_max_mm: float) -> str:

@@ -18,7 +18,9 @@ def segment_image_task(self, image_id: int) -> None:
     except services.ImageProcessingError as exc:
         services.mark_image_failed(image_id=image_id, error=str(exc))
     except Exception as exc:
-        attempts = SurveyImage.objects.filter(pk=image_id).values_list("attempts", flat=True).first() or 0
+        attempts = (
+            SurveyImage.objects.filter(pk=image_id).values_list("attempts", flat=True).first() or 0
+        )
         if attempts < settings.IMAGE_MAX_ATTEMPTS and isinstance(exc, OperationalError | OSError):
             raise self.retry(exc=exc, countdown=2**attempts) from exc
         services.mark_image_failed(image_id=image_id, error=f"{type(exc).__name__}: {exc}")

@@ -17,7 +17,14 @@ from pathlib import PurePosixPath
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
-MANIFEST_COLUMNS = ["filename", "chainage_start_m", "chainage_end_m", "arc_start_m", "arc_end_m", "mm_per_px"]
+MANIFEST_COLUMNS = [
+    "filename",
+    "chainage_start_m",
+    "chainage_end_m",
+    "arc_start_m",
+    "arc_end_m",
+    "mm_per_px",
+]
 _CHUNK = 1024 * 1024
 
 
@@ -52,11 +59,15 @@ def check_image(incoming: IncomingFile, max_bytes: int, max_pixels: int) -> Chec
     """Validate a survey image; raise UploadError with a readable reason."""
     suffix = PurePosixPath(incoming.name).suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
-        raise UploadError(f"not an accepted image type ({suffix or 'no extension'}); use JPEG, PNG, TIFF or BMP")
+        raise UploadError(
+            f"not an accepted image type ({suffix or 'no extension'}); use JPEG, PNG, TIFF or BMP"
+        )
     if incoming.size == 0:
         raise UploadError("the file is empty (0 bytes)")
     if incoming.size > max_bytes:
-        raise UploadError(f"the file is {_megabytes(incoming.size)}; the limit is {_megabytes(max_bytes)}")
+        raise UploadError(
+            f"the file is {_megabytes(incoming.size)}; the limit is {_megabytes(max_bytes)}"
+        )
     digest = hashlib.sha256()
     incoming.stream.seek(0)
     for chunk in iter(lambda: incoming.stream.read(_CHUNK), b""):
@@ -76,7 +87,9 @@ def check_image(incoming: IncomingFile, max_bytes: int, max_pixels: int) -> Chec
     except Image.DecompressionBombError as exc:
         raise UploadError(f"the image is too large to decode safely ({exc})") from None
     except UnidentifiedImageError:
-        raise UploadError("not a readable image (the content is not JPEG, PNG, TIFF or BMP data)") from None
+        raise UploadError(
+            "not a readable image (the content is not JPEG, PNG, TIFF or BMP data)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UploadError(f"the image is corrupt or truncated ({exc})") from None
     finally:
@@ -118,11 +131,18 @@ def expand_zip(stream, max_member_bytes: int, max_total_bytes: int) -> ZipConten
             out.problems.append((info.filename, "unsafe or hidden path inside the zip; skipped"))
             continue
         if info.file_size > max_member_bytes:
-            out.problems.append((name, f"{_megabytes(info.file_size)} unpacked; the limit is {_megabytes(max_member_bytes)}"))
+            out.problems.append(
+                (
+                    name,
+                    f"{_megabytes(info.file_size)} unpacked; the limit is {_megabytes(max_member_bytes)}",
+                )
+            )
             continue
         total += info.file_size
         if total > max_total_bytes:
-            out.problems.append((name, "the zip unpacks to more than the upload limit; the rest was skipped"))
+            out.problems.append(
+                (name, "the zip unpacks to more than the upload limit; the rest was skipped")
+            )
             break
         spooled = tempfile.SpooledTemporaryFile(max_size=8 * _CHUNK)
         written = 0
@@ -205,6 +225,8 @@ def parse_manifest(data: bytes) -> dict[str, Footprint]:
             continue
         footprints[PurePosixPath(name).name] = fp
     if errors:
-        shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
+        shown = "; ".join(errors[:10]) + (
+            f"; and {len(errors) - 10} more" if len(errors) > 10 else ""
+        )
         raise UploadError(shown)
     return footprints

@@ -22,7 +22,9 @@ def _incoming(uploaded) -> IncomingFile:
 
 def _report_upload(request, result: services.UploadResult) -> None:
     if result.accepted:
-        messages.success(request, f"{len(result.accepted)} image(s) stored and queued for crack detection.")
+        messages.success(
+            request, f"{len(result.accepted)} image(s) stored and queued for crack detection."
+        )
     for name, reason in result.failed:
         messages.error(request, f"{name}: {reason}")
     for name in result.duplicates:
@@ -35,7 +37,9 @@ def _take_upload(request, run: InspectionRun, form: UploadForm) -> bool:
     files = [_incoming(f) for f in form.cleaned_data["files"]]
     manifest = form.cleaned_data.get("manifest")
     try:
-        result = services.upload_survey(run=run, files=files, manifest=_incoming(manifest) if manifest else None)
+        result = services.upload_survey(
+            run=run, files=files, manifest=_incoming(manifest) if manifest else None
+        )
     except UploadError as exc:
         form.add_error("manifest", f"Manifest rejected, nothing was stored: {exc}")
         return False
@@ -48,8 +52,12 @@ def run_create(request, code: str):
     tunnel = get_object_or_404(Tunnel, code=code)
     form = RunForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        run = services.create_run(tunnel=tunnel, date=form.cleaned_data["date"],
-                                  label=form.cleaned_data["label"], created_by=request.user)
+        run = services.create_run(
+            tunnel=tunnel,
+            date=form.cleaned_data["date"],
+            label=form.cleaned_data["label"],
+            created_by=request.user,
+        )
         if _take_upload(request, run, form):
             return redirect(run)
         run.delete()  # the manifest was refused before anything was stored
@@ -64,10 +72,17 @@ def run_detail(request, pk: int):
     if request.method == "POST" and form.is_valid() and _take_upload(request, run, form):
         return redirect(run)
     images = selectors.images_with_crack_counts(run)
-    return render(request, "inspections/run_detail.html", {
-        "run": run, "tunnel": run.tunnel, "images": images, "form": form,
-        "progress": selectors.run_progress(run),
-    })
+    return render(
+        request,
+        "inspections/run_detail.html",
+        {
+            "run": run,
+            "tunnel": run.tunnel,
+            "images": images,
+            "form": form,
+            "progress": selectors.run_progress(run),
+        },
+    )
 
 
 @login_required
@@ -87,21 +102,31 @@ def run_retry_failed(request, pk: int):
     run = get_object_or_404(InspectionRun, pk=pk)
     with transaction.atomic():
         n = services.retry_failed_images(run=run)
-    messages.info(request, f"{n} failed image(s) queued again." if n else "No failed image can be retried.")
+    messages.info(
+        request, f"{n} failed image(s) queued again." if n else "No failed image can be retried."
+    )
     return redirect(run)
 
 
 @login_required
 def image_detail(request, pk: int):
-    image = get_object_or_404(SurveyImage.objects.select_related("run__tunnel", "model_version"), pk=pk)
+    image = get_object_or_404(
+        SurveyImage.objects.select_related("run__tunnel", "model_version"), pk=pk
+    )
     siblings = list(image.run.images.values_list("pk", flat=True))
     position = siblings.index(image.pk)
-    return render(request, "inspections/image_detail.html", {
-        "image": image, "run": image.run, "tunnel": image.run.tunnel,
-        "cracks": image.cracks.all(),
-        "previous_id": siblings[position - 1] if position > 0 else None,
-        "next_id": siblings[position + 1] if position + 1 < len(siblings) else None,
-    })
+    return render(
+        request,
+        "inspections/image_detail.html",
+        {
+            "image": image,
+            "run": image.run,
+            "tunnel": image.run.tunnel,
+            "cracks": image.cracks.all(),
+            "previous_id": siblings[position - 1] if position > 0 else None,
+            "next_id": siblings[position + 1] if position + 1 < len(siblings) else None,
+        },
+    )
 
 
 def _serve(field_file, content_type: str | None = None):

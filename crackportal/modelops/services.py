@@ -21,8 +21,9 @@ class NoModelError(RuntimeError):
     """No active model version and no shipped default to register."""
 
 
-def register_model_version(*, folder: Path | str, name: str | None = None, activate: bool = False,
-                           training_run=None) -> ModelVersion:
+def register_model_version(
+    *, folder: Path | str, name: str | None = None, activate: bool = False, training_run=None
+) -> ModelVersion:
     """Record a model-version folder (it must load) in the registry."""
     folder = Path(folder)
     config = ModelConfig.load(folder / "config.json")
@@ -63,8 +64,14 @@ def active_model_version() -> ModelVersion:
     if not (folder / "config.json").is_file():
         raise NoModelError(f"no active model version and no default model at {folder}")
     with transaction.atomic():
-        existing = ModelVersion.objects.select_for_update().filter(name=settings.DEFAULT_MODEL_NAME).first()
-        version = existing or register_model_version(folder=folder, name=settings.DEFAULT_MODEL_NAME)
+        existing = (
+            ModelVersion.objects.select_for_update()
+            .filter(name=settings.DEFAULT_MODEL_NAME)
+            .first()
+        )
+        version = existing or register_model_version(
+            folder=folder, name=settings.DEFAULT_MODEL_NAME
+        )
         if not ModelVersion.objects.filter(is_active=True).exists():
             activate_model_version(version=version)
     return ModelVersion.objects.get(is_active=True)

@@ -33,8 +33,17 @@ def test_straight_crack_length_and_width(width, angle):
     assert abs(crack.width_max_px - truth) <= max(0.75, 0.12 * truth)
 
 
-@pytest.mark.parametrize("angle, expected", [(0, "longitudinal"), (12, "longitudinal"), (45, "diagonal"),
-                                             (135, "diagonal"), (78, "transverse"), (90, "transverse")])
+@pytest.mark.parametrize(
+    "angle, expected",
+    [
+        (0, "longitudinal"),
+        (12, "longitudinal"),
+        (45, "diagonal"),
+        (135, "diagonal"),
+        (78, "transverse"),
+        (90, "transverse"),
+    ],
+)
 def test_orientation_of_clear_cases(angle, expected):
     mask = rasterise_polyline((600, 600), straight(angle), 3)
     (crack,) = extract_cracks(mask)
@@ -81,8 +90,12 @@ def test_tapering_crack_reports_max_and_mean_width():
 def test_map_cracking_is_classified_as_network():
     mask = np.zeros((500, 500), bool)
     for k in range(4):
-        mask |= rasterise_polyline(mask.shape, np.array([[60.0 + 120 * k, 50], [60.0 + 120 * k, 450]]), 3)
-        mask |= rasterise_polyline(mask.shape, np.array([[50, 60.0 + 120 * k], [450, 60.0 + 120 * k]]), 3)
+        mask |= rasterise_polyline(
+            mask.shape, np.array([[60.0 + 120 * k, 50], [60.0 + 120 * k, 450]]), 3
+        )
+        mask |= rasterise_polyline(
+            mask.shape, np.array([[50, 60.0 + 120 * k], [450, 60.0 + 120 * k]]), 3
+        )
     (crack,) = extract_cracks(mask)
     assert crack.orientation == "network"
 

@@ -28,12 +28,17 @@ def _upload(client, tunnel, files, manifest=None):
 
 
 def _settled(run):
-    return not run.images.exclude(status__in=[SurveyImage.Status.DONE, SurveyImage.Status.FAILED]).exists()
+    return not run.images.exclude(
+        status__in=[SurveyImage.Status.DONE, SurveyImage.Status.FAILED]
+    ).exists()
 
 
 def test_three_images_with_manifest_are_all_processed(worker, client, tunnel, inspector):
     client.force_login(inspector)
-    files = [SimpleUploadedFile(f"{n}.jpg", survey_jpeg(seed=i), "image/jpeg") for i, n in enumerate("abc")]
+    files = [
+        SimpleUploadedFile(f"{n}.jpg", survey_jpeg(seed=i), "image/jpeg")
+        for i, n in enumerate("abc")
+    ]
     run = _upload(client, tunnel, files, MANIFEST)
 
     wait_for(lambda: _settled(run), what="three images to be processed")
@@ -52,9 +57,13 @@ def test_three_images_with_manifest_are_all_processed(worker, client, tunnel, in
     assert run.status == InspectionRun.Status.DONE
 
 
-def test_corrupt_file_fails_with_reason_and_the_others_go_through(worker, client, tunnel, inspector):
+def test_corrupt_file_fails_with_reason_and_the_others_go_through(
+    worker, client, tunnel, inspector
+):
     client.force_login(inspector)
-    good = [SimpleUploadedFile(f"good{i}.jpg", survey_jpeg(seed=10 + i), "image/jpeg") for i in range(2)]
+    good = [
+        SimpleUploadedFile(f"good{i}.jpg", survey_jpeg(seed=10 + i), "image/jpeg") for i in range(2)
+    ]
     truncated = SimpleUploadedFile("broken.jpg", survey_jpeg(seed=20)[:3000], "image/jpeg")
     run = _upload(client, tunnel, [*good, truncated])
 
@@ -66,9 +75,13 @@ def test_corrupt_file_fails_with_reason_and_the_others_go_through(worker, client
     assert set(run.images.exclude(pk=broken.pk).values_list("status", flat=True)) == {"done"}
 
 
-def test_rerunning_the_task_replaces_cracks_instead_of_duplicating(worker, client, tunnel, inspector):
+def test_rerunning_the_task_replaces_cracks_instead_of_duplicating(
+    worker, client, tunnel, inspector
+):
     client.force_login(inspector)
-    run = _upload(client, tunnel, [SimpleUploadedFile("once.jpg", survey_jpeg(seed=30), "image/jpeg")])
+    run = _upload(
+        client, tunnel, [SimpleUploadedFile("once.jpg", survey_jpeg(seed=30), "image/jpeg")]
+    )
     wait_for(lambda: _settled(run), what="the first pass")
     image = run.images.get()
     assert image.status == "done"
@@ -76,8 +89,13 @@ def test_rerunning_the_task_replaces_cracks_instead_of_duplicating(worker, clien
     assert first_count > 0
 
     segment_image_task.delay(image.pk)
-    wait_for(lambda: SurveyImage.objects.get(pk=image.pk).processed_at != first_processed
-             and SurveyImage.objects.get(pk=image.pk).status == "done", what="the second pass")
+    wait_for(
+        lambda: (
+            SurveyImage.objects.get(pk=image.pk).processed_at != first_processed
+            and SurveyImage.objects.get(pk=image.pk).status == "done"
+        ),
+        what="the second pass",
+    )
     image.refresh_from_db()
     assert image.cracks.count() == first_count
     assert list(image.cracks.values_list("index", flat=True)) == list(range(first_count))

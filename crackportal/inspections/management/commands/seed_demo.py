@@ -53,13 +53,22 @@ class Command(BaseCommand):
 
         tunnel, created = Tunnel.objects.get_or_create(
             code=DEMO_CODE,
-            defaults={"name": "Demo tunnel (synthetic survey)", "length_m": 120.0, "circumference_m": 14.0},
+            defaults={
+                "name": "Demo tunnel (synthetic survey)",
+                "length_m": 120.0,
+                "circumference_m": 14.0,
+            },
         )
         if not created and tunnel.runs.exists():
             self.stdout.write(f"Demo tunnel {DEMO_CODE} already has inspections; nothing added.")
             return
-        run = services.create_run(tunnel=tunnel, date=timezone.localdate(), label="Demo survey", created_by=user)
-        files, rows = [], ["filename,chainage_start_m,chainage_end_m,arc_start_m,arc_end_m,mm_per_px"]
+        run = services.create_run(
+            tunnel=tunnel, date=timezone.localdate(), label="Demo survey", created_by=user
+        )
+        files, rows = (
+            [],
+            ["filename,chainage_start_m,chainage_end_m,arc_start_m,arc_end_m,mm_per_px"],
+        )
         mm_per_px = 0.5
         for i in range(images):
             rgb, _, _ = survey_image(960, 640, n_cracks=1 + i % 3, seed=100 + i)
@@ -69,7 +78,13 @@ class Command(BaseCommand):
             start = 10.0 + i * 960 * mm_per_px / 1000
             rows.append(f"{name},{start:.3f},{start + 0.48:.3f},2.000,2.320,{mm_per_px}")
         manifest = io.BytesIO("\n".join(rows).encode())
-        result = services.upload_survey(run=run, files=files,
-                                        manifest=IncomingFile("manifest.csv", manifest, manifest.getbuffer().nbytes))
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo tunnel {DEMO_CODE}: inspection #{run.pk} with {len(result.accepted)} images queued."))
+        result = services.upload_survey(
+            run=run,
+            files=files,
+            manifest=IncomingFile("manifest.csv", manifest, manifest.getbuffer().nbytes),
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo tunnel {DEMO_CODE}: inspection #{run.pk} with {len(result.accepted)} images queued."
+            )
+        )

@@ -1,0 +1,76 @@
+"""The portal in headless Chromium: log in, upload, wait for the worker, see the overlay."""
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import survey_jpeg
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(artifacts_dir):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CRACKPORTAL_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def test_inspector_uploads_an_image_and_sees_the_overlay(
+    worker, live_server, page, tunnel, inspector, tmp_path, artifacts_dir
+):
+    photo = tmp_path / "lining_0001.jpg"
+    photo.write_bytes(survey_jpeg(seed=7, width=640, height=400))
+
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_username", "inspector")
+    page.fill("#id_password", "inspect-pass-123")
+    page.click("button[type=submit]")
+    page.click(f"text={tunnel.code}")
+    page.click("text=New inspection")
+    page.set_input_files("#id_files", str(photo))
+    page.fill("#id_label", "browser test survey")
+    page.click("text=Upload and detect cracks")
+
+    page.screenshot(path=str(artifacts_dir / "after_upload.png"), full_page=True)
+    # the run page polls the server; the badge turns to done without a reload
+    page.wait_for_selector("#run-status.badge-done", timeout=180_000)
+    assert page.inner_text("#count-done") == "1"
+    page.screenshot(path=str(artifacts_dir / "run_page.png"), full_page=True)
+
+    page.click("text=lining_0001.jpg")
+    overlay = page.wait_for_selector("#overlay", state="visible")
+    page.wait_for_function(
+        "document.getElementById('overlay').complete && document.getElementById('overlay').naturalWidth > 0"
+    )
+    assert overlay.evaluate("el => el.naturalWidth") == 640
+    assert page.locator("#cracks tbody tr").count() >= 1
+    page.screenshot(path=str(artifacts_dir / "image_page_overlay.png"), full_page=True)
+
+    page.uncheck("#overlay-toggle")
+    assert overlay.is_hidden()
+    page.check("#overlay-toggle")
+    assert overlay.is_visible()

@@ -1,0 +1,87 @@
+"""docker-compose.yml and settings wiring (no Docker engine needed)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_has_web_workers_and_services_with_volumes():
+    compose = _compose()
+    services = compose["services"]
+    assert {"web", "worker", "training-worker", "postgres", "redis"} <= set(services)
+    assert "gunicorn" in services["web"]["command"]
+    assert "-Q inference" in services["worker"]["command"]
+    assert "-Q training" in services["training-worker"]["command"]
+    assert {"media", "pgdata"} <= set(compose["volumes"])
+
+
+def test_compose_environment_matches_what_settings_read():
+    env = _compose()["services"]["web"]["environment"]
+    settings_source = (ROOT / "crackportal" / "settings.py").read_text()
+    for name in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "MODEL_DIR", "SECRET_KEY", "DEBUG"):
+        assert name in env
+        assert f'"{name}"' in settings_source
+    assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:" in env["DATABASE_URL"]
+    assert env["REDIS_URL"].startswith("redis://redis:")
+
+
+def _settings_probe(extra_env: dict) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        extra_env,
+        DJANGO_SETTINGS_MODULE="crackportal.settings",
+        VAR_DIR=str(ROOT / "var" / "test" / "probe"),
+    )
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG, s.SESSION_COOKIE_SECURE)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_embedded_default_is_sqlite_and_filesystem_broker():
+    out = _settings_probe({"DEBUG": "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:3] == ["django.db.backends.sqlite3", "filesystem://", "True"]
+
+
+def test_service_urls_switch_to_postgres_and_redis_with_secure_cookies():
+    out = _settings_probe(
+        {
+            "SECRET_KEY": "x" * 50,
+            "DATABASE_URL": "postgres://u@db:5432/cp",
+            "REDIS_URL": "redis://r:6379/0",
+        }
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "django.db.backends.postgresql",
+        "redis://r:6379/0",
+        "False",
+        "True",
+    ]
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    out = _settings_probe({"DEBUG": "0"})
+    assert out.returncode != 0 and "SECRET_KEY" in out.stderr
+
+
+def test_bad_boolean_fails_at_start_up():
+    out = _settings_probe({"DEBUG": "maybe"})
+    assert out.returncode != 0 and "not a boolean" in out.stderr
