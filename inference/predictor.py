@@ -141,9 +141,13 @@ def load(path: Path | str, device: str | None = None, batch_size: int = 4) -> Pr
         config = ModelConfig.load(folder / CONFIG_FILE)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
-    network = build_network(config)
     try:
-        network.load_state_dict(_load_state_dict(folder))
+        network = build_network(config)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{folder}: config does not describe a network ({exc})") from exc
+    state_dict = _load_state_dict(folder)
+    try:
+        network.load_state_dict(state_dict)
     except RuntimeError as exc:
         raise ModelLoadError(
             f"{folder}: weights do not match {config.architecture}/{config.encoder}"

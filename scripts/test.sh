@@ -18,4 +18,5 @@ fi
 
 rm -rf var/test
 mkdir -p var/test test-artifacts
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"
