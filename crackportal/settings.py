@@ -129,6 +129,9 @@ IMAGE_MAX_ATTEMPTS = envint("IMAGE_MAX_ATTEMPTS", 3)
 # -- models --------------------------------------------------------------------------
 MODEL_DIR = Path(env("MODEL_DIR", str(BASE_DIR / "models")))
 DEFAULT_MODEL_NAME = env("DEFAULT_MODEL_NAME", "default")
+TRAINED_MODEL_DIR = Path(
+    env("TRAINED_MODEL_DIR", str(VAR_DIR / "models"))
+)  # portal-trained versions
 
 # -- Celery ----------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
@@ -180,4 +183,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+}
+
+# -- training from the portal ---------------------------------------------------------------
+_shared = BASE_DIR.parent / "shared" / "datasets"
+TRAINING_DATASETS = {
+    name: str(path)
+    for name, path in {
+        "cfd": Path(env("DATASET_CFD", str(_shared / "cfd"))),
+        "deepcrack": Path(env("DATASET_DEEPCRACK", str(_shared / "deepcrack"))),
+    }.items()
 }

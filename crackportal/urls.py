@@ -4,6 +4,7 @@ from django.urls import path
 
 from crackportal.assets import views as assets
 from crackportal.inspections import views as inspections
+from crackportal.modelops import views as modelops
 
 urlpatterns = [
     path("", assets.tunnel_list, name="tunnel-list"),
@@ -17,6 +18,13 @@ urlpatterns = [
     path("images/<int:pk>/original", inspections.image_original, name="image-original"),
     path("images/<int:pk>/overlay.png", inspections.image_overlay, name="image-overlay"),
     path("images/<int:pk>/mask.png", inspections.image_mask, name="image-mask"),
+    path("images/<int:pk>/annotate/", inspections.image_annotate, name="image-annotate"),
+    path("models/", modelops.model_list, name="model-list"),
+    path("models/<int:pk>/activate/", modelops.model_activate, name="model-activate"),
+    path("training/", modelops.training_list, name="training-list"),
+    path("training/<int:pk>/", modelops.training_detail, name="training-detail"),
+    path("training/<int:pk>/status.json", modelops.training_status, name="training-status"),
+    path("training/<int:pk>/cancel/", modelops.training_cancel, name="training-cancel"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

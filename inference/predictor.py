@@ -29,8 +29,10 @@ def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
             if path.suffix == ".safetensors":
                 from safetensors.torch import load_file
 
-                return load_file(str(path))
-            return torch.load(path, map_location="cpu", weights_only=True)
+                tensors = load_file(str(path))
+            else:
+                tensors = torch.load(path, map_location="cpu", weights_only=True)
+            return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     raise ModelLoadError(f"{folder}: no weights file ({' or '.join(WEIGHTS_FILES)})")
 
 

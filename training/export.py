@@ -50,11 +50,11 @@ def _card(config: ModelConfig) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for split, m in config.metrics.items():
-        lines.append(
-            f"| {split} | {m.get('precision', 0):.3f} | {m.get('recall', 0):.3f} | "
-            f"{m.get('f1', 0):.3f} | {m.get('iou', 0):.3f} | {m.get('ods', 0):.3f} | "
-            f"{m.get('ois', 0):.3f} |"
-        )
+        cells = [
+            f"{m[k]:.3f}" if k in m else "—"
+            for k in ("precision", "recall", "f1", "iou", "ods", "ois")
+        ]
+        lines.append(f"| {split} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +67,11 @@ def export_model_version(
     config.provenance.setdefault(
         "exported_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     )
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    # float16 on disk halves the file; the predictor computes in float32 again
+    tensors = {
+        k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in state_dict.items()
+    }
     save_file(tensors, str(out_dir / WEIGHTS_FILE))
     config.save(out_dir / CONFIG_FILE)
     (out_dir / CARD_FILE).write_text(_card(config))

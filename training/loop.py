@@ -167,6 +167,7 @@ def train(
         network.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        scheduler.total_steps = max(settings.epochs, 1)  # a resume may extend the run
         state = ckpt["state"]
         torch.set_rng_state(ckpt["rng"])
 
@@ -196,7 +197,7 @@ def train(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
         scheduler.step()
         val_loss, threshold, val = validate(network, val_set, config, dev)
         state["seconds"] += time.monotonic() - started

@@ -144,3 +144,26 @@ class Crack(models.Model):
 
     def __str__(self) -> str:
         return f"crack {self.index} on {self.image}"
+
+
+class Annotation(models.Model):
+    """A verified ground-truth crack mask for a survey image; retraining learns from these."""
+
+    class Source(models.TextChoices):
+        UPLOADED = "uploaded"
+        CONFIRMED = "confirmed_prediction"
+
+    image = models.ForeignKey(SurveyImage, on_delete=models.CASCADE, related_name="annotations")
+    mask = models.FileField(upload_to="annotations/%Y/%m/", max_length=500)
+    source = models.CharField(max_length=30, choices=Source.choices)
+    crack_pixels = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"annotation of {self.image} ({self.source})"

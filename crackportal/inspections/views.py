@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from crackportal.assets.models import Tunnel
-from crackportal.inspections import selectors, services
+from crackportal.inspections import annotations, selectors, services
 from crackportal.inspections.forms import RunForm, UploadForm
 from crackportal.inspections.models import InspectionRun, SurveyImage
 from crackportal.inspections.uploads import IncomingFile, UploadError
@@ -152,3 +152,26 @@ def image_overlay(request, pk: int):
 @login_required
 def image_mask(request, pk: int):
     return _serve(get_object_or_404(SurveyImage, pk=pk).mask, "image/png")
+
+
+@login_required
+@require_POST
+def image_annotate(request, pk: int):
+    """Upload a ground-truth mask, or confirm the prediction as ground truth."""
+    image = get_object_or_404(SurveyImage, pk=pk)
+    try:
+        if "confirm" in request.POST:
+            annotations.confirm_prediction(image=image, user=request.user)
+            messages.success(
+                request, "Prediction confirmed as ground truth; retraining can use it."
+            )
+        elif request.FILES.get("mask"):
+            annotations.upload_annotation(
+                image=image, stream=request.FILES["mask"], user=request.user
+            )
+            messages.success(request, "Ground-truth mask stored; retraining can use it.")
+        else:
+            messages.error(request, "Choose a mask file, or confirm the prediction.")
+    except UploadError as exc:
+        messages.error(request, f"Annotation refused: {exc}")
+    return redirect(image)

@@ -1,0 +1,195 @@
+"""Training runs started from the portal: queue, run on the training queue, record, register."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from crackportal.modelops.models import TrainingRun
+from crackportal.modelops.services import register_model_version
+
+CONFIG_DIR = Path(settings.BASE_DIR) / "training" / "configs"
+ACTIVE = (TrainingRun.Status.PENDING, TrainingRun.Status.RUNNING)
+
+
+class TrainingError(ValueError):
+    """A training run that cannot be started; the message is for the admin."""
+
+
+def available_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def available_datasets() -> dict[str, str]:
+    """Dataset name → folder, from settings.TRAINING_DATASETS, keeping those that exist."""
+    return {name: path for name, path in settings.TRAINING_DATASETS.items() if Path(path).is_dir()}
+
+
+def start_training_run(
+    *,
+    config_name: str,
+    dataset: str,
+    include_annotations: bool,
+    epochs: int | None = None,
+    created_by=None,
+) -> TrainingRun:
+    """Record a training run and queue it (one at a time)."""
+    if config_name not in available_configs():
+        raise TrainingError(
+            f"unknown config {config_name!r}; choose one of {', '.join(available_configs())}"
+        )
+    datasets = available_datasets()
+    if dataset and dataset not in datasets:
+        raise TrainingError(f"unknown dataset {dataset!r}")
+    if not dataset and not include_annotations:
+        raise TrainingError("choose a dataset, or include the portal's annotations, or both")
+    config = json.loads((CONFIG_DIR / f"{config_name}.json").read_text())
+    if epochs:
+        config.setdefault("train", {})["epochs"] = int(epochs)
+    with transaction.atomic():
+        if TrainingRun.objects.select_for_update().filter(status__in=ACTIVE).exists():
+            raise TrainingError(
+                "a training run is already queued or running; wait for it or cancel it"
+            )
+        run = TrainingRun.objects.create(
+            config_name=config_name,
+            config=config,
+            dataset=datasets.get(dataset, ""),
+            include_annotations=include_annotations,
+            epochs=config.get("train", {}).get("epochs", 0),
+            created_by=created_by,
+        )
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from crackportal.modelops.tasks import train_model_task
+
+    train_model_task.delay(run_id)
+
+
+def request_cancel(*, run: TrainingRun) -> None:
+    """Ask a run to stop after its current epoch (a queued run is cancelled at once)."""
+    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.PENDING).update(
+        status=TrainingRun.Status.CANCELLED, finished_at=timezone.now(), cancel_requested=True
+    )
+    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
+        cancel_requested=True
+    )
+
+
+def _annotation_samples():
+    from crackportal.inspections.models import Annotation
+    from training.data import Sample
+
+    samples, seen = [], set()
+    for annotation in Annotation.objects.select_related("image").order_by("-created_at"):
+        if annotation.image_id in seen or not annotation.image.file:
+            continue  # the newest annotation of an image wins
+        seen.add(annotation.image_id)
+        with annotation.image.file.open("rb") as fh, Image.open(fh) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        with annotation.mask.open("rb") as fh, Image.open(fh) as im:
+            mask = np.asarray(im.convert("L")) > 127
+        samples.append(Sample(f"portal-{annotation.image_id}", rgb, mask))
+    return samples
+
+
+def _log(run_id: int, line: str) -> None:
+    run = TrainingRun.objects.get(pk=run_id)
+    run.log_tail = "\n".join((run.log_tail.splitlines() + [line])[-40:])
+    run.save(update_fields=["log_tail"])
+
+
+def execute_training_run(*, run_id: int) -> None:
+    """Train, save progress per epoch, export and register the result (not activated)."""
+    from inference.config import ModelConfig
+    from training.data import load_dataset
+    from training.export import export_model_version
+    from training.loop import CancelledError, TrainSettings, train
+
+    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.PENDING).update(
+        status=TrainingRun.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return
+    run = TrainingRun.objects.get(pk=run_id)
+    try:
+        samples, problems = [], []
+        if run.dataset:
+            root = Path(run.dataset)
+            found, problems = load_dataset(root, "train" if (root / "train").is_dir() else None)
+            samples += found
+        if run.include_annotations:
+            samples += _annotation_samples()
+        for problem in problems[:20]:
+            _log(run_id, f"skipped: {problem}")
+        if not samples:
+            raise TrainingError(
+                "no training images: the dataset is empty and there are no annotations"
+            )
+        _log(run_id, f"training {run.config_name} on {len(samples)} images")
+        model_config = ModelConfig.from_dict(run.config["model"])
+        train_settings = TrainSettings(**run.config.get("train", {}))
+
+        def progress(report) -> bool:
+            row = {
+                k: round(v, 5) if isinstance(v, float) else v for k, v in report.__dict__.items()
+            }
+            current = TrainingRun.objects.get(pk=run_id)
+            current.epoch = report.epoch
+            current.history = [*current.history, row]
+            current.save(update_fields=["epoch", "history"])
+            _log(
+                run_id,
+                f"epoch {report.epoch}/{report.epochs}: loss {report.train_loss:.4f} "
+                f"val F1 {report.val_f1:.4f} IoU {report.val_iou:.4f}",
+            )
+            return not current.cancel_requested
+
+        workdir = Path(settings.VAR_DIR) / "training" / f"run-{run_id}"
+        result = train(
+            samples, model_config, train_settings, workdir, progress=progress, resume=True
+        )
+        model_config.threshold = result.threshold
+        model_config.name = f"{model_config.name}-run{run_id}"
+        model_config.provenance = {
+            "data": [run.dataset or "(none)"]
+            + (["portal annotations"] if run.include_annotations else []),
+            "command": f"portal training run #{run_id}",
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "train_seconds": round(result.seconds, 1),
+            "machine": "portal training worker",
+        }
+        model_config.metrics = {"val": {k: round(v, 4) for k, v in result.best_val.items()}}
+        folder = Path(settings.TRAINED_MODEL_DIR) / model_config.name
+        export_model_version(result.state_dict, model_config, folder)
+        version = register_model_version(folder=folder, name=model_config.name, training_run=run)
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=TrainingRun.Status.DONE, finished_at=timezone.now(), result=version
+        )
+        _log(
+            run_id,
+            f"done: model version {version.name} (val F1 {result.best_val.get('f1', 0):.4f})",
+        )
+    except CancelledError as exc:
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=TrainingRun.Status.CANCELLED, finished_at=timezone.now()
+        )
+        _log(run_id, str(exc))
+    except Exception as exc:
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=TrainingRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        _log(run_id, traceback.format_exc(limit=3))

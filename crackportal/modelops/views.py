@@ -1,0 +1,96 @@
+"""Model registry and training pages (staff only)."""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from crackportal.modelops import services, training
+from crackportal.modelops.models import ModelVersion, TrainingRun
+
+
+class TrainingForm(forms.Form):
+    config_name = forms.ChoiceField(label="Configuration")
+    dataset = forms.ChoiceField(label="Base dataset", required=False)
+    include_annotations = forms.BooleanField(
+        label="Include the portal's verified annotations", required=False
+    )
+    epochs = forms.IntegerField(min_value=1, max_value=500, initial=20)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["config_name"].choices = [(c, c) for c in training.available_configs()]
+        self.fields["dataset"].choices = [("", "— none —")] + [
+            (n, n) for n in training.available_datasets()
+        ]
+
+
+@staff_member_required
+def model_list(request):
+    return render(request, "modelops/model_list.html", {"versions": ModelVersion.objects.all()})
+
+
+@staff_member_required
+@require_POST
+def model_activate(request, pk: int):
+    version = services.activate_model_version(version=get_object_or_404(ModelVersion, pk=pk))
+    messages.success(request, f"{version.name} is now the active model; new images use it.")
+    return redirect("model-list")
+
+
+def _run_state(run: TrainingRun) -> dict:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "epoch": run.epoch,
+        "epochs": run.epochs,
+        "percent": round(100 * run.epoch / run.epochs) if run.epochs else 0,
+        "history": run.history,
+        "log_tail": run.log_tail,
+        "error": run.error,
+        "result": run.result.name if run.result else None,
+    }
+
+
+@staff_member_required
+def training_list(request):
+    form = TrainingForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = training.start_training_run(created_by=request.user, **form.cleaned_data)
+        except training.TrainingError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("training-detail", pk=run.pk)
+    return render(
+        request,
+        "modelops/training_list.html",
+        {
+            "form": form,
+            "runs": TrainingRun.objects.select_related("result")[:50],
+            "busy": TrainingRun.objects.filter(status__in=training.ACTIVE).exists(),
+        },
+    )
+
+
+@staff_member_required
+def training_detail(request, pk: int):
+    run = get_object_or_404(TrainingRun.objects.select_related("result"), pk=pk)
+    return render(request, "modelops/training_detail.html", {"run": run, "state": _run_state(run)})
+
+
+@staff_member_required
+def training_status(request, pk: int):
+    return JsonResponse(
+        _run_state(get_object_or_404(TrainingRun.objects.select_related("result"), pk=pk))
+    )
+
+
+@staff_member_required
+@require_POST
+def training_cancel(request, pk: int):
+    training.request_cancel(run=get_object_or_404(TrainingRun, pk=pk))
+    messages.info(request, "Cancel requested: the run stops after its current epoch.")
+    return redirect("training-detail", pk=pk)

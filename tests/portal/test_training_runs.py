@@ -1,0 +1,80 @@
+"""A training run started from the portal, executed by a real Celery worker on the training queue."""
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+import inference
+from crackportal.modelops.models import ModelVersion, TrainingRun
+from inference.synthetic import survey_image
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def synthetic_dataset(tmp_path, settings):
+    for split, seeds in (("train", range(6)), ("test", range(100, 102))):
+        (tmp_path / split / "images").mkdir(parents=True)
+        (tmp_path / split / "masks").mkdir(parents=True)
+        for seed in seeds:
+            rgb, mask, _ = survey_image(128, 96, n_cracks=2, seed=seed, widths_px=(2.5, 5.0))
+            Image.fromarray(rgb).save(tmp_path / split / "images" / f"{seed}.png")
+            Image.fromarray(mask.astype("uint8") * 255).save(
+                tmp_path / split / "masks" / f"{seed}.png"
+            )
+    settings.TRAINING_DATASETS = {"synthetic": str(tmp_path)}
+    return tmp_path
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_user("admin", password="admin-pass-123", is_staff=True)
+
+
+def test_admin_starts_a_run_that_finishes_as_a_new_model_version(
+    worker, client, admin_user, synthetic_dataset
+):
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("training-list"), {"config_name": "unet-tiny", "dataset": "synthetic", "epochs": 2}
+    )
+    assert response.status_code == 302
+    run = TrainingRun.objects.get()
+
+    wait_for(
+        lambda: TrainingRun.objects.get(pk=run.pk).status not in ("pending", "running"),
+        timeout=300,
+        what="the training run to finish",
+    )
+    run.refresh_from_db()
+    assert run.status == "done", run.error + run.log_tail
+    assert [row["epoch"] for row in run.history] == [1, 2]
+    assert all(0 <= row["val_f1"] <= 1 for row in run.history)
+    assert "done: model version" in run.log_tail
+    version = run.result
+    assert version is not None and not version.is_active
+    assert inference.load(version.folder).config.name == version.name
+
+    client.post(reverse("model-activate", args=[version.pk]))
+    assert ModelVersion.objects.get(is_active=True) == version
+    state = client.get(reverse("training-status", args=[run.pk])).json()
+    assert state["status"] == "done" and state["result"] == version.name
+
+
+def test_a_second_run_is_refused_while_one_is_queued(
+    transactional_db, client, admin_user, synthetic_dataset, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    TrainingRun.objects.create(config_name="unet-tiny", status="running")
+    response = client.post(
+        reverse("training-list"), {"config_name": "unet-tiny", "dataset": "synthetic", "epochs": 1}
+    )
+    assert response.status_code == 200 and "already queued or running" in response.content.decode()
+    assert TrainingRun.objects.count() == 1
+
+
+def test_training_pages_are_for_staff_only(client, inspector):
+    client.force_login(inspector)
+    for url in (reverse("training-list"), reverse("model-list")):
+        assert client.get(url).status_code == 302  # to the admin login
