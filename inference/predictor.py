@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import groupby
@@ -11,6 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inference.backends import (
+    OnnxBackend,
+    TorchBackend,
+    export_onnx,
+    onnx_available,
+    onnx_cache_path,
+)
 from inference.config import ModelConfig, build_network
 from inference.tiling import Tile, blend_window, tile_grid
 
@@ -48,33 +54,30 @@ class Predictor:
     """A loaded model version: call `predict_proba` or `predict_mask` on RGB uint8 arrays."""
 
     config: ModelConfig
-    network: torch.nn.Module
-    device: torch.device
+    backend: object  # TorchBackend | OnnxBackend: batch (N, 3, H, W) -> logits (N, H, W)
     batch_size: int = 4
     flip_tta: bool = False
 
     def __post_init__(self) -> None:
-        self.network.eval().to(self.device)
-        if self.device.type == "cpu":
-            self.network.to(memory_format=torch.channels_last)
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
         self._mean = np.asarray(self.config.mean, dtype=np.float32) * 255.0
         self._std = np.asarray(self.config.std, dtype=np.float32) * 255.0
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
 
     # -- network on one batch -------------------------------------------------
     def _normalise(self, image: np.ndarray) -> np.ndarray:
         return ((image.astype(np.float32) - self._mean) / self._std).transpose(2, 0, 1)
 
-    @torch.inference_mode()
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, H, W) for a normalised batch (N, 3, H, W), H and W multiples of 32."""
-        x = torch.from_numpy(batch).to(self.device)
-        if self.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        logits = self.network(x)
+        logits = self.backend(batch)
         if self.flip_tta:
-            logits = (logits + torch.flip(self.network(torch.flip(x, dims=[3])), dims=[3])) / 2
-        return torch.sigmoid(logits[:, 0]).float().cpu().numpy()
+            logits = (
+                logits + self.backend(np.ascontiguousarray(batch[:, :, :, ::-1]))[:, :, ::-1]
+            ) / 2
+        return 1.0 / (1.0 + np.exp(-logits, dtype=np.float32))
 
     def _padded_size(self, h: int, w: int) -> tuple[int, int]:
         m = self.config.multiple
@@ -134,8 +137,14 @@ class Predictor:
         return image[:, :, :3]
 
 
-def load(path: Path | str, device: str | None = None, batch_size: int = 4) -> Predictor:
-    """Load a model-version folder (config.json + weights) into a ready predictor; no network I/O."""
+def load(
+    path: Path | str, device: str | None = None, batch_size: int = 4, backend: str = "auto"
+) -> Predictor:
+    """Load a model-version folder into a ready predictor; never touches the network.
+
+    backend: "torch", "onnx", or "auto" (CUDA torch when a GPU is present, else ONNX Runtime
+    when installed, else torch on the CPU).
+    """
     folder = Path(path)
     if not (folder / CONFIG_FILE).is_file():
         raise ModelLoadError(f"{folder}: not a model version (no {CONFIG_FILE})")
@@ -154,4 +163,15 @@ def load(path: Path | str, device: str | None = None, batch_size: int = 4) -> Pr
         raise ModelLoadError(
             f"{folder}: weights do not match {config.architecture}/{config.encoder}"
         ) from exc
-    return Predictor(config, network, pick_device(device), batch_size=batch_size)
+    dev = pick_device(device)
+    if backend not in ("auto", "torch", "onnx"):
+        raise ValueError(f"unknown backend {backend!r}")
+    if backend == "onnx" or (backend == "auto" and dev.type == "cpu" and onnx_available()):
+        onnx_path = onnx_cache_path(folder)
+        if (
+            not onnx_path.exists()
+            or onnx_path.stat().st_mtime < (folder / CONFIG_FILE).stat().st_mtime
+        ):
+            export_onnx(network, onnx_path)
+        return Predictor(config, OnnxBackend(onnx_path), batch_size=batch_size)
+    return Predictor(config, TorchBackend(network, dev), batch_size=batch_size)

@@ -130,6 +130,21 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+        _wait_for_worker_sessions_to_close(connection, django_db_blocker)
+
+
+def _wait_for_worker_sessions_to_close(connection, django_db_blocker) -> None:
+    """PostgreSQL notices a dead client a moment later; the test database is dropped only then."""
+    if connection.vendor != "postgresql":
+        return
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    with django_db_blocker.unblock():
+        for _ in range(50):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [connection.settings_dict["NAME"]])
+                if cursor.fetchone()[0] == 0:
+                    return
+            time.sleep(0.1)
 
 
 @pytest.fixture

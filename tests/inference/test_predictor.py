@@ -107,3 +107,25 @@ def test_missing_or_broken_model_folders_fail_clearly(tmp_path, tiny_model_dir):
     )
     with pytest.raises(inference.ModelLoadError, match="do not match"):
         inference.load(tmp_path)
+
+
+def test_onnx_and_torch_backends_give_the_same_probabilities(tiny_model_dir):
+    image = np.random.default_rng(3).integers(0, 255, (150, 260, 3), dtype=np.uint8)
+    eager = inference.load(tiny_model_dir, backend="torch")
+    onnx = inference.load(tiny_model_dir, backend="onnx")
+    assert (eager.backend_name, onnx.backend_name) == ("torch", "onnx")
+    np.testing.assert_allclose(onnx.predict_proba(image), eager.predict_proba(image), atol=1e-4)
+    assert (tiny_model_dir / "model.onnx").exists()
+
+
+def test_auto_backend_on_cpu_is_onnx_runtime(tiny_model_dir):
+    assert inference.load(tiny_model_dir).backend_name == "onnx"
+
+
+def test_flip_averaging_keeps_probabilities_in_range(tiny_model_dir):
+    predictor = inference.load(tiny_model_dir)
+    predictor.flip_tta = True
+    prob = predictor.predict_proba(
+        np.random.default_rng(4).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    )
+    assert prob.shape == (64, 96) and 0 <= prob.min() and prob.max() <= 1

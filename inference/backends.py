@@ -1,0 +1,111 @@
+"""Execution backends: PyTorch eager (CPU or CUDA) and ONNX Runtime (CPU).
+
+A backend maps a normalised float32 batch (N, 3, H, W) to crack logits (N, H, W).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ONNX_FILE = "model.onnx"
+
+
+def cpu_threads() -> int:
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
+class TorchBackend:
+    """PyTorch eager: channels_last and all cores on CPU; float16 autocast on CUDA."""
+
+    name = "torch"
+
+    def __init__(self, network: torch.nn.Module, device: torch.device):
+        self.device = device
+        self.network = network.eval().to(device)
+        if device.type == "cpu":
+            self.network.to(memory_format=torch.channels_last)
+            torch.set_num_threads(cpu_threads())
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(self.device)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+            return self.network(x)[:, 0].numpy()
+        with torch.autocast("cuda", dtype=torch.float16):
+            return self.network(x)[:, 0].float().cpu().numpy()
+
+
+def export_onnx(network: torch.nn.Module, path: Path, opset: int = 17) -> Path:
+    """Export a network to ONNX with dynamic batch and image size; written atomically."""
+    network = network.eval().float().to("cpu", memory_format=torch.contiguous_format)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(
+            network,
+            (torch.zeros(1, 3, 64, 64),),
+            str(tmp),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    os.replace(tmp, path)
+    return path
+
+
+def onnx_cache_path(model_dir: Path) -> Path:
+    """Where a model folder's ONNX export lives: beside the weights if writable, else a cache."""
+    model_dir = Path(model_dir)
+    if os.access(model_dir, os.W_OK):
+        return model_dir / ONNX_FILE
+    weights = next((p for p in sorted(model_dir.glob("weights.*"))), None)
+    digest = hashlib.sha256(
+        weights.read_bytes() if weights else str(model_dir).encode()
+    ).hexdigest()[:16]
+    cache = Path(
+        os.environ.get("CRACKPORTAL_CACHE", Path(tempfile.gettempdir()) / "crackportal-onnx")
+    )
+    return cache / f"{digest}.onnx"
+
+
+class OnnxBackend:
+    """ONNX Runtime on CPU with all graph optimisations and all cores."""
+
+    name = "onnx"
+
+    def __init__(self, onnx_path: Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = cpu_threads()
+        self.session = ort.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"image": np.ascontiguousarray(batch, dtype=np.float32)})[0][
+            :, 0
+        ]
+
+
+def onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
