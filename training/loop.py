@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm import tqdm
 
 from inference.config import ModelConfig, build_network
@@ -34,6 +34,7 @@ class TrainSettings:
     val_fraction: float = 0.15
     seed: int = 42
     max_minutes: float | None = None
+    crops_per_epoch: int | None = None  # fixed work per epoch, whatever the dataset size
     num_workers: int = 0
 
 
@@ -171,16 +172,16 @@ def train(
         state = ckpt["state"]
         torch.set_rng_state(ckpt["rng"])
 
-    # Enough repeats that an epoch is ~100 crops even on a tiny dataset.
-    repeats = max(1, -(-100 // len(train_set)))
-    loader = DataLoader(
-        _CropDataset(train_set, config, settings.crop_size, repeats),
-        batch_size=settings.batch_size,
-        shuffle=True,
-        drop_last=len(train_set) * repeats > settings.batch_size,
-        num_workers=settings.num_workers,
-        generator=torch.Generator().manual_seed(settings.seed + state["epoch"]),
-    )
+    generator = torch.Generator().manual_seed(settings.seed + state["epoch"])
+    if settings.crops_per_epoch:
+        dataset = _CropDataset(train_set, config, settings.crop_size, 1)
+        sampler = RandomSampler(dataset, replacement=True, num_samples=settings.crops_per_epoch,
+                                generator=generator)
+    else:  # one pass, repeated so that an epoch is ~100 crops even on a tiny dataset
+        dataset = _CropDataset(train_set, config, settings.crop_size, max(1, -(-100 // len(train_set))))
+        sampler = RandomSampler(dataset, generator=generator)
+    loader = DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler,
+                        drop_last=len(sampler) > settings.batch_size, num_workers=settings.num_workers)
     stale = state["epoch"] - state["best_epoch"]
     while state["epoch"] < settings.epochs and stale < settings.patience:
         if settings.max_minutes and state["seconds"] > settings.max_minutes * 60:
