@@ -11,6 +11,7 @@ mkdir -p var/log
 
 $PY manage.py migrate --no-input
 $PY manage.py seed_demo
+$PY manage.py create_roles --demo-users
 
 echo "==> starting the worker (log: var/log/worker.log)"
 $PY -m celery -A crackportal worker -Q inference,training --concurrency 1 --loglevel INFO \

@@ -43,9 +43,14 @@ def wait_for(predicate, timeout: float = 180, interval: float = 0.5, what: str =
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@pytest.fixture
-def inspector(django_user_model):
-    return django_user_model.objects.create_user("inspector", password="inspect-pass-123")
+def make_user(django_user_model, username: str, role: str | None, password: str = "pass-word-123"):
+    """A user holding one role (group), or none for an outsider."""
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(username, password=password)
+    if role:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
 
 
 @pytest.fixture
@@ -55,6 +60,30 @@ def tunnel(db):
     return Tunnel.objects.create(
         code="T-TEST-01", name="Test tunnel", length_m=500, circumference_m=15
     )
+
+
+@pytest.fixture
+def inspector(django_user_model, tunnel):
+    """An inspector assigned to the test tunnel."""
+    user = make_user(django_user_model, "inspector", "inspector", password="inspect-pass-123")
+    tunnel.members.add(user)
+    return user
+
+
+@pytest.fixture
+def manager(django_user_model):
+    return make_user(django_user_model, "manager", "manager")
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return make_user(django_user_model, "admin", "admin", password="admin-pass-123")
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    """Logged in, but no role."""
+    return make_user(django_user_model, "outsider", None)
 
 
 def _require(flag: str) -> bool:

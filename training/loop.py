@@ -175,13 +175,21 @@ def train(
     generator = torch.Generator().manual_seed(settings.seed + state["epoch"])
     if settings.crops_per_epoch:
         dataset = _CropDataset(train_set, config, settings.crop_size, 1)
-        sampler = RandomSampler(dataset, replacement=True, num_samples=settings.crops_per_epoch,
-                                generator=generator)
+        sampler = RandomSampler(
+            dataset, replacement=True, num_samples=settings.crops_per_epoch, generator=generator
+        )
     else:  # one pass, repeated so that an epoch is ~100 crops even on a tiny dataset
-        dataset = _CropDataset(train_set, config, settings.crop_size, max(1, -(-100 // len(train_set))))
+        dataset = _CropDataset(
+            train_set, config, settings.crop_size, max(1, -(-100 // len(train_set)))
+        )
         sampler = RandomSampler(dataset, generator=generator)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler,
-                        drop_last=len(sampler) > settings.batch_size, num_workers=settings.num_workers)
+    loader = DataLoader(
+        dataset,
+        batch_size=settings.batch_size,
+        sampler=sampler,
+        drop_last=len(sampler) > settings.batch_size,
+        num_workers=settings.num_workers,
+    )
     stale = state["epoch"] - state["best_epoch"]
     while state["epoch"] < settings.epochs and stale < settings.patience:
         if settings.max_minutes and state["seconds"] > settings.max_minutes * 60:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -16,6 +17,12 @@ class Tunnel(models.Model):
         help_text="Lining arc length: the height of the unrolled map",
     )
     notes = models.TextField(blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="tunnels",
+        help_text="Inspectors assigned to this tunnel (managers and admins see every tunnel)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,31 +1,34 @@
-"""Tunnel pages (login required)."""
+"""Tunnel pages: inspectors see their assigned tunnels, managers and admins see all."""
 
-from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Max
 from django.shortcuts import get_object_or_404, redirect, render
 
-from crackportal.assets.models import Tunnel
+from crackportal.accounts.roles import INSPECTOR, MANAGER, role_required, visible_tunnels
 from crackportal.inspections.forms import TunnelForm
 from crackportal.inspections.selectors import runs_for_tunnel
 
 
-@login_required
+@role_required(INSPECTOR)
 def tunnel_list(request):
-    tunnels = Tunnel.objects.annotate(n_runs=Count("runs"), last_inspection=Max("runs__date"))
+    tunnels = visible_tunnels(request.user).annotate(
+        n_runs=Count("runs"), last_inspection=Max("runs__date")
+    )
     return render(request, "assets/tunnel_list.html", {"tunnels": tunnels})
 
 
-@login_required
+@role_required(INSPECTOR)
 def tunnel_detail(request, code: str):
-    tunnel = get_object_or_404(Tunnel, code=code)
+    tunnel = get_object_or_404(visible_tunnels(request.user), code=code)
     return render(
         request, "assets/tunnel_detail.html", {"tunnel": tunnel, "runs": runs_for_tunnel(tunnel)}
     )
 
 
-@login_required
+@role_required(MANAGER)
 def tunnel_create(request):
     form = TunnelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        return redirect(form.save())
+        tunnel = form.save()
+        tunnel.members.add(request.user)
+        return redirect(tunnel)
     return render(request, "assets/tunnel_form.html", {"form": form})

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from crackportal.assets.models import Tunnel
+from crackportal.accounts.roles import INSPECTOR, role_required, visible_tunnels
 from crackportal.inspections import annotations, selectors, services
 from crackportal.inspections.forms import RunForm, UploadForm
 from crackportal.inspections.models import InspectionRun, SurveyImage
 from crackportal.inspections.uploads import IncomingFile, UploadError
+
+
+def _runs(user):
+    return InspectionRun.objects.filter(tunnel__in=visible_tunnels(user))
+
+
+def _images(user):
+    return SurveyImage.objects.filter(run__tunnel__in=visible_tunnels(user))
 
 
 def _incoming(uploaded) -> IncomingFile:
@@ -47,9 +54,9 @@ def _take_upload(request, run: InspectionRun, form: UploadForm) -> bool:
     return True
 
 
-@login_required
+@role_required(INSPECTOR)
 def run_create(request, code: str):
-    tunnel = get_object_or_404(Tunnel, code=code)
+    tunnel = get_object_or_404(visible_tunnels(request.user), code=code)
     form = RunForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         run = services.create_run(
@@ -65,9 +72,9 @@ def run_create(request, code: str):
     return render(request, "inspections/run_form.html", {"tunnel": tunnel, "form": form})
 
 
-@login_required
+@role_required(INSPECTOR)
 def run_detail(request, pk: int):
-    run = get_object_or_404(InspectionRun.objects.select_related("tunnel", "model_version"), pk=pk)
+    run = get_object_or_404(_runs(request.user).select_related("tunnel", "model_version"), pk=pk)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid() and _take_upload(request, run, form):
         return redirect(run)
@@ -85,9 +92,9 @@ def run_detail(request, pk: int):
     )
 
 
-@login_required
+@role_required(INSPECTOR)
 def run_progress(request, pk: int):
-    run = get_object_or_404(InspectionRun, pk=pk)
+    run = get_object_or_404(_runs(request.user), pk=pk)
     data = selectors.run_progress(run)
     data["images"] = [
         {"id": i.pk, "status": i.status, "error": i.error, "cracks": i.n_cracks}
@@ -96,10 +103,10 @@ def run_progress(request, pk: int):
     return JsonResponse(data)
 
 
-@login_required
+@role_required(INSPECTOR)
 @require_POST
 def run_retry_failed(request, pk: int):
-    run = get_object_or_404(InspectionRun, pk=pk)
+    run = get_object_or_404(_runs(request.user), pk=pk)
     with transaction.atomic():
         n = services.retry_failed_images(run=run)
     messages.info(
@@ -108,10 +115,10 @@ def run_retry_failed(request, pk: int):
     return redirect(run)
 
 
-@login_required
+@role_required(INSPECTOR)
 def image_detail(request, pk: int):
     image = get_object_or_404(
-        SurveyImage.objects.select_related("run__tunnel", "model_version"), pk=pk
+        _images(request.user).select_related("run__tunnel", "model_version"), pk=pk
     )
     siblings = list(image.run.images.values_list("pk", flat=True))
     position = siblings.index(image.pk)
@@ -139,26 +146,26 @@ def _serve(field_file, content_type: str | None = None):
     return FileResponse(handle, content_type=content_type)
 
 
-@login_required
+@role_required(INSPECTOR)
 def image_original(request, pk: int):
-    return _serve(get_object_or_404(SurveyImage, pk=pk).file)
+    return _serve(get_object_or_404(_images(request.user), pk=pk).file)
 
 
-@login_required
+@role_required(INSPECTOR)
 def image_overlay(request, pk: int):
-    return _serve(get_object_or_404(SurveyImage, pk=pk).overlay, "image/png")
+    return _serve(get_object_or_404(_images(request.user), pk=pk).overlay, "image/png")
 
 
-@login_required
+@role_required(INSPECTOR)
 def image_mask(request, pk: int):
-    return _serve(get_object_or_404(SurveyImage, pk=pk).mask, "image/png")
+    return _serve(get_object_or_404(_images(request.user), pk=pk).mask, "image/png")
 
 
-@login_required
+@role_required(INSPECTOR)
 @require_POST
 def image_annotate(request, pk: int):
     """Upload a ground-truth mask, or confirm the prediction as ground truth."""
-    image = get_object_or_404(SurveyImage, pk=pk)
+    image = get_object_or_404(_images(request.user), pk=pk)
     try:
         if "confirm" in request.POST:
             annotations.confirm_prediction(image=image, user=request.user)

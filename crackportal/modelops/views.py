@@ -1,12 +1,12 @@
-"""Model registry and training pages (staff only)."""
+"""Model registry and training pages (admin role)."""
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from crackportal.accounts.roles import ADMIN, role_required
 from crackportal.modelops import services, training
 from crackportal.modelops.models import ModelVersion, TrainingRun
 
@@ -27,12 +27,12 @@ class TrainingForm(forms.Form):
         ]
 
 
-@staff_member_required
+@role_required(ADMIN)
 def model_list(request):
     return render(request, "modelops/model_list.html", {"versions": ModelVersion.objects.all()})
 
 
-@staff_member_required
+@role_required(ADMIN)
 @require_POST
 def model_activate(request, pk: int):
     version = services.activate_model_version(version=get_object_or_404(ModelVersion, pk=pk))
@@ -54,7 +54,7 @@ def _run_state(run: TrainingRun) -> dict:
     }
 
 
-@staff_member_required
+@role_required(ADMIN)
 def training_list(request):
     form = TrainingForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -75,20 +75,20 @@ def training_list(request):
     )
 
 
-@staff_member_required
+@role_required(ADMIN)
 def training_detail(request, pk: int):
     run = get_object_or_404(TrainingRun.objects.select_related("result"), pk=pk)
     return render(request, "modelops/training_detail.html", {"run": run, "state": _run_state(run)})
 
 
-@staff_member_required
+@role_required(ADMIN)
 def training_status(request, pk: int):
     return JsonResponse(
         _run_state(get_object_or_404(TrainingRun.objects.select_related("result"), pk=pk))
     )
 
 
-@staff_member_required
+@role_required(ADMIN)
 @require_POST
 def training_cancel(request, pk: int):
     training.request_cancel(run=get_object_or_404(TrainingRun, pk=pk))

@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from crackportal.inspections.models import InspectionRun, SurveyImage
-from tests.conftest import survey_jpeg
+from tests.conftest import make_user, survey_jpeg
 
 
 @pytest.mark.parametrize(
@@ -29,9 +29,11 @@ def test_tunnel_list_and_detail_show_the_tunnel(client, tunnel, inspector):
     assert "Test tunnel" in detail and "Upload the first survey" in detail
 
 
-def test_empty_tunnel_list_says_what_to_do(client, inspector):
-    client.force_login(inspector)
+def test_empty_tunnel_list_says_what_to_do(client, manager, django_user_model):
+    client.force_login(manager)
     assert "Add the first tunnel" in client.get(reverse("tunnel-list")).content.decode()
+    client.force_login(make_user(django_user_model, "new-inspector", "inspector"))
+    assert "Ask a manager" in client.get(reverse("tunnel-list")).content.decode()
 
 
 def test_upload_stores_files_then_enqueues_on_commit(

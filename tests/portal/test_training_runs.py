@@ -27,11 +27,6 @@ def synthetic_dataset(tmp_path, settings):
     return tmp_path
 
 
-@pytest.fixture
-def admin_user(django_user_model):
-    return django_user_model.objects.create_user("admin", password="admin-pass-123", is_staff=True)
-
-
 def test_admin_starts_a_run_that_finishes_as_a_new_model_version(
     worker, client, admin_user, synthetic_dataset
 ):
@@ -74,7 +69,11 @@ def test_a_second_run_is_refused_while_one_is_queued(
     assert TrainingRun.objects.count() == 1
 
 
-def test_training_pages_are_for_staff_only(client, inspector):
-    client.force_login(inspector)
-    for url in (reverse("training-list"), reverse("model-list")):
-        assert client.get(url).status_code == 302  # to the admin login
+def test_training_pages_are_for_admins_only(client, inspector, manager):
+    for user in (inspector, manager):
+        client.force_login(user)
+        for url in (reverse("training-list"), reverse("model-list")):
+            response = client.get(url)
+            assert (
+                response.status_code == 403 and "needs the admin role" in response.content.decode()
+            )

@@ -10,10 +10,13 @@ import io
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 from PIL import Image
 
+from crackportal.accounts.roles import ADMIN
 from crackportal.assets.models import Tunnel
 from crackportal.inspections import services
 from crackportal.inspections.uploads import IncomingFile
@@ -40,6 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, images, username, password, **options):
         active_model_version()  # registers the shipped default model on a fresh database
+        call_command("create_roles", stdout=self.stdout)
         user_model = get_user_model()
         user = user_model.objects.filter(username=username).first()
         if user is None or password:
@@ -51,6 +55,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Demo login: {username} (password unchanged; reset with --password)")
 
+        user.groups.add(Group.objects.get(name=ADMIN))
         tunnel, created = Tunnel.objects.get_or_create(
             code=DEMO_CODE,
             defaults={
@@ -59,6 +64,7 @@ class Command(BaseCommand):
                 "circumference_m": 14.0,
             },
         )
+        tunnel.members.add(user)
         if not created and tunnel.runs.exists():
             self.stdout.write(f"Demo tunnel {DEMO_CODE} already has inspections; nothing added.")
             return
