@@ -1,19 +1,16 @@
 """Tunnel pages: inspectors see their assigned tunnels, managers and admins see all."""
 
-from django.db.models import Count, Max
 from django.shortcuts import get_object_or_404, redirect, render
 
 from crackportal.accounts.roles import INSPECTOR, MANAGER, role_required, visible_tunnels
 from crackportal.inspections.forms import TunnelForm
-from crackportal.inspections.selectors import runs_for_tunnel
+from crackportal.inspections.selectors import runs_for_tunnel, tunnel_dashboard
 
 
 @role_required(INSPECTOR)
 def tunnel_list(request):
-    tunnels = visible_tunnels(request.user).annotate(
-        n_runs=Count("runs"), last_inspection=Max("runs__date")
-    )
-    return render(request, "assets/tunnel_list.html", {"tunnels": tunnels})
+    rows = tunnel_dashboard(visible_tunnels(request.user).order_by("code"))
+    return render(request, "assets/tunnel_list.html", {"rows": rows})
 
 
 @role_required(INSPECTOR)

@@ -101,10 +101,17 @@ class CrackTrack(models.Model):
     """One physical crack followed across inspections of a tunnel."""
 
     tunnel = models.ForeignKey("assets.Tunnel", on_delete=models.CASCADE, related_name="tracks")
+    first_run = models.ForeignKey(
+        InspectionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"track #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        latest = self.cracks.order_by("-image__run__date").first()
+        return latest.get_absolute_url() if latest else ""
 
 
 class Crack(models.Model):
@@ -121,6 +128,11 @@ class Crack(models.Model):
     polyline_px = models.JSONField(help_text="Branches, each a list of [x, y] image pixels")
     polyline_m = models.JSONField(help_text="Branches, each a list of [chainage m, arc m]")
     bbox_px = models.JSONField()
+    # extent on the unrolled lining, for map windows and chainage filters
+    chainage_min_m = models.FloatField(default=0.0, db_index=True)
+    chainage_max_m = models.FloatField(default=0.0)
+    arc_min_m = models.FloatField(default=0.0)
+    arc_max_m = models.FloatField(default=0.0)
     length_mm = models.FloatField()
     width_max_mm = models.FloatField()
     width_mean_mm = models.FloatField()
@@ -143,7 +155,10 @@ class Crack(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"crack {self.index} on {self.image}"
+        return f"crack {self.index + 1} on {self.image}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("crack-detail", args=[self.pk])
 
 
 class Annotation(models.Model):

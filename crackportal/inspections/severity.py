@@ -1,4 +1,11 @@
-"""Severity classes from crack width (settings.SEVERITY_CLASSES_MM)."""
+"""Severity classes from crack width, and growth alerts.
+
+Default classes follow the width bands commonly used for concrete tunnel linings
+(e.g. the German DB Ril 853 / DAfStb crack-width practice and JSCE-style inspection
+manuals, simplified): hairline < 0.2 mm, minor 0.2–0.5 mm, moderate 0.5–1.0 mm,
+severe 1.0–3.0 mm, critical ≥ 3.0 mm. Override with settings.SEVERITY_CLASSES_MM,
+a list of (upper bound in mm, exclusive; name), ascending.
+"""
 
 from django.conf import settings
 
@@ -11,9 +18,14 @@ DEFAULT_CLASSES = [
 ]
 
 
+def severity_classes() -> list[tuple[float, str]]:
+    return list(getattr(settings, "SEVERITY_CLASSES_MM", DEFAULT_CLASSES))
+
+
 def severity_for_width(width_max_mm: float) -> str:
     """The first class whose upper bound (mm, exclusive) exceeds the crack's maximum width."""
-    for upper_mm, name in getattr(settings, "SEVERITY_CLASSES_MM", DEFAULT_CLASSES):
+    classes = severity_classes()
+    for upper_mm, name in classes:
         if width_max_mm < upper_mm:
             return name
-    return DEFAULT_CLASSES[-1][1]
+    return classes[-1][1]

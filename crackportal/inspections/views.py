@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from crackportal.accounts.roles import INSPECTOR, role_required, visible_tunnels
-from crackportal.inspections import annotations, selectors, services
+from crackportal.inspections import annotations, maps, selectors, services, thumbnails
 from crackportal.inspections.forms import RunForm, UploadForm
-from crackportal.inspections.models import InspectionRun, SurveyImage
+from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
+from crackportal.inspections.severity import severity_classes
 from crackportal.inspections.uploads import IncomingFile, UploadError
 
 
@@ -182,3 +183,72 @@ def image_annotate(request, pk: int):
     except UploadError as exc:
         messages.error(request, f"Annotation refused: {exc}")
     return redirect(image)
+
+
+@role_required(INSPECTOR)
+def tunnel_map(request, code: str):
+    tunnel = get_object_or_404(visible_tunnels(request.user), code=code)
+    runs = list(tunnel.runs.all())
+    run = next((r for r in runs if str(r.pk) == request.GET.get("run")), runs[0] if runs else None)
+    return render(
+        request,
+        "inspections/tunnel_map.html",
+        {
+            "tunnel": tunnel,
+            "runs": runs,
+            "run": run,
+            "severities": [name for _, name in severity_classes()],
+            "orientations": Crack.Orientation.values,
+        },
+    )
+
+
+@role_required(INSPECTOR)
+def tunnel_map_data(request, code: str):
+    tunnel = get_object_or_404(visible_tunnels(request.user), code=code)
+    run = get_object_or_404(tunnel.runs, pk=request.GET.get("run") or 0)
+    try:
+        filters = maps.MapFilters.from_query(request.GET)
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(maps.map_data(run, filters))
+
+
+@role_required(INSPECTOR)
+def crack_detail(request, pk: int):
+    crack = get_object_or_404(
+        Crack.objects.filter(image__run__tunnel__in=visible_tunnels(request.user)).select_related(
+            "image__run__tunnel", "track"
+        ),
+        pk=pk,
+    )
+    history = selectors.track_history(crack)
+    return render(
+        request,
+        "inspections/crack_detail.html",
+        {
+            "crack": crack,
+            "image": crack.image,
+            "run": crack.image.run,
+            "tunnel": crack.image.run.tunnel,
+            "history": history,
+            "growth": selectors.growth_rates(history),
+        },
+    )
+
+
+@role_required(INSPECTOR)
+def crack_thumbnail(request, pk: int):
+    crack = get_object_or_404(
+        Crack.objects.filter(image__run__tunnel__in=visible_tunnels(request.user)).select_related(
+            "image"
+        ),
+        pk=pk,
+    )
+    try:
+        data = thumbnails.crack_thumbnail(crack)
+    except FileNotFoundError:
+        raise Http404("image file missing") from None
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,42 +1,10 @@
 """The portal in headless Chromium: log in, upload, wait for the worker, see the overlay."""
 
-import os
-import shutil
-
 import pytest
 
 from tests.conftest import survey_jpeg
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def page(artifacts_dir):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CRACKPORTAL_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required for the browser tests (apt-get install chromium)")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def test_inspector_uploads_an_image_and_sees_the_overlay(

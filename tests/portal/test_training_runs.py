@@ -2,29 +2,12 @@
 
 import pytest
 from django.urls import reverse
-from PIL import Image
 
 import inference
 from crackportal.modelops.models import ModelVersion, TrainingRun
-from inference.synthetic import survey_image
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def synthetic_dataset(tmp_path, settings):
-    for split, seeds in (("train", range(6)), ("test", range(100, 102))):
-        (tmp_path / split / "images").mkdir(parents=True)
-        (tmp_path / split / "masks").mkdir(parents=True)
-        for seed in seeds:
-            rgb, mask, _ = survey_image(128, 96, n_cracks=2, seed=seed, widths_px=(2.5, 5.0))
-            Image.fromarray(rgb).save(tmp_path / split / "images" / f"{seed}.png")
-            Image.fromarray(mask.astype("uint8") * 255).save(
-                tmp_path / split / "masks" / f"{seed}.png"
-            )
-    settings.TRAINING_DATASETS = {"synthetic": str(tmp_path)}
-    return tmp_path
 
 
 def test_admin_starts_a_run_that_finishes_as_a_new_model_version(

@@ -1,0 +1,93 @@
+"""Reads for the tunnel crack map: footprints and crack polylines in tunnel metres."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Q
+
+from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
+
+
+@dataclass
+class MapFilters:
+    """What the map shows; every field optional."""
+
+    severities: list[str] | None = None
+    orientations: list[str] | None = None
+    min_width_mm: float | None = None
+    chainage_from_m: float | None = None
+    chainage_to_m: float | None = None
+    new_only: bool = False
+
+    @classmethod
+    def from_query(cls, params) -> MapFilters:
+        def number(name):
+            raw = params.get(name, "").strip()
+            try:
+                return float(raw) if raw else None
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {raw!r}") from None
+
+        def names(name):
+            values = [v for v in params.get(name, "").split(",") if v]
+            return values or None
+
+        return cls(
+            names("severity"),
+            names("orientation"),
+            number("min_width_mm"),
+            number("chainage_from_m"),
+            number("chainage_to_m"),
+            params.get("new") in ("1", "true", "on"),
+        )
+
+
+def cracks_for_map(run: InspectionRun, filters: MapFilters):
+    """The run's cracks after filters, as a queryset."""
+    cracks = Crack.objects.filter(image__run=run)
+    if filters.severities:
+        cracks = cracks.filter(severity__in=filters.severities)
+    if filters.orientations:
+        cracks = cracks.filter(orientation__in=filters.orientations)
+    if filters.min_width_mm is not None:
+        cracks = cracks.filter(width_max_mm__gte=filters.min_width_mm)
+    if filters.chainage_from_m is not None:
+        cracks = cracks.filter(chainage_max_m__gte=filters.chainage_from_m)
+    if filters.chainage_to_m is not None:
+        cracks = cracks.filter(chainage_min_m__lte=filters.chainage_to_m)
+    if filters.new_only:
+        # new: its track was not seen in an earlier inspection of the tunnel (or it has no track yet)
+        earlier = Crack.objects.filter(track=OuterRef("track"), image__run__date__lt=run.date)
+        cracks = cracks.filter(Q(track__isnull=True) | ~Exists(earlier))
+    return cracks
+
+
+def map_data(run: InspectionRun, filters: MapFilters) -> dict:
+    """Footprints and cracks of one inspection for the map, compact enough for thousands of cracks."""
+    footprints = list(
+        run.images.filter(
+            status=SurveyImage.Status.DONE, chainage_start_m__isnull=False
+        ).values_list(
+            "id", "original_name", "chainage_start_m", "chainage_end_m", "arc_start_m", "arc_end_m"
+        )
+    )
+    rows = cracks_for_map(run, filters).values_list(
+        "id", "polyline_m", "length_mm", "width_max_mm", "severity", "orientation"
+    )
+    return {
+        "run": run.pk,
+        "date": run.date.isoformat(),
+        "footprints": footprints,
+        "cracks": [
+            {
+                "id": i,
+                "lines": lines,
+                "length_mm": round(length, 1),
+                "width_mm": round(width, 2),
+                "severity": severity,
+                "orientation": orientation,
+            }
+            for i, lines, length, width, severity, orientation in rows
+        ],
+    }

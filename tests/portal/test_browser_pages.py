@@ -1,0 +1,113 @@
+"""Each page in headless Chromium, as the role that uses it. Screenshots go to test-artifacts/."""
+
+import pytest
+
+from crackportal.inspections.models import CrackTrack
+from crackportal.modelops.models import TrainingRun
+from tests.factories import make_crack, make_image, make_run
+from tests.portal.conftest import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def inspected_tunnel(tunnel):
+    old, new = make_run(tunnel, "2025-05-01"), make_run(tunnel, "2026-05-01")
+    track = CrackTrack.objects.create(tunnel=tunnel, first_run=old)
+    make_crack(make_image(old, "a.jpg"), 0, width_mm=0.3, end_m=(0.5, 0.1), track=track)
+    image = make_image(new, "a.jpg")
+    grown = make_crack(image, 0, width_mm=0.45, end_m=(0.6, 0.1), track=track)
+    make_crack(
+        image, 1, start_m=(0.8, 0.05), end_m=(0.8, 0.45), width_mm=1.5, orientation="transverse"
+    )
+    make_crack(
+        make_image(new, "b.jpg", chainage_m=(1.0, 2.0)),
+        0,
+        start_m=(1.2, 0.2),
+        end_m=(1.5, 0.3),
+        width_mm=4.0,
+        orientation="diagonal",
+    )
+    return {"run": new, "grown": grown}
+
+
+DRAWN = """() => Object.values(window.crackMap._layers).filter(
+    l => l instanceof L.Polyline && !(l instanceof L.Polygon)).length"""
+
+
+def test_map_draws_cracks_filters_zooms_and_opens_a_crack(
+    live_server, page, inspector, inspected_tunnel, artifacts_dir
+):
+    login(page, live_server, "inspector", "inspect-pass-123")
+    page.goto(f"{live_server.url}/tunnels/T-TEST-01/map/")
+    page.wait_for_function("document.getElementById('map-count').textContent === '3'")
+    assert page.evaluate(DRAWN) == 3
+    coloured = page.evaluate("""() => {
+        const c = document.querySelector('#map canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 150 && d[i + 1] < 120 && d[i + 3] > 0) n++; return n; }""")
+    assert coloured > 20  # severe and critical cracks are painted in red-orange
+    page.screenshot(path=str(artifacts_dir / "map.png"), full_page=True)
+
+    page.uncheck("input[name=severity][value=critical]")
+    page.wait_for_function("document.getElementById('map-count').textContent === '2'")
+    page.check("#f-new")
+    page.wait_for_function(
+        "document.getElementById('map-count').textContent === '1'"
+    )  # the transverse one
+    page.uncheck("#f-new")
+    page.wait_for_function("document.getElementById('map-count').textContent === '2'")
+
+    zoom_before = page.evaluate("window.crackMap.getZoom()")
+    page.evaluate(
+        "window.crackMap.setView([-0.1, 0.45], window.crackMap.getZoom() + 2, {animate: false})"
+    )
+    assert page.evaluate("window.crackMap.getZoom()") > zoom_before
+    point = page.evaluate(
+        "(() => { const p = window.crackMap.latLngToContainerPoint([-0.1, 0.4]); return [p.x, p.y]; })()"
+    )
+    box = page.locator("#map").bounding_box()
+    page.mouse.move(box["x"] + point[0], box["y"] + point[1])
+    page.wait_for_selector(".leaflet-tooltip", timeout=5000)
+    assert "mm long" in page.inner_text(".leaflet-tooltip")
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+    page.wait_for_url(f"**/cracks/{inspected_tunnel['grown'].pk}/")
+    page.wait_for_function("Chart.getChart(document.getElementById('history-chart')) !== undefined")
+    assert page.locator("#history tbody tr").count() == 2
+    assert "mm/year" in page.inner_text("#growth")
+    page.screenshot(path=str(artifacts_dir / "crack_page.png"), full_page=True)
+
+
+def test_dashboard_shows_severity_counts_and_growth(
+    live_server, page, manager, inspected_tunnel, artifacts_dir
+):
+    login(page, live_server, "manager", "pass-word-123")
+    row = page.locator('tr[data-tunnel="T-TEST-01"]')
+    assert "critical 1" in row.inner_text() and "severe 1" in row.inner_text()
+    page.screenshot(path=str(artifacts_dir / "dashboard.png"), full_page=True)
+
+
+def test_inspector_gets_403_on_admin_pages(live_server, page, inspector, artifacts_dir):
+    login(page, live_server, "inspector", "inspect-pass-123")
+    for path in ("/training/", "/models/"):
+        response = page.goto(f"{live_server.url}{path}")
+        assert response.status == 403
+        assert "Not allowed" in page.inner_text("h1")
+    page.screenshot(path=str(artifacts_dir / "forbidden.png"))
+
+
+@pytest.mark.integration
+def test_admin_starts_one_epoch_training_and_watches_it_finish(
+    worker, live_server, page, admin_user, synthetic_dataset, artifacts_dir
+):
+    login(page, live_server, "admin", "admin-pass-123")
+    page.goto(f"{live_server.url}/training/")
+    page.select_option("#id_config_name", "unet-tiny")
+    page.select_option("#id_dataset", "synthetic")
+    page.fill("#id_epochs", "1")
+    page.click("text=Start training")
+    page.wait_for_selector("#training-status.badge-done", timeout=240_000)
+    assert page.inner_text("#epoch") == "1"
+    assert page.locator("#history tbody tr").count() == 1
+    run = TrainingRun.objects.get()
+    assert page.inner_text("#result") == run.result.name
+    page.screenshot(path=str(artifacts_dir / "training.png"), full_page=True)
