@@ -22,6 +22,12 @@ urlpatterns = [
     path("images/<int:pk>/original", inspections.image_original, name="image-original"),
     path("images/<int:pk>/overlay.png", inspections.image_overlay, name="image-overlay"),
     path("images/<int:pk>/mask.png", inspections.image_mask, name="image-mask"),
+    path("images/<int:pk>/dz/<slug:name>.dzi", inspections.image_tile, name="image-dzi"),
+    path(
+        "images/<int:pk>/dz/<slug:name>_files/<path:path>",
+        inspections.image_tile,
+        name="image-tile",
+    ),
     path("images/<int:pk>/annotate/", inspections.image_annotate, name="image-annotate"),
     path("models/", modelops.model_list, name="model-list"),
     path("models/<int:pk>/activate/", modelops.model_activate, name="model-activate"),

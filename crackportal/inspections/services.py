@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from django.conf import settings
@@ -16,6 +16,7 @@ from django.db.models import Count, F, Max
 from django.utils import timezone
 from PIL import Image
 
+from crackportal.inspections import pyramid
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
 from crackportal.inspections.severity import severity_for_width
 from crackportal.inspections.uploads import (
@@ -282,6 +283,11 @@ def segment_survey_image(*, image_id: int) -> int:
     mask = predictor.predict_mask(rgb)
     cracks = extract_cracks(mask, mm_per_px=image.mm_per_px or settings.DEFAULT_MM_PER_PX)
 
+    if pyramid.needs_pyramid(*rgb.shape[1::-1]):
+        folder = pyramid_dir(image)
+        pyramid.build_dzi(Image.fromarray(rgb), folder, "photo", "jpg")
+        pyramid.build_dzi(Image.fromarray(_overlay(mask)), folder, "overlay", "png")
+
     old_files = [f.name for f in (image.mask, image.overlay) if f]
     base = f"run{image.run_id}_img{image.pk}"
     image.mask.save(f"{base}_mask.png", _png(mask.astype(np.uint8) * 255, "L"), save=False)
@@ -316,6 +322,11 @@ def segment_survey_image(*, image_id: int) -> int:
             default_storage.delete(name)
     refresh_run_status(run_id=image.run_id)
     return len(cracks)
+
+
+def pyramid_dir(image: SurveyImage) -> Path:
+    """Where an image's deep-zoom tiles live (only for large images)."""
+    return Path(settings.MEDIA_ROOT) / "pyramids" / str(image.pk)
 
 
 def mark_image_failed(*, image_id: int, error: str) -> None:

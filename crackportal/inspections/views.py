@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
@@ -127,10 +129,12 @@ def image_detail(request, pk: int):
         request,
         "inspections/image_detail.html",
         {
+            "has_pyramid": (services.pyramid_dir(image) / "photo.dzi").is_file(),
             "image": image,
             "run": image.run,
             "tunnel": image.run.tunnel,
             "cracks": image.cracks.all(),
+            "crack_boxes": [{"id": c.pk, "bbox": c.bbox_px} for c in image.cracks.all()],
             "previous_id": siblings[position - 1] if position > 0 else None,
             "next_id": siblings[position + 1] if position + 1 < len(siblings) else None,
         },
@@ -251,4 +255,27 @@ def crack_thumbnail(request, pk: int):
         raise Http404("image file missing") from None
     response = HttpResponse(data, content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@role_required(INSPECTOR)
+def image_tile(request, pk: int, name: str, path: str = ""):
+    """Deep-zoom descriptor or tile of a large image (photo or overlay)."""
+    image = get_object_or_404(_images(request.user), pk=pk)
+    if name not in ("photo", "overlay"):
+        raise Http404("no such pyramid")
+    folder = services.pyramid_dir(image)
+    if not path:
+        target = folder / f"{name}.dzi"
+        content_type = "application/xml"
+    else:
+        level, _, tile = path.partition("/")
+        if not (level.isdigit() and re.fullmatch(r"\d+_\d+\.(jpg|png)", tile)):
+            raise Http404("no such tile")
+        target = folder / f"{name}_files" / level / tile
+        content_type = "image/png" if tile.endswith(".png") else "image/jpeg"
+    if not target.is_file():
+        raise Http404("no such tile")
+    response = FileResponse(open(target, "rb"), content_type=content_type)  # noqa: SIM115
+    response["Cache-Control"] = "private, max-age=86400"
     return response

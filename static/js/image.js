@@ -1,16 +1,55 @@
-// Image page: overlay on/off and opacity; arrow keys move to the previous/next image.
+// Image page: deep-zoom viewer (OpenSeadragon) with the crack overlay as a second layer,
+// opacity and on/off, selectable crack outlines, and arrow keys for the previous/next image.
 (function () {
-  const overlay = document.getElementById("overlay");
-  const toggle = document.getElementById("overlay-toggle");
-  const opacity = document.getElementById("overlay-opacity");
-  function apply() {
-    if (!overlay) return;
-    overlay.hidden = !toggle.checked;
-    overlay.style.opacity = opacity.value / 100;
+  const el = document.getElementById("viewer");
+  if (el && typeof OpenSeadragon !== "undefined") {
+    const source = (url) => (el.dataset.kind === "dzi" ? url : { type: "image", url, buildPyramid: false });
+    const viewer = OpenSeadragon({
+      element: el, prefixUrl: el.dataset.prefix, showNavigator: true, maxZoomPixelRatio: 4,
+      gestureSettingsMouse: { clickToZoom: false }, crossOriginPolicy: false,
+      tileSources: [source(el.dataset.photo)],
+    });
+    window.surveyViewer = viewer;
+    const toggle = document.getElementById("overlay-toggle");
+    const opacity = document.getElementById("overlay-opacity");
+    let overlayItem = null;
+    const apply = () => { if (overlayItem) overlayItem.setOpacity(toggle.checked ? opacity.value / 100 : 0); };
+    viewer.addOnceHandler("open", () => {
+      if (el.dataset.overlay) {
+        viewer.addTiledImage({ tileSource: source(el.dataset.overlay), success: (e) => { overlayItem = e.item; apply(); el.dataset.overlayReady = "1"; } });
+      }
+      addOutlines(viewer);
+    });
+    toggle.addEventListener("change", apply);
+    opacity.addEventListener("input", apply);
+    window.overlayOpacity = () => (overlayItem ? overlayItem.getOpacity() : null);
   }
-  if (toggle) toggle.addEventListener("change", apply);
-  if (opacity) opacity.addEventListener("input", apply);
-  apply();
+
+  function addOutlines(viewer) {
+    const boxes = JSON.parse(document.getElementById("crack-boxes").textContent);
+    const outlineToggle = document.getElementById("outline-toggle");
+    const width = +el.dataset.width;
+    for (const { id, bbox } of boxes) {
+      const [x0, y0, x1, y1] = bbox;
+      const box = document.createElement("button");
+      box.className = "crack-box";
+      box.type = "button";
+      box.dataset.crack = id;
+      box.setAttribute("aria-label", `Select crack ${id}`);
+      // OpenSeadragon's own tracker takes pointer events inside the viewer: listen through it
+      new OpenSeadragon.MouseTracker({ element: box, clickHandler: () => select(id) });
+      box.addEventListener("keydown", (event) => { if (event.key === "Enter") select(id); });
+      const pad = 6;
+      viewer.addOverlay({ element: box, location: new OpenSeadragon.Rect((x0 - pad) / width, (y0 - pad) / width, (x1 - x0 + 2 * pad) / width, (y1 - y0 + 2 * pad) / width) });
+    }
+    outlineToggle.addEventListener("change", () => document.querySelectorAll(".crack-box").forEach((b) => (b.hidden = !outlineToggle.checked)));
+    document.querySelectorAll("#cracks tbody tr").forEach((row) => row.addEventListener("click", () => select(row.dataset.crack)));
+  }
+
+  function select(id) {
+    document.querySelectorAll(".crack-box, #cracks tbody tr").forEach((node) => node.classList.toggle("selected", node.dataset.crack === String(id)));
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.target.closest("input, textarea, select")) return;
     const link = document.getElementById(event.key === "ArrowLeft" ? "prev-image" : event.key === "ArrowRight" ? "next-image" : "");

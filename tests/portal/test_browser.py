@@ -30,15 +30,21 @@ def test_inspector_uploads_an_image_and_sees_the_overlay(
     page.screenshot(path=str(artifacts_dir / "run_page.png"), full_page=True)
 
     page.click("text=lining_0001.jpg")
-    overlay = page.wait_for_selector("#overlay", state="visible")
-    page.wait_for_function(
-        "document.getElementById('overlay').complete && document.getElementById('overlay').naturalWidth > 0"
-    )
-    assert overlay.evaluate("el => el.naturalWidth") == 640
+    page.wait_for_selector('#viewer[data-overlay-ready="1"]', timeout=30_000)
+    assert page.evaluate("window.surveyViewer.world.getItemCount()") == 2  # photo + crack overlay
+    assert page.evaluate("window.overlayOpacity()") == pytest.approx(0.7)
     assert page.locator("#cracks tbody tr").count() >= 1
+    page.wait_for_timeout(500)  # let the tiles draw before the screenshot
     page.screenshot(path=str(artifacts_dir / "image_page_overlay.png"), full_page=True)
 
     page.uncheck("#overlay-toggle")
-    assert overlay.is_hidden()
+    assert page.evaluate("window.overlayOpacity()") == 0
     page.check("#overlay-toggle")
-    assert overlay.is_visible()
+    page.fill("#overlay-opacity", "40")
+    page.dispatch_event("#overlay-opacity", "input")
+    assert page.evaluate("window.overlayOpacity()") == pytest.approx(0.4)
+
+    first_box = page.locator(".crack-box").first
+    first_box.click()
+    crack_id = first_box.get_attribute("data-crack")
+    assert "selected" in page.locator(f'#cracks tr[data-crack="{crack_id}"]').get_attribute("class")

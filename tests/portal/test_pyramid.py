@@ -1,0 +1,53 @@
+"""Deep-zoom pyramids of large images, and their tiles served only to users who may see them."""
+
+from pathlib import Path
+from xml.etree import ElementTree
+
+from django.urls import reverse
+from PIL import Image
+
+from crackportal.inspections import pyramid, services
+from tests.factories import make_image, make_run
+
+
+def test_pyramid_has_every_level_and_tiles_of_the_right_size(tmp_path):
+    image = Image.new("RGB", (3000, 1000), (120, 120, 120))
+    dzi = pyramid.build_dzi(image, tmp_path, "photo")
+    root = ElementTree.fromstring(dzi.read_text())
+    size = root.find("{http://schemas.microsoft.com/deepzoom/2008}Size")
+    assert (size.get("Width"), size.get("Height")) == ("3000", "1000")
+    levels = sorted(int(p.name) for p in (tmp_path / "photo_files").iterdir())
+    assert levels == list(range(13))  # 2**12 >= 3000
+    top = tmp_path / "photo_files" / "12"
+    assert len(list(top.iterdir())) == 6 * 2  # ceil(3000/510) x ceil(1000/510)
+    with Image.open(top / "0_0.jpg") as tile:
+        assert tile.size == (511, 511)  # tile plus one px of overlap
+    with Image.open(tmp_path / "photo_files" / "0" / "0_0.jpg") as tile:
+        assert tile.size == (1, 1)
+
+
+def test_only_large_images_get_a_pyramid():
+    assert not pyramid.needs_pyramid(2048, 1500) and pyramid.needs_pyramid(4000, 3000)
+
+
+def test_tiles_are_served_to_the_tunnel_and_refused_elsewhere(
+    client, inspector, manager, tunnel, django_user_model, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    image = make_image(make_run(tunnel))
+    pyramid.build_dzi(Image.new("RGB", (600, 400)), services.pyramid_dir(image), "photo")
+    client.force_login(inspector)
+    assert client.get(reverse("image-dzi", args=[image.pk, "photo"])).status_code == 200
+    tile = client.get(reverse("image-tile", args=[image.pk, "photo", "10/0_0.jpg"]))
+    assert tile.status_code == 200 and tile["Content-Type"] == "image/jpeg"
+    assert (
+        client.get(reverse("image-tile", args=[image.pk, "photo", "10/../../x.jpg"])).status_code
+        == 404
+    )
+    assert client.get(reverse("image-dzi", args=[image.pk, "secrets"])).status_code == 404
+
+    from tests.conftest import make_user
+
+    client.force_login(make_user(django_user_model, "elsewhere", "inspector"))  # not assigned
+    assert client.get(reverse("image-dzi", args=[image.pk, "photo"])).status_code == 404
+    assert Path(services.pyramid_dir(image)).is_dir()
