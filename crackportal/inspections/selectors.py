@@ -29,8 +29,10 @@ def runs_for_tunnel(tunnel):
 
 
 def images_with_crack_counts(run: InspectionRun):
-    return run.images.annotate(n_cracks=Count("cracks")).only(
-        "id", "original_name", "status", "error", "width", "height"
+    return (
+        run.images.annotate(n_cracks=Count("cracks"))
+        .only("id", "original_name", "status", "error", "width", "height")
+        .order_by("id")
     )
 
 
@@ -108,3 +110,11 @@ def growing_cracks(run):
         | Q(width_max_mm__lt=OuterRef("width_max_mm") - 0.1)
     )
     return Crack.objects.filter(image__run=run, track__isnull=False).filter(Exists(earlier_smaller))
+
+
+def failed_images(run: InspectionRun):
+    return (
+        run.images.filter(status=SurveyImage.Status.FAILED)
+        .only("id", "original_name", "error")
+        .order_by("id")
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,6 +17,8 @@ from crackportal.inspections.forms import RunForm, UploadForm
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
 from crackportal.inspections.severity import severity_classes
 from crackportal.inspections.uploads import IncomingFile, UploadError
+
+IMAGES_PER_PAGE = 100
 
 
 def _runs(user):
@@ -81,7 +84,9 @@ def run_detail(request, pk: int):
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid() and _take_upload(request, run, form):
         return redirect(run)
-    images = selectors.images_with_crack_counts(run)
+    images = Paginator(selectors.images_with_crack_counts(run), IMAGES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     return render(
         request,
         "inspections/run_detail.html",
@@ -89,6 +94,7 @@ def run_detail(request, pk: int):
             "run": run,
             "tunnel": run.tunnel,
             "images": images,
+            "failed": selectors.failed_images(run)[:500],
             "form": form,
             "progress": selectors.run_progress(run),
         },
@@ -99,9 +105,11 @@ def run_detail(request, pk: int):
 def run_progress(request, pk: int):
     run = get_object_or_404(_runs(request.user), pk=pk)
     data = selectors.run_progress(run)
+    # statuses of the rows the page shows (?ids=1,2,3), so thousands of images stay cheap
+    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:IMAGES_PER_PAGE]
     data["images"] = [
         {"id": i.pk, "status": i.status, "error": i.error, "cracks": i.n_cracks}
-        for i in selectors.images_with_crack_counts(run)
+        for i in selectors.images_with_crack_counts(run).filter(pk__in=ids)
     ]
     return JsonResponse(data)
 

@@ -13,7 +13,8 @@
   async function poll() {
     let data;
     try {
-      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      const ids = [...document.querySelectorAll("tr[data-image]")].map((row) => row.dataset.image).join(",");
+      const response = await fetch(`${url}?ids=${ids}`, { headers: { Accept: "application/json" } });
       if (!response.ok) throw new Error(response.status);
       data = await response.json();
     } catch (err) {

@@ -110,4 +110,5 @@ def test_admin_starts_one_epoch_training_and_watches_it_finish(
     assert page.locator("#history tbody tr").count() == 1
     run = TrainingRun.objects.get()
     assert page.inner_text("#result") == run.result.name
+    assert page.evaluate("window.trainingCharts.metricChart.data.datasets[1].data.length") == 1
     page.screenshot(path=str(artifacts_dir / "training.png"), full_page=True)

@@ -89,13 +89,34 @@ def test_same_file_twice_in_a_run_is_recognised(
 def test_run_progress_endpoint_counts_statuses(client, tunnel, inspector):
     client.force_login(inspector)
     run = InspectionRun.objects.create(tunnel=tunnel, date="2026-11-02")
-    SurveyImage.objects.create(run=run, original_name="a.jpg", status="done")
-    SurveyImage.objects.create(run=run, original_name="b.jpg", status="failed", error="bad")
+    a = SurveyImage.objects.create(run=run, original_name="a.jpg", status="done")
+    b = SurveyImage.objects.create(run=run, original_name="b.jpg", status="failed", error="bad")
     SurveyImage.objects.create(run=run, original_name="c.jpg", status="queued")
-    data = client.get(reverse("run-progress", args=[run.pk])).json()
+    data = client.get(reverse("run-progress", args=[run.pk]), {"ids": f"{a.pk},{b.pk}"}).json()
     assert data["total"] == 3 and data["percent"] == 67
     assert data["counts"]["failed"] == 1 and data["counts"]["queued"] == 1
-    assert {i["status"] for i in data["images"]} == {"done", "failed", "queued"}
+    assert {i["status"] for i in data["images"]} == {"done", "failed"}  # only the rows asked for
+
+
+def test_run_page_pages_through_many_images_and_lists_failures(client, tunnel, inspector):
+    client.force_login(inspector)
+    run = InspectionRun.objects.create(tunnel=tunnel, date="2026-11-02")
+    SurveyImage.objects.bulk_create(
+        SurveyImage(
+            run=run,
+            original_name=f"{i:04d}.jpg",
+            status="failed" if i % 50 == 0 else "done",
+            error="the image is corrupt" if i % 50 == 0 else "",
+        )
+        for i in range(250)
+    )
+    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert page.count("data-image=") == 100 and "page 1 of 3" in page
+    assert (
+        page.count("the image is corrupt") >= 5
+    )  # the failed list shows every failure with its reason
+    last = client.get(reverse("run-detail", args=[run.pk]), {"page": 3}).content.decode()
+    assert last.count("data-image=") == 50
 
 
 def test_image_files_are_not_served_to_anonymous_users(client, tunnel):
