@@ -128,6 +128,10 @@ DEFAULT_MM_PER_PX = envfloat("DEFAULT_MM_PER_PX", 0.5)
 DEFAULT_ARC_START_M = envfloat("DEFAULT_ARC_START_M", 0.0)
 IMAGE_MAX_ATTEMPTS = envint("IMAGE_MAX_ATTEMPTS", 3)
 
+# -- crack tracking across inspections (tunnel metres) ------------------------------------
+TRACK_TOLERANCE_MM = envfloat("TRACK_TOLERANCE_MM", 50.0)  # polylines this close are the same crack
+TRACK_MIN_OVERLAP = envfloat("TRACK_MIN_OVERLAP", 0.5)  # share of the shorter crack lying in it
+
 # -- models --------------------------------------------------------------------------
 MODEL_DIR = Path(env("MODEL_DIR", str(BASE_DIR / "models")))
 DEFAULT_MODEL_NAME = env("DEFAULT_MODEL_NAME", "default")

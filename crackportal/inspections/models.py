@@ -104,6 +104,15 @@ class CrackTrack(models.Model):
     first_run = models.ForeignKey(
         InspectionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    first_seen = models.DateField(null=True, blank=True)
+    last_seen = models.DateField(null=True, blank=True)
+    length_mm = models.FloatField(default=0.0, help_text="When last seen")
+    width_max_mm = models.FloatField(default=0.0, help_text="When last seen")
+    length_growth_mm_per_year = models.FloatField(null=True, blank=True)
+    width_growth_mm_per_year = models.FloatField(null=True, blank=True)
+    history = models.JSONField(
+        default=list, blank=True, help_text="Per inspection: run, date, length_mm, width_max_mm"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

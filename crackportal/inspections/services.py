@@ -352,4 +352,13 @@ def refresh_run_status(*, run_id: int) -> None:
     elif counts:
         done = counts.get(SurveyImage.Status.DONE, 0)
         status = InspectionRun.Status.DONE if done else InspectionRun.Status.FAILED
-        run.exclude(status=status).update(status=status, finished_at=timezone.now())
+        finished = run.exclude(status=status).update(status=status, finished_at=timezone.now())
+        if finished and status == InspectionRun.Status.DONE:
+            transaction.on_commit(lambda: enqueue_tracking(run_id))
+
+
+def enqueue_tracking(run_id: int) -> None:
+    """Match a finished run's cracks to earlier inspections, in the worker."""
+    from crackportal.inspections.tasks import track_run_task
+
+    track_run_task.delay(run_id)

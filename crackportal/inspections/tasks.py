@@ -4,8 +4,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from crackportal.inspections import services
-from crackportal.inspections.models import SurveyImage
+from crackportal.inspections import services, tracking
+from crackportal.inspections.models import InspectionRun, SurveyImage
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
@@ -24,3 +24,11 @@ def segment_image_task(self, image_id: int) -> None:
         if attempts < settings.IMAGE_MAX_ATTEMPTS and isinstance(exc, OperationalError | OSError):
             raise self.retry(exc=exc, countdown=2**attempts) from exc
         services.mark_image_failed(image_id=image_id, error=f"{type(exc).__name__}: {exc}")
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def track_run_task(run_id: int) -> None:
+    """Give a finished run's cracks their tracks across inspections (idempotent)."""
+    run = InspectionRun.objects.filter(pk=run_id).first()
+    if run is not None:
+        tracking.track_run(run)

@@ -55,6 +55,8 @@ def test_three_images_with_manifest_are_all_processed(worker, client, tunnel, in
     assert crack.length_mm > 20 and crack.width_max_mm > 0
     run.refresh_from_db()
     assert run.status == InspectionRun.Status.DONE
+    # the finished run is handed to the tracking task: every crack gets a track
+    wait_for(lambda: not cracks.filter(track__isnull=True).exists(), what="cracks to be tracked")
 
 
 def test_corrupt_file_fails_with_reason_and_the_others_go_through(

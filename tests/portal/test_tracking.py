@@ -1,0 +1,140 @@
+"""Crack tracks across inspections, in tunnel metres (synthetic inspections)."""
+
+import pytest
+
+from crackportal.inspections.models import Crack, CrackTrack
+from crackportal.inspections.tracking import track_run
+from tests.factories import make_crack, make_image, make_run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def first_inspection(tunnel):
+    run = make_run(tunnel, "2024-05-01")
+    image = make_image(run, "a.jpg", chainage_m=(10.0, 12.0), arc_m=(0.0, 1.0))
+    crack = make_crack(image, 0, start_m=(10.2, 0.3), end_m=(11.2, 0.3), width_mm=0.3)
+    track_run(run)
+    crack.refresh_from_db()
+    return crack
+
+
+def test_first_inspection_starts_one_track_per_crack(first_inspection):
+    track = first_inspection.track
+    assert track is not None and track.first_seen.isoformat() == "2024-05-01"
+    assert track.history == [
+        {
+            "run": first_inspection.image.run_id,
+            "date": "2024-05-01",
+            "length_mm": 1000.0,
+            "width_max_mm": 0.3,
+        }
+    ]
+
+
+def test_crack_grown_20_percent_is_one_track_with_its_growth(tunnel, first_inspection):
+    run = make_run(tunnel, "2026-05-01")  # 730 days later
+    image = make_image(run, "a.jpg", chainage_m=(10.0, 12.0), arc_m=(0.0, 1.0))
+    grown = make_crack(image, 0, start_m=(10.2, 0.3), end_m=(11.4, 0.3), width_mm=0.5)
+    result = track_run(run)
+    grown.refresh_from_db()
+    assert result.matched == 1 and result.new == 0
+    track = grown.track
+    assert track.pk == first_inspection.track_id
+    assert [h["length_mm"] for h in track.history] == pytest.approx([1000.0, 1200.0])
+    assert track.length_growth_mm_per_year == pytest.approx(200 / (730 / 365.25))
+    assert track.width_growth_mm_per_year == pytest.approx(0.2 / (730 / 365.25))
+    assert track.last_seen.isoformat() == "2026-05-01"
+
+
+def test_new_crack_starts_a_new_track(tunnel, first_inspection):
+    run = make_run(tunnel, "2025-05-01")
+    image = make_image(run, "a.jpg", chainage_m=(10.0, 12.0), arc_m=(0.0, 1.0))
+    make_crack(image, 0, start_m=(10.2, 0.3), end_m=(11.2, 0.3))
+    parallel = make_crack(image, 1, start_m=(10.2, 0.5), end_m=(11.2, 0.5))  # 200 mm away
+    transverse = make_crack(image, 2, start_m=(11.6, 0.1), end_m=(11.6, 0.9))
+    result = track_run(run)
+    assert result.matched == 1 and result.new == 2
+    parallel.refresh_from_db(), transverse.refresh_from_db()
+    assert len({first_inspection.track_id, parallel.track_id, transverse.track_id}) == 3
+
+
+def test_survey_shifted_30_mm_still_matches(tunnel, first_inspection):
+    run = make_run(tunnel, "2025-05-01")
+    image = make_image(run, "a.jpg", chainage_m=(10.03, 12.03), arc_m=(0.02, 1.02))
+    shifted = make_crack(image, 0, start_m=(10.23, 0.32), end_m=(11.23, 0.32))
+    track_run(run)
+    shifted.refresh_from_db()
+    assert shifted.track_id == first_inspection.track_id
+
+
+def test_crack_cut_by_image_border_is_one_crack(tunnel):
+    run = make_run(tunnel, "2025-05-01")
+    left = make_image(run, "left.jpg", chainage_m=(0.0, 1.0), arc_m=(0.0, 1.0))
+    right = make_image(run, "right.jpg", chainage_m=(1.0, 2.0), arc_m=(0.0, 1.0))
+    a = make_crack(left, 0, start_m=(0.6, 0.4), end_m=(0.999, 0.45))
+    b = make_crack(right, 0, start_m=(1.001, 0.45), end_m=(1.5, 0.5))
+    # a neighbour that stops short of the border stays its own crack
+    c = make_crack(left, 1, start_m=(0.3, 0.8), end_m=(0.7, 0.8))
+    result = track_run(run)
+    assert result.stitched == 1 and result.new == 2
+    a.refresh_from_db(), b.refresh_from_db(), c.refresh_from_db()
+    assert a.track_id == b.track_id != c.track_id
+    assert a.track.length_mm == pytest.approx(a.length_mm + b.length_mm)
+
+
+def test_one_crack_joining_two_old_ones_merges_their_tracks(tunnel):
+    old = make_run(tunnel, "2024-05-01")
+    image = make_image(old, "a.jpg", chainage_m=(0.0, 2.0), arc_m=(0.0, 1.0))
+    make_crack(image, 0, start_m=(0.2, 0.5), end_m=(0.8, 0.5))
+    make_crack(image, 1, start_m=(1.0, 0.5), end_m=(1.6, 0.5))
+    track_run(old)
+    assert CrackTrack.objects.count() == 2
+    new = make_run(tunnel, "2025-05-01")
+    joined = make_crack(
+        make_image(new, "a.jpg", chainage_m=(0.0, 2.0), arc_m=(0.0, 1.0)),
+        0,
+        start_m=(0.2, 0.5),
+        end_m=(1.6, 0.5),
+    )
+    result = track_run(new)
+    assert result.joined == 1 and CrackTrack.objects.count() == 1
+    joined.refresh_from_db()
+    assert Crack.objects.filter(track=joined.track).count() == 3
+
+
+def test_tracking_a_run_again_changes_nothing(tunnel, first_inspection):
+    run = make_run(tunnel, "2025-05-01")
+    image = make_image(run, "a.jpg", chainage_m=(10.0, 12.0), arc_m=(0.0, 1.0))
+    crack = make_crack(image, 0, start_m=(10.2, 0.3), end_m=(11.2, 0.3))
+    make_crack(image, 1, start_m=(11.6, 0.1), end_m=(11.6, 0.9))
+    track_run(run)
+    before = sorted(Crack.objects.values_list("id", "track_id"))
+    tracks = CrackTrack.objects.count()
+    track_run(run)
+    crack.refresh_from_db()
+    assert crack.track_id == first_inspection.track_id
+    assert CrackTrack.objects.count() == tracks == 2
+    assert len(before) == len(sorted(Crack.objects.values_list("id", "track_id")))
+
+
+def test_tolerance_is_configurable(tunnel, first_inspection):
+    run = make_run(tunnel, "2025-05-01")
+    image = make_image(run, "a.jpg", chainage_m=(10.0, 12.0), arc_m=(0.0, 1.0))
+    crack = make_crack(image, 0, start_m=(10.2, 0.38), end_m=(11.2, 0.38))  # 80 mm off
+    track_run(run)
+    crack.refresh_from_db()
+    assert crack.track_id != first_inspection.track_id
+    track_run(run, tolerance_mm=100)
+    crack.refresh_from_db()
+    assert crack.track_id == first_inspection.track_id
+
+
+def test_track_cracks_command_reports_each_run(tunnel, first_inspection):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("track_cracks", tunnel=tunnel.code, stdout=out)
+    assert "1 cracks, 0 stitched across borders, 0 continue a track, 1 new" in out.getvalue()
