@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "crackportal.assets",
     "crackportal.inspections",
     "crackportal.modelops",
+    "crackportal.reports",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +166,7 @@ CELERY_TASK_DEFAULT_QUEUE = "inference"
 CELERY_TASK_ROUTES = {
     "crackportal.inspections.tasks.*": {"queue": "inference"},
     "crackportal.modelops.tasks.*": {"queue": "training"},
+    "crackportal.reports.tasks.*": {"queue": "inference"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 900)
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 960)

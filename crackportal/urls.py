@@ -5,6 +5,7 @@ from django.urls import path
 from crackportal.assets import views as assets
 from crackportal.inspections import views as inspections
 from crackportal.modelops import views as modelops
+from crackportal.reports import views as reports
 
 urlpatterns = [
     path("", assets.tunnel_list, name="tunnel-list"),
@@ -18,6 +19,11 @@ urlpatterns = [
     path("runs/<int:pk>/", inspections.run_detail, name="run-detail"),
     path("runs/<int:pk>/progress.json", inspections.run_progress, name="run-progress"),
     path("runs/<int:pk>/retry/", inspections.run_retry_failed, name="run-retry"),
+    path("runs/<int:pk>/reports/", reports.report_request, name="report-request"),
+    path("runs/<int:pk>/cracks.csv", reports.run_export_csv, name="run-export-csv"),
+    path("runs/<int:pk>/cracks.geojson", reports.run_export_geojson, name="run-export-geojson"),
+    path("reports/<int:pk>/status.json", reports.report_status, name="report-status"),
+    path("reports/<int:pk>/download/", reports.report_download, name="report-download"),
     path("images/<int:pk>/", inspections.image_detail, name="image-detail"),
     path("images/<int:pk>/original", inspections.image_original, name="image-original"),
     path("images/<int:pk>/overlay.png", inspections.image_overlay, name="image-overlay"),

@@ -16,6 +16,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# PDF reports (WeasyPrint) need Pango.
+if ! ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Pango for the PDF reports"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null) \
+      || echo "warning: Pango could not be installed; PDF report tests will fail" >&2
+  fi
+fi
+
 rm -rf var/test
 mkdir -p var/test test-artifacts
 .venv/bin/ruff check .

@@ -29,3 +29,18 @@ def severity_for_width(width_max_mm: float) -> str:
         if width_max_mm < upper_mm:
             return name
     return classes[-1][1]
+
+
+# What the maintenance report recommends per class (override with settings.SEVERITY_ACTIONS).
+DEFAULT_ACTIONS = {
+    "hairline": "Record; check again at the next routine inspection.",
+    "minor": "Record and monitor; re-inspect within 12 months, seal where water enters.",
+    "moderate": "Seal or inject; re-inspect within 6 months and watch for growth.",
+    "severe": "Structural assessment and repair (injection, local strengthening) within 3 months.",
+    "critical": "Immediate engineering assessment; restrict use if stability is in doubt.",
+}
+
+
+def severity_actions() -> dict[str, str]:
+    """Recommended maintenance action per severity class name."""
+    return dict(getattr(settings, "SEVERITY_ACTIONS", DEFAULT_ACTIONS))

@@ -95,6 +95,7 @@ def run_detail(request, pk: int):
             "tunnel": run.tunnel,
             "images": images,
             "failed": selectors.failed_images(run)[:500],
+            "reports": run.reports.select_related("created_by")[:20],
             "form": form,
             "progress": selectors.run_progress(run),
         },

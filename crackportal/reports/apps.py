@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReportsConfig(AppConfig):
+    name = "crackportal.reports"
+    verbose_name = "Maintenance reports"

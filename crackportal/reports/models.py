@@ -1,0 +1,46 @@
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Report(models.Model):
+    """A maintenance report of one inspection, built by a worker; the page polls this row."""
+
+    class Kind(models.TextChoices):
+        PDF = "pdf", "PDF report"
+        XLSX = "xlsx", "Excel workbook"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    run = models.ForeignKey(
+        "inspections.InspectionRun", on_delete=models.CASCADE, related_name="reports"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    message = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    file = models.FileField(upload_to="reports/%Y/%m/", max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.run}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("report-download", args=[self.pk])
+
+    @property
+    def filename(self) -> str:
+        run = self.run
+        return f"{run.tunnel.code}-{run.date.isoformat()}-cracks.{self.kind}"

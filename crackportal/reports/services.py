@@ -1,0 +1,78 @@
+"""Writes for reports: request one, build it in the worker with progress, record failure."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from crackportal.reports.models import Report
+
+log = logging.getLogger(__name__)
+
+
+def request_report(*, run, kind: str, user=None) -> Report:
+    """Queue a report of one inspection; the worker builds it after the row is committed."""
+    if kind not in Report.Kind.values:
+        raise ValueError(
+            f"unknown report kind {kind!r}; choose one of {', '.join(Report.Kind.values)}"
+        )
+    report = Report.objects.create(run=run, kind=kind, created_by=user, message="queued")
+    transaction.on_commit(lambda: _enqueue(report.pk))
+    return report
+
+
+def _enqueue(report_id: int) -> None:
+    from crackportal.reports.tasks import build_report_task
+
+    build_report_task.delay(report_id)
+
+
+def _set_progress(report_id: int, fraction: float, message: str) -> None:
+    Report.objects.filter(pk=report_id).update(
+        progress=round(min(max(fraction, 0), 1), 3), message=message[:200]
+    )
+
+
+def build_report(*, report_id: int) -> bool:
+    """Build a queued report; returns False when another worker has it or it is finished."""
+    claimed = Report.objects.filter(
+        pk=report_id, status__in=[Report.Status.QUEUED, Report.Status.RUNNING]
+    ).update(status=Report.Status.RUNNING, progress=0.0, message="starting", error="")
+    if not claimed:
+        return False
+    report = Report.objects.select_related("run__tunnel").get(pk=report_id)
+
+    def progress(fraction, message):
+        _set_progress(report_id, fraction, message)
+
+    if report.kind == Report.Kind.PDF:
+        from crackportal.reports.pdf import build_pdf
+
+        content = build_pdf(report.run, progress)
+    else:
+        from crackportal.reports.exports import xlsx_bytes
+
+        content = xlsx_bytes(report.run, progress)
+    with transaction.atomic():
+        report.file.save(report.filename, ContentFile(content), save=False)
+        Report.objects.filter(pk=report_id).update(
+            file=report.file.name,
+            status=Report.Status.DONE,
+            progress=1.0,
+            message=f"{len(content) // 1024} KB",
+            finished_at=timezone.now(),
+        )
+    return True
+
+
+def mark_report_failed(*, report_id: int, error: str) -> None:
+    log.warning("report %s failed: %s", report_id, error)
+    Report.objects.filter(pk=report_id).update(
+        status=Report.Status.FAILED,
+        error=error[:4000],
+        message="failed",
+        finished_at=timezone.now(),
+    )

@@ -1,0 +1,85 @@
+"""Report pages: request a PDF / XLSX report, poll it, download it; CSV and GeoJSON stream directly."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+
+from crackportal.accounts.roles import MANAGER, role_required, visible_tunnels
+from crackportal.inspections.models import InspectionRun
+from crackportal.reports import exports, services
+from crackportal.reports.models import Report
+
+
+def _run(request, pk: int) -> InspectionRun:
+    return get_object_or_404(
+        InspectionRun.objects.filter(tunnel__in=visible_tunnels(request.user)).select_related(
+            "tunnel"
+        ),
+        pk=pk,
+    )
+
+
+def _report(request, pk: int) -> Report:
+    return get_object_or_404(
+        Report.objects.filter(run__tunnel__in=visible_tunnels(request.user)).select_related(
+            "run__tunnel"
+        ),
+        pk=pk,
+    )
+
+
+@role_required(MANAGER)
+@require_POST
+def report_request(request, pk: int):
+    run = _run(request, pk)
+    kind = request.POST.get("kind", "")
+    if kind not in Report.Kind.values:
+        return HttpResponse(f"Unknown report kind {kind!r}.", status=400, content_type="text/plain")
+    services.request_report(run=run, kind=kind, user=request.user)
+    messages.success(request, "Report queued: it appears under Reports when it is ready.")
+    return redirect(f"{run.get_absolute_url()}#reports")
+
+
+@role_required(MANAGER)
+def report_status(request, pk: int):
+    report = _report(request, pk)
+    return JsonResponse(
+        {
+            "id": report.pk,
+            "kind": report.kind,
+            "status": report.status,
+            "progress": report.progress,
+            "message": report.message,
+            "error": report.error,
+            "download": report.get_absolute_url() if report.status == Report.Status.DONE else None,
+        }
+    )
+
+
+@role_required(MANAGER)
+def report_download(request, pk: int):
+    report = _report(request, pk)
+    if report.status != Report.Status.DONE or not report.file:
+        raise Http404("This report is not ready.")
+    return FileResponse(report.file.open("rb"), as_attachment=True, filename=report.filename)
+
+
+@role_required(MANAGER)
+def run_export_csv(request, pk: int):
+    run = _run(request, pk)
+    response = StreamingHttpResponse(exports.csv_lines(run), content_type="text/csv; charset=utf-8")
+    name = f"{run.tunnel.code}-{run.date.isoformat()}-cracks.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@role_required(MANAGER)
+def run_export_geojson(request, pk: int):
+    run = _run(request, pk)
+    response = HttpResponse(exports.geojson_text(run), content_type="application/geo+json")
+    name = f"{run.tunnel.code}-{run.date.isoformat()}-cracks.geojson"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
