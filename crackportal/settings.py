@@ -37,6 +37,11 @@ INSTALLED_APPS = [
     "crackportal.inspections",
     "crackportal.modelops",
     "crackportal.reports",
+    "crackportal.api",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
@@ -139,6 +144,25 @@ DEFAULT_MODEL_NAME = env("DEFAULT_MODEL_NAME", "default")
 TRAINED_MODEL_DIR = Path(
     env("TRAINED_MODEL_DIR", str(VAR_DIR / "models"))
 )  # portal-trained versions
+
+# -- REST API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "crackportal.api.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CrackPortal API",
+    "DESCRIPTION": "Tunnels, inspection runs, survey upload, cracks, tracks, reports, models.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "REDOC_DIST": "SIDECAR",  # served from static files, never a CDN
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # -- Celery ----------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")

@@ -45,7 +45,16 @@ class MapFilters:
 
 def cracks_for_map(run: InspectionRun, filters: MapFilters):
     """The run's cracks after filters, as a queryset."""
-    cracks = Crack.objects.filter(image__run=run)
+    cracks = filter_cracks(Crack.objects.filter(image__run=run), filters)
+    if filters.new_only:
+        # new: its track was not seen in an earlier inspection of the tunnel (or it has no track yet)
+        earlier = Crack.objects.filter(track=OuterRef("track"), image__run__date__lt=run.date)
+        cracks = cracks.filter(Q(track__isnull=True) | ~Exists(earlier))
+    return cracks
+
+
+def filter_cracks(cracks, filters: MapFilters):
+    """Severity, orientation, width and chainage filters on any crack queryset."""
     if filters.severities:
         cracks = cracks.filter(severity__in=filters.severities)
     if filters.orientations:
@@ -56,10 +65,6 @@ def cracks_for_map(run: InspectionRun, filters: MapFilters):
         cracks = cracks.filter(chainage_max_m__gte=filters.chainage_from_m)
     if filters.chainage_to_m is not None:
         cracks = cracks.filter(chainage_min_m__lte=filters.chainage_to_m)
-    if filters.new_only:
-        # new: its track was not seen in an earlier inspection of the tunnel (or it has no track yet)
-        earlier = Crack.objects.filter(track=OuterRef("track"), image__run__date__lt=run.date)
-        cracks = cracks.filter(Q(track__isnull=True) | ~Exists(earlier))
     return cracks
 
 

@@ -1,0 +1,208 @@
+"""API representations; units are in the field names (mm, m, px)."""
+
+from rest_framework import serializers
+
+from crackportal.assets.models import Tunnel
+from crackportal.inspections.models import Crack, CrackTrack, InspectionRun, SurveyImage
+from crackportal.modelops.models import ModelVersion, TrainingRun
+from crackportal.reports.models import Report
+
+
+class TunnelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tunnel
+        fields = ["id", "code", "name", "length_m", "circumference_m", "notes", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    tunnel = serializers.SlugRelatedField(slug_field="code", queryset=Tunnel.objects.all())
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = InspectionRun
+        fields = [
+            "id",
+            "tunnel",
+            "date",
+            "label",
+            "status",
+            "model_version",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = ["id", "status", "model_version", "created_at", "finished_at"]
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    n_cracks = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = SurveyImage
+        fields = [
+            "id",
+            "run",
+            "original_name",
+            "sha256",
+            "size_bytes",
+            "width",
+            "height",
+            "chainage_start_m",
+            "chainage_end_m",
+            "arc_start_m",
+            "arc_end_m",
+            "mm_per_px",
+            "status",
+            "error",
+            "attempts",
+            "n_cracks",
+            "created_at",
+            "processed_at",
+        ]
+        read_only_fields = fields
+
+
+class CrackSerializer(serializers.ModelSerializer):
+    run = serializers.IntegerField(source="image.run_id", read_only=True)
+
+    class Meta:
+        model = Crack
+        fields = [
+            "id",
+            "run",
+            "image",
+            "index",
+            "track",
+            "polyline_px",
+            "polyline_m",
+            "bbox_px",
+            "chainage_min_m",
+            "chainage_max_m",
+            "arc_min_m",
+            "arc_max_m",
+            "length_mm",
+            "width_max_mm",
+            "width_mean_mm",
+            "width_p95_mm",
+            "area_mm2",
+            "orientation",
+            "severity",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class TrackSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CrackTrack
+        fields = [
+            "id",
+            "tunnel",
+            "first_run",
+            "first_seen",
+            "last_seen",
+            "length_mm",
+            "width_max_mm",
+            "length_growth_mm_per_year",
+            "width_growth_mm_per_year",
+            "history",
+        ]
+        read_only_fields = fields
+
+
+class ReportSerializer(serializers.ModelSerializer):
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Report
+        fields = [
+            "id",
+            "run",
+            "kind",
+            "status",
+            "progress",
+            "message",
+            "error",
+            "download",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = [
+            "id",
+            "status",
+            "progress",
+            "message",
+            "error",
+            "download",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_download(self, report) -> str | None:
+        if report.status != Report.Status.DONE:
+            return None
+        request = self.context.get("request")
+        url = f"/api/reports/{report.pk}/download/"
+        return request.build_absolute_uri(url) if request else url
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "name",
+            "architecture",
+            "encoder",
+            "metrics",
+            "is_active",
+            "created_at",
+            "activated_at",
+        ]
+        read_only_fields = fields
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    result = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "config_name",
+            "dataset",
+            "include_annotations",
+            "status",
+            "epoch",
+            "epochs",
+            "history",
+            "error",
+            "result",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class TrainingRequestSerializer(serializers.Serializer):
+    config_name = serializers.CharField()
+    dataset = serializers.CharField(required=False, allow_blank=True, default="")
+    include_annotations = serializers.BooleanField(default=False)
+    epochs = serializers.IntegerField(required=False, min_value=1, max_value=500)
+
+
+class UploadSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+    manifest = serializers.FileField(required=False)
+
+
+class UploadResultSerializer(serializers.Serializer):
+    accepted = serializers.ListField(child=serializers.CharField())
+    failed = serializers.ListField(child=serializers.DictField())
+    duplicates = serializers.ListField(child=serializers.CharField())
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class ReportRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Report.Kind.choices)
