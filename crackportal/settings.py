@@ -134,6 +134,16 @@ DEFAULT_MM_PER_PX = envfloat("DEFAULT_MM_PER_PX", 0.5)
 DEFAULT_ARC_START_M = envfloat("DEFAULT_ARC_START_M", 0.0)
 IMAGE_MAX_ATTEMPTS = envint("IMAGE_MAX_ATTEMPTS", 3)
 
+# -- severity and growth alerts (crackportal/inspections/severity.py documents the defaults) --
+if env("SEVERITY_CLASSES_MM"):
+    # "0.2:hairline,0.5:minor,1:moderate,3:severe,inf:critical" (upper bound mm, exclusive)
+    SEVERITY_CLASSES_MM = [
+        (float(bound), name.strip())
+        for bound, name in (item.split(":") for item in env("SEVERITY_CLASSES_MM").split(","))
+    ]
+GROWTH_ALERT_WIDTH_MM = envfloat("GROWTH_ALERT_WIDTH_MM", 0.1)
+GROWTH_ALERT_LENGTH_FRACTION = envfloat("GROWTH_ALERT_LENGTH_FRACTION", 0.10)
+
 # -- crack tracking across inspections (tunnel metres) ------------------------------------
 TRACK_TOLERANCE_MM = envfloat("TRACK_TOLERANCE_MM", 50.0)  # polylines this close are the same crack
 TRACK_MIN_OVERLAP = envfloat("TRACK_MIN_OVERLAP", 0.5)  # share of the shorter crack lying in it

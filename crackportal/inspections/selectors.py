@@ -1,5 +1,6 @@
 """Reads for inspection pages."""
 
+from django.conf import settings
 from django.db.models import Count, Q
 
 from crackportal.inspections.models import InspectionRun, SurveyImage
@@ -98,7 +99,9 @@ def tunnel_dashboard(tunnels) -> list[dict]:
 
 
 def growing_cracks(run):
-    """Cracks of run whose track was seen in an earlier inspection with a smaller length or width."""
+    """Cracks of run whose track was seen earlier shorter or narrower beyond the alert thresholds
+
+    (settings.GROWTH_ALERT_WIDTH_MM, default +0.1 mm; GROWTH_ALERT_LENGTH_FRACTION, default +10 %)."""
     from django.db.models import Exists, OuterRef
 
     from crackportal.inspections.models import Crack
@@ -106,8 +109,8 @@ def growing_cracks(run):
     earlier_smaller = Crack.objects.filter(
         track=OuterRef("track"), image__run__date__lt=run.date
     ).filter(
-        Q(length_mm__lt=OuterRef("length_mm") * 0.9)
-        | Q(width_max_mm__lt=OuterRef("width_max_mm") - 0.1)
+        Q(length_mm__lt=OuterRef("length_mm") / (1 + settings.GROWTH_ALERT_LENGTH_FRACTION))
+        | Q(width_max_mm__lt=OuterRef("width_max_mm") - settings.GROWTH_ALERT_WIDTH_MM)
     )
     return Crack.objects.filter(image__run=run, track__isnull=False).filter(Exists(earlier_smaller))
 

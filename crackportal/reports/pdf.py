@@ -75,6 +75,16 @@ def crack_map_png(run, rows: list[dict], width_px: int = 1600) -> bytes:
     return buffer.getvalue()
 
 
+def _weasyprint():
+    """WeasyPrint, imported late; it switches on Pillow's LOAD_TRUNCATED_IMAGES when imported,
+    which would let truncated survey images through upload checks in this process: switch it off."""
+    import weasyprint
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    return weasyprint
+
+
 def build_pdf(run, progress=None) -> bytes:
     """Summary, crack map, cracks by severity, new and growing cracks, actions and thumbnails."""
 
@@ -140,8 +150,6 @@ def build_pdf(run, progress=None) -> bytes:
     }
     report(0.75, "laying out the PDF")
     html = render_to_string("reports/report_pdf.html", context)
-    from weasyprint import HTML
-
-    pdf = HTML(string=html).write_pdf()
+    pdf = _weasyprint().HTML(string=html).write_pdf()
     report(0.98, "saving")
     return pdf

@@ -50,6 +50,9 @@ def test_pdf_report_renders_with_counts_and_a_map(tunnel, manager, settings):
     assert "Severe — 1 crack" in text.replace("\r", "")
     page = np.asarray(pdf[0].render(scale=1).to_pil().convert("L"))
     assert page.std() > 10 and (page < 128).mean() > 0.005, "first page is blank"
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # upload checks in this process stay strict
 
 
 @pytest.mark.django_db

@@ -138,3 +138,17 @@ def test_track_cracks_command_reports_each_run(tunnel, first_inspection):
     out = StringIO()
     call_command("track_cracks", tunnel=tunnel.code, stdout=out)
     assert "1 cracks, 0 stitched across borders, 0 continue a track, 1 new" in out.getvalue()
+
+
+def test_growth_alert_thresholds_come_from_settings(tunnel, first_inspection, settings):
+    from crackportal.inspections.selectors import growing_cracks
+
+    run = make_run(tunnel, "2025-05-01")
+    image = make_image(run, "a.jpg", chainage_m=(10.0, 12.0), arc_m=(0.0, 1.0))
+    crack = make_crack(image, 0, start_m=(10.2, 0.3), end_m=(11.28, 0.3), width_mm=0.35)  # +8 %
+    track_run(run)
+    assert not growing_cracks(run).exists()  # below +10 % length and +0.1 mm width
+    settings.GROWTH_ALERT_LENGTH_FRACTION = 0.05
+    assert list(growing_cracks(run)) == [crack]
+    settings.GROWTH_ALERT_LENGTH_FRACTION, settings.GROWTH_ALERT_WIDTH_MM = 0.10, 0.04
+    assert list(growing_cracks(run)) == [crack]
