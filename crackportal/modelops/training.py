@@ -155,7 +155,10 @@ def execute_training_run(*, run_id: int) -> None:
             )
             return not current.cancel_requested
 
-        workdir = Path(settings.VAR_DIR) / "training" / f"run-{run_id}"
+        # unique per run (ids can repeat after a database reset); the same run resumes its own checkpoint
+        workdir = (
+            Path(settings.VAR_DIR) / "training" / f"run-{run_id}-{run.created_at:%Y%m%dT%H%M%S%f}"
+        )
         result = train(
             samples, model_config, train_settings, workdir, progress=progress, resume=True
         )
