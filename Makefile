@@ -1,5 +1,5 @@
 # CrackPortal entry points. `make demo` and `make test` bootstrap everything they need.
-.PHONY: help install demo test test-fast lint format migrate worker serve bench train evaluate
+.PHONY: help install demo test test-fast lint format migrate worker serve bench bench-map train evaluate
 
 help:
 	@echo "make demo       run the portal with a demo tunnel on http://127.0.0.1:8000 (SQLite + local worker)"
@@ -9,6 +9,9 @@ help:
 	@echo "make worker     a Celery worker for the inference and training queues"
 	@echo "make serve      the development server on :8000 (no worker)"
 	@echo "make evaluate   evaluate the shipped model on ../shared/datasets/cfd/test"
+	@echo "make bench      inference throughput: default model vs the seed's DeepLabV3+MobileNetV2"
+	@echo "make bench-map  crack-map data request time for a tunnel with 5,000 cracks"
+	@echo "make train      train the default config on ../shared/datasets (CFD + DeepCrack)"
 
 install:
 	scripts/bootstrap.sh
@@ -39,3 +42,14 @@ serve: install
 
 evaluate: install
 	.venv/bin/python -m training.evaluate --data ../shared/datasets/cfd/test
+
+bench: install
+	.venv/bin/python -m inference.bench
+
+bench-map: install
+	DEBUG=1 .venv/bin/python manage.py bench_map
+
+train: install
+	.venv/bin/python -m training.train --config training/configs/unet-mobilenetv2.json \
+		--data ../shared/datasets/cfd --data ../shared/datasets/deepcrack \
+		--out runs/default --export runs/export/unet-mobilenetv2

@@ -1,4 +1,4 @@
-"""Create a demo tunnel, a demo login and one inspection of synthetic survey images.
+"""Create a demo tunnel, a demo login and two inspections (a year apart) of synthetic survey images.
 
     python manage.py seed_demo [--images 4] [--username demo] [--password ...]
 
@@ -6,6 +6,7 @@ The images are queued for the worker like any upload; run a worker to process th
 Running it again leaves an existing demo in place.
 """
 
+import datetime as dt
 import io
 import secrets
 
@@ -68,29 +69,46 @@ class Command(BaseCommand):
         if not created and tunnel.runs.exists():
             self.stdout.write(f"Demo tunnel {DEMO_CODE} already has inspections; nothing added.")
             return
-        run = services.create_run(
-            tunnel=tunnel, date=timezone.localdate(), label="Demo survey", created_by=user
+        today = timezone.localdate()
+        # a year earlier: the same lining with fewer, narrower cracks, so tracking shows growth
+        previous = self._survey(
+            tunnel, user, today - dt.timedelta(days=365), "Previous survey", images, older=True
         )
+        current = self._survey(tunnel, user, today, "Demo survey", images, older=False)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo tunnel {DEMO_CODE}: inspections #{previous} and #{current} "
+                f"with {images} images each, queued for the worker."
+            )
+        )
+
+    def _survey(self, tunnel, user, date, label, images: int, older: bool) -> int:
+        run = services.create_run(tunnel=tunnel, date=date, label=label, created_by=user)
         files, rows = (
             [],
             ["filename,chainage_start_m,chainage_end_m,arc_start_m,arc_end_m,mm_per_px"],
         )
         mm_per_px = 0.5
         for i in range(images):
-            rgb, _, _ = survey_image(960, 640, n_cracks=1 + i % 3, seed=100 + i)
+            n_cracks = 1 + i % 3
+            # same seed: the same crack paths; the older survey misses the newest crack of
+            # some images and its cracks are 60 % as wide
+            rgb, _, _ = survey_image(
+                960,
+                640,
+                n_cracks=max(1, n_cracks - 1) if older else n_cracks,
+                seed=100 + i,
+                widths_px=(0.9, 2.4) if older else (1.5, 4.0),
+            )
             name = f"demo_{i + 1:03d}.jpg"
             buffer = _jpeg(rgb)
             files.append(IncomingFile(name, buffer, buffer.getbuffer().nbytes))
             start = 10.0 + i * 960 * mm_per_px / 1000
             rows.append(f"{name},{start:.3f},{start + 0.48:.3f},2.000,2.320,{mm_per_px}")
         manifest = io.BytesIO("\n".join(rows).encode())
-        result = services.upload_survey(
+        services.upload_survey(
             run=run,
             files=files,
             manifest=IncomingFile("manifest.csv", manifest, manifest.getbuffer().nbytes),
         )
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo tunnel {DEMO_CODE}: inspection #{run.pk} with {len(result.accepted)} images queued."
-            )
-        )
+        return run.pk
