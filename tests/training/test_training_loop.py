@@ -79,3 +79,15 @@ def test_export_load_predict_round_trip(samples, tmp_path):
         )[0, 0]
     # weights are stored as float16: outputs agree to within that rounding
     np.testing.assert_allclose(predictor.predict_proba(image), expected.numpy(), atol=5e-3)
+
+
+def test_training_bench_reports_step_and_epoch_times(tmp_path, capsys):
+    import json
+
+    from training import bench
+
+    out = tmp_path / "bench.json"
+    assert bench.main(["--configs", "unet-tiny", "--steps", "1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["config"] == "unet-tiny" and row["step_s"] > 0 and row["epoch_s"] >= row["step_s"]
+    assert "s/epoch" in capsys.readouterr().out
