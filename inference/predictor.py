@@ -57,6 +57,11 @@ class Predictor:
     backend: object  # TorchBackend | OnnxBackend: batch (N, 3, H, W) -> logits (N, H, W)
     batch_size: int = 4
     flip_tta: bool = False
+    max_batch_pixels: int = 1_200_000  # bounds the runtime's activations: one 1024² tile per batch
+
+    def _per_batch(self, size: tuple[int, int]) -> int:
+        """Tiles of this padded size per batch: batch_size, fewer for big tiles."""
+        return max(1, min(self.batch_size, self.max_batch_pixels // (size[0] * size[1])))
 
     def __post_init__(self) -> None:
         self._mean = np.asarray(self.config.mean, dtype=np.float32) * 255.0
@@ -112,8 +117,9 @@ class Predictor:
         jobs.sort(key=lambda j: j[2])
         for _, same_size in groupby(jobs, key=lambda j: j[2]):
             same_size = list(same_size)
-            for start in range(0, len(same_size), self.batch_size):
-                group = same_size[start : start + self.batch_size]
+            step = self._per_batch(same_size[0][2])
+            for start in range(0, len(same_size), step):
+                group = same_size[start : start + step]
                 batch = np.stack([self._prepare_tile(images[i], t, s) for i, t, s in group])
                 for (i, t, _), prob in zip(group, self._run(batch), strict=True):
                     th, tw = t.y1 - t.y0, t.x1 - t.x0
@@ -125,8 +131,54 @@ class Predictor:
         return out
 
     def predict_mask(self, image: np.ndarray) -> np.ndarray:
-        """Boolean crack mask (H, W) at the model's threshold."""
-        return self.predict_proba(image) >= self.config.threshold
+        """Boolean crack mask (H, W) at the model's threshold.
+
+        Works through the image one row of tiles at a time and thresholds rows as soon as no
+        later tile can touch them, so besides the image and the mask it holds only one band
+        of probabilities: a 10000 x 10000 scan needs no full-size float buffers.
+        """
+        image = self._check(image)
+        h, w = image.shape[:2]
+        cfg = self.config
+        tiles = tile_grid(h, w, cfg.tile_size, cfg.tile_overlap)
+        mask = np.zeros((h, w), dtype=bool)
+        band_lo = band_hi = 0
+        acc = wt = np.zeros((0, w), dtype=np.float32)
+        for y0, row in groupby(tiles, key=lambda t: t.y0):  # tile_grid yields row by row
+            row = list(row)
+            y1 = max(t.y1 for t in row)
+            # rows above y0 are final: no tile of this or a later row reaches them
+            if band_hi > band_lo:
+                done = min(y0, band_hi) - band_lo
+                mask[band_lo : band_lo + done] = acc[:done] >= cfg.threshold * wt[:done]
+            new_acc = np.zeros((y1 - y0, w), dtype=np.float32)
+            new_wt = np.zeros((y1 - y0, w), dtype=np.float32)
+            keep = band_hi - y0  # overlap rows carried over from the previous band
+            if keep > 0:
+                new_acc[:keep] = acc[y0 - band_lo :]
+                new_wt[:keep] = wt[y0 - band_lo :]
+            acc, wt, band_lo, band_hi = new_acc, new_wt, y0, y1
+            for t, prob in self._tile_probabilities(image, row):
+                th, tw = t.y1 - t.y0, t.x1 - t.x0
+                win = blend_window(th, tw, cfg.tile_overlap)
+                acc[t.y0 - y0 : t.y1 - y0, t.x0 : t.x1] += prob[:th, :tw] * win
+                wt[t.y0 - y0 : t.y1 - y0, t.x0 : t.x1] += win
+        if band_hi > band_lo:
+            mask[band_lo:band_hi] = acc >= cfg.threshold * wt
+        return mask
+
+    def _tile_probabilities(self, image: np.ndarray, tiles: list[Tile]):
+        """(tile, probabilities) for tiles of one image, same-size tiles batched together."""
+        jobs = sorted(
+            ((t, self._padded_size(t.y1 - t.y0, t.x1 - t.x0)) for t in tiles), key=lambda j: j[1]
+        )
+        for size, same_size in groupby(jobs, key=lambda j: j[1]):
+            same_size = [t for t, _ in same_size]
+            step = self._per_batch(size)
+            for start in range(0, len(same_size), step):
+                group = same_size[start : start + step]
+                batch = np.stack([self._prepare_tile(image, t, size) for t in group])
+                yield from zip(group, self._run(batch), strict=True)
 
     @staticmethod
     def _check(image: np.ndarray) -> np.ndarray:

@@ -129,3 +129,17 @@ def test_flip_averaging_keeps_probabilities_in_range(tiny_model_dir):
         np.random.default_rng(4).integers(0, 255, (64, 96, 3), dtype=np.uint8)
     )
     assert prob.shape == (64, 96) and 0 <= prob.min() and prob.max() <= 1
+
+
+@pytest.mark.parametrize("h, w", [(96, 96), (300, 200), (257, 400)])
+def test_band_by_band_mask_equals_the_thresholded_probabilities(tiny_model_dir, h, w):
+    predictor = inference.load(tiny_model_dir)
+    predictor.config.tile_size, predictor.config.tile_overlap = 64, 24
+    predictor.config.threshold = 0.5
+    image = np.random.default_rng(h).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    proba = predictor.predict_proba(image)
+    predictor.config.threshold = float(np.median(proba))  # a threshold that splits the pixels
+    expected = proba >= predictor.config.threshold
+    mask = predictor.predict_mask(image)
+    assert mask.shape == (h, w) and 0.2 < expected.mean() < 0.8
+    assert (mask != expected).mean() < 1e-3  # only float rounding at the threshold differs
