@@ -6,7 +6,7 @@ help:
 	@echo "make test       run the whole test suite (bootstraps .venv; uses DATABASE_URL/REDIS_URL if set)"
 	@echo "make test-fast  unit tests only (no worker, no browser)"
 	@echo "make lint       ruff check"
-	@echo "make worker     a Celery worker for the inference and training queues"
+	@echo "make worker     a Celery worker (inference, training, maintenance queues) with the sweeper clock (-B)"
 	@echo "make serve      the development server on :8000 (no worker)"
 	@echo "make evaluate   evaluate the shipped model on ../shared/datasets/cfd/test"
 	@echo "make bench      inference throughput: default model vs the seed's DeepLabV3+MobileNetV2"
@@ -35,7 +35,7 @@ migrate: install
 	.venv/bin/python manage.py migrate
 
 worker: install
-	.venv/bin/python -m celery -A crackportal worker -Q inference,training --concurrency 1 --loglevel INFO
+	.venv/bin/python -m celery -A crackportal worker -B -Q inference,training,maintenance --concurrency 1 --loglevel INFO
 
 serve: install
 	DEBUG=1 .venv/bin/python manage.py runserver 127.0.0.1:8000

@@ -133,6 +133,9 @@ MAX_ZIP_BYTES = envint("MAX_ZIP_BYTES", 4 * 1024 * 1024 * 1024)
 DEFAULT_MM_PER_PX = envfloat("DEFAULT_MM_PER_PX", 0.5)
 DEFAULT_ARC_START_M = envfloat("DEFAULT_ARC_START_M", 0.0)
 IMAGE_MAX_ATTEMPTS = envint("IMAGE_MAX_ATTEMPTS", 3)
+# The sweeper (a Celery beat task) re-sends images whose message or worker was lost.
+SWEEP_INTERVAL_S = envfloat("SWEEP_INTERVAL_S", 60)
+IMAGE_QUEUED_TIMEOUT_S = envfloat("IMAGE_QUEUED_TIMEOUT_S", 1800)
 
 # -- severity and growth alerts (crackportal/inspections/severity.py documents the defaults) --
 if env("SEVERITY_CLASSES_MM"):
@@ -180,7 +183,10 @@ BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)
+        # a message a lost worker held comes back after this long (keep it above the time limit)
+        "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "unacked_restore_interval": envint("CELERY_UNACKED_RESTORE_INTERVAL_S", 10),
+        "unacked_restore_throttle": envint("CELERY_UNACKED_RESTORE_THROTTLE", 10),
     }
 else:
     CELERY_BROKER_URL = "filesystem://"
@@ -197,19 +203,31 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "inference"
-CELERY_TASK_ROUTES = {
+CELERY_TASK_ROUTES = {  # first match wins
+    "crackportal.inspections.tasks.sweep_stuck_images_task": {"queue": "maintenance"},
     "crackportal.inspections.tasks.*": {"queue": "inference"},
     "crackportal.modelops.tasks.*": {"queue": "training"},
     "crackportal.reports.tasks.*": {"queue": "inference"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 900)
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 960)
+# past the hard time limit a "processing" image cannot still be running: its worker was lost
+IMAGE_PROCESSING_TIMEOUT_S = envfloat("IMAGE_PROCESSING_TIMEOUT_S", CELERY_TASK_TIME_LIMIT + 60)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-images": {
+        "task": "crackportal.inspections.tasks.sweep_stuck_images_task",
+        "schedule": SWEEP_INTERVAL_S,
+        "options": {"expires": SWEEP_INTERVAL_S},
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # -- security when DEBUG is off ------------------------------------------------------------
 if not DEBUG:
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # probes speak plain http inside the network
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000)

@@ -3,11 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from crackportal.assets import views as assets
+from crackportal.health import health
 from crackportal.inspections import views as inspections
 from crackportal.modelops import views as modelops
 from crackportal.reports import views as reports
 
 urlpatterns = [
+    path("health/", health, name="health"),
     path("", assets.tunnel_list, name="tunnel-list"),
     path("tunnels/new/", assets.tunnel_create, name="tunnel-create"),
     path("tunnels/<slug:code>/", assets.tunnel_detail, name="tunnel-detail"),

@@ -14,7 +14,7 @@ $PY manage.py seed_demo
 $PY manage.py create_roles --demo-users
 
 echo "==> starting the worker (log: var/log/worker.log)"
-$PY -m celery -A crackportal worker -Q inference,training --concurrency 1 --loglevel INFO \
+$PY -m celery -A crackportal worker -B -Q inference,training,maintenance --concurrency 1 --loglevel INFO \
   > var/log/worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM

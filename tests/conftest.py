@@ -128,7 +128,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
             "crackportal",
             "worker",
             "-Q",
-            "inference,training",
+            "inference,training,maintenance",
             "--concurrency",
             "1",
             "--loglevel",

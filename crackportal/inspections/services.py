@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 from PIL import Image
 
@@ -171,15 +172,68 @@ def upload_survey(
     return result
 
 
-def enqueue_images(image_ids: list[int]) -> None:
-    """Mark images queued and send one segmentation task each."""
+def enqueue_images(image_ids: list[int], *, fresh: bool = True) -> None:
+    """Mark images queued and send one segmentation task each.
+
+    fresh=True (an upload, a retry, a re-run) gives the image its full attempt budget again;
+    the sweeper re-sends with fresh=False. A broker that is down loses nothing: the images
+    stay queued in the database and the sweeper sends them again.
+    """
     from crackportal.inspections.tasks import segment_image_task
 
     for image_id in image_ids:
+        changes = {"status": SurveyImage.Status.QUEUED, "error": "", "queued_at": timezone.now()}
+        if fresh:
+            changes["attempts"] = 0
         SurveyImage.objects.filter(pk=image_id).exclude(
             status=SurveyImage.Status.PROCESSING
-        ).update(status=SurveyImage.Status.QUEUED, error="")
-        segment_image_task.delay(image_id)
+        ).update(**changes)
+        try:
+            segment_image_task.delay(image_id)
+        except Exception:  # broker unreachable: the sweeper re-sends it later
+            log.warning("could not send image %s to the broker; it stays queued", image_id)
+
+
+def requeue_stuck_images(*, queued_after_s: float, processing_after_s: float) -> dict[str, int]:
+    """Send again what a lost message or a lost worker left behind; give up after the attempt limit.
+
+    Queued images older than queued_after_s (their message was lost, e.g. Redis restarted
+    without persistence) and processing images started more than processing_after_s ago
+    (their worker died) are queued again. An image out of attempts is marked failed.
+    """
+    now = timezone.now()
+    stale = SurveyImage.objects.filter(
+        Q(status=SurveyImage.Status.QUEUED, queued_at__lt=now - timedelta(seconds=queued_after_s))
+        | Q(status=SurveyImage.Status.QUEUED, queued_at__isnull=True)
+        | Q(
+            status=SurveyImage.Status.PENDING,
+            created_at__lt=now - timedelta(seconds=queued_after_s),
+        )
+        | Q(
+            status=SurveyImage.Status.PROCESSING,
+            started_at__lt=now - timedelta(seconds=processing_after_s),
+        )
+    ).exclude(file="")
+    counts = {"requeued": 0, "failed": 0}
+    for image_id, status, attempts in stale.values_list("pk", "status", "attempts"):
+        if attempts >= settings.IMAGE_MAX_ATTEMPTS:
+            mark_image_failed(
+                image_id=image_id,
+                error=f"stopped after {attempts} attempts: the last one never finished "
+                "(the worker was lost or hit the time limit)",
+            )
+            counts["failed"] += 1
+            continue
+        # only re-send if nobody moved it meanwhile (compare-and-set on status and attempts)
+        moved = SurveyImage.objects.filter(pk=image_id, status=status, attempts=attempts).update(
+            status=SurveyImage.Status.QUEUED, queued_at=now
+        )
+        if moved:
+            enqueue_images([image_id], fresh=False)
+            counts["requeued"] += 1
+    if any(counts.values()):
+        log.warning("sweeper: %(requeued)d image(s) sent again, %(failed)d given up", counts)
+    return counts
 
 
 def retry_failed_images(*, run: InspectionRun) -> int:
@@ -258,10 +312,14 @@ def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
 
 
 def claim_image(*, image_id: int) -> bool:
-    """Move an image to processing and count the attempt; False when it no longer exists or is done."""
-    return bool(
-        SurveyImage.objects.filter(pk=image_id)
-        .exclude(status=SurveyImage.Status.FAILED)
+    """Move a queued image (or one whose worker was lost) to processing and count the attempt.
+
+    False when the image is gone, already done or failed (a duplicate message is a no-op),
+    or out of attempts: then it is marked failed with the reason.
+    """
+    claimed = (
+        SurveyImage.objects.filter(pk=image_id, status__in=ACTIVE)
+        .filter(attempts__lt=settings.IMAGE_MAX_ATTEMPTS)
         .update(
             status=SurveyImage.Status.PROCESSING,
             attempts=F("attempts") + 1,
@@ -269,6 +327,18 @@ def claim_image(*, image_id: int) -> bool:
             error="",
         )
     )
+    if claimed:
+        return True
+    spent = SurveyImage.objects.filter(pk=image_id, status__in=ACTIVE).values_list(
+        "attempts", flat=True
+    )
+    if spent:
+        mark_image_failed(
+            image_id=image_id,
+            error=f"stopped after {spent[0]} attempts: the last one never finished "
+            "(the worker was lost or hit the time limit)",
+        )
+    return False
 
 
 def segment_survey_image(*, image_id: int) -> int:
@@ -294,6 +364,8 @@ def segment_survey_image(*, image_id: int) -> int:
     image.overlay.save(f"{base}_overlay.png", _png(_overlay(mask), "RGBA"), save=False)
     try:
         with transaction.atomic():
+            # one writer per image at a time: a duplicate delivery waits, then replaces
+            SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
             Crack.objects.filter(image=image).delete()
             Crack.objects.bulk_create(_crack_rows(image, cracks, version))
             image.status = SurveyImage.Status.DONE

@@ -27,6 +27,15 @@ def segment_image_task(self, image_id: int) -> None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
+def sweep_stuck_images_task() -> dict[str, int]:
+    """Periodic (Celery beat): re-send images whose message or worker was lost."""
+    return services.requeue_stuck_images(
+        queued_after_s=settings.IMAGE_QUEUED_TIMEOUT_S,
+        processing_after_s=settings.IMAGE_PROCESSING_TIMEOUT_S,
+    )
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def track_run_task(run_id: int) -> None:
     """Give a finished run's cracks their tracks across inspections (idempotent)."""
     run = InspectionRun.objects.filter(pk=run_id).first()

@@ -17,7 +17,9 @@ def _compose():
 def test_compose_has_web_workers_and_services_with_volumes():
     compose = _compose()
     services = compose["services"]
-    assert {"web", "worker", "training-worker", "postgres", "redis"} <= set(services)
+    assert {"web", "worker", "training-worker", "beat", "postgres", "redis"} <= set(services)
+    assert "maintenance" in services["worker"]["command"]  # the sweeper's queue
+    assert "celery -A crackportal beat" in services["beat"]["command"]
     assert "gunicorn" in services["web"]["command"]
     assert "-Q inference" in services["worker"]["command"]
     assert "-Q training" in services["training-worker"]["command"]
