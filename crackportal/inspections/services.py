@@ -125,6 +125,18 @@ def _store_image(
     return image
 
 
+def _record_failed(run, name: str, why: str, size: int, result: UploadResult) -> None:
+    """A file that was refused: listed with its reason on the run page, nothing stored."""
+    SurveyImage.objects.create(
+        run=run,
+        original_name=name[:255] or "(unnamed)",  # shown, never used as a path
+        size_bytes=size,
+        status=SurveyImage.Status.FAILED,
+        error=why,
+    )
+    result.failed.append((name, why))
+
+
 def upload_survey(
     *, run: InspectionRun, files: list[IncomingFile], manifest: IncomingFile | None = None
 ) -> UploadResult:
@@ -142,10 +154,11 @@ def upload_survey(
                     incoming.stream, settings.MAX_IMAGE_BYTES, settings.MAX_ZIP_BYTES
                 )
             except UploadError as exc:
-                result.failed.append((incoming.name, str(exc)))
+                _record_failed(run, incoming.name, str(exc), incoming.size, result)
                 continue
             images += contents.files
-            result.failed += [(f"{incoming.name}: {n}", why) for n, why in contents.problems]
+            for member, why in contents.problems:
+                _record_failed(run, f"{incoming.name}: {member}", why, 0, result)
             if contents.manifest is not None and manifest is None:
                 manifest = contents.manifest
         elif incoming.name.lower().endswith(".csv") and manifest is None:

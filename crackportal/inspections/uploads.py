@@ -114,21 +114,48 @@ class ZipContents:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (member name, reason)
 
 
+MAX_ZIP_MEMBERS = 20_000
+# Photos barely compress (JPEG, PNG are compressed already); a member that unpacks to
+# hundreds of times its packed size is a zip bomb, not a survey image.
+MAX_COMPRESSION_RATIO = 100
+
+
 def expand_zip(stream, max_member_bytes: int, max_total_bytes: int) -> ZipContents:
-    """Members of a survey zip as spooled files; unsafe or oversized members are reported."""
+    """Members of a survey zip as spooled files; unsafe or oversized members are reported.
+
+    Never extracts to a path: each member is read into a temporary file under its base name,
+    so `../`, absolute paths and symlinks cannot write anywhere. Sizes are checked against
+    the bytes actually unpacked, not only the headers, which a zip bomb may fake.
+    """
     out = ZipContents()
     try:
         archive = zipfile.ZipFile(stream)
     except zipfile.BadZipFile:
         raise UploadError("not a readable zip archive") from None
+    members = archive.infolist()
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise UploadError(
+            f"the zip holds {len(members)} entries; the limit is {MAX_ZIP_MEMBERS} per archive"
+        )
     total = 0
-    for info in archive.infolist():
+    for info in members:
         if info.is_dir():
             continue
         name = safe_member_name(info.filename)
         is_symlink = (info.external_attr >> 16) & 0o170000 == 0o120000
         if name is None or is_symlink:
             out.problems.append((info.filename, "unsafe or hidden path inside the zip; skipped"))
+            continue
+        if info.file_size > 1024 * 1024 and info.file_size > MAX_COMPRESSION_RATIO * max(
+            info.compress_size, 1
+        ):
+            out.problems.append(
+                (
+                    name,
+                    f"unpacks to {info.file_size // max(info.compress_size, 1)}× its packed size "
+                    "(a zip bomb?); skipped",
+                )
+            )
             continue
         if info.file_size > max_member_bytes:
             out.problems.append(
@@ -152,6 +179,8 @@ def expand_zip(stream, max_member_bytes: int, max_total_bytes: int) -> ZipConten
                     written += len(chunk)
                     if written > max_member_bytes:  # the header lied about the size
                         raise UploadError("unpacks to more than the file size limit")
+                    if written > MAX_COMPRESSION_RATIO * max(info.compress_size, 1) + _CHUNK:
+                        raise UploadError("unpacks to far more than its packed size (a zip bomb?)")
                     spooled.write(chunk)
         except (UploadError, zipfile.BadZipFile, OSError, EOFError) as exc:
             spooled.close()

@@ -82,13 +82,26 @@ def crack_rows(run: InspectionRun) -> Iterator[dict]:
         }
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_safe(value):
+    """Text that a spreadsheet would run as a formula ("=HYPERLINK(...)") gets a leading quote.
+
+    Names of images, tunnels and runs come from users; numbers are left alone.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_lines(run: InspectionRun) -> Iterator[str]:
     """The run's cracks as CSV text, one line at a time (for streaming)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in crack_rows(run):
-        writer.writerow(row)
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0), buffer.truncate()
@@ -123,14 +136,14 @@ def xlsx_bytes(run: InspectionRun, progress=None) -> bytes:
 
     workbook = Workbook(write_only=True)
     summary = workbook.create_sheet("Summary")
-    summary.append(["Tunnel", run.tunnel.code, run.tunnel.name])
-    summary.append(["Inspection", run.date.isoformat(), run.label])
+    summary.append(["Tunnel", *map(spreadsheet_safe, (run.tunnel.code, run.tunnel.name))])
+    summary.append(["Inspection", run.date.isoformat(), spreadsheet_safe(run.label)])
     sheet = workbook.create_sheet("Cracks")
     sheet.append(COLUMNS)
     total = Crack.objects.filter(image__run=run).count() or 1
     by_severity: dict[str, int] = {}
     for n, row in enumerate(crack_rows(run), 1):
-        sheet.append([row[c] for c in COLUMNS])
+        sheet.append([spreadsheet_safe(row[c]) for c in COLUMNS])
         by_severity[row["severity"]] = by_severity.get(row["severity"], 0) + 1
         if progress and n % 1000 == 0:
             progress(n / total, f"{n} of {total} cracks")

@@ -1,0 +1,36 @@
+"""Request limits applied before a body is read."""
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1024 / 1024:,.0f} MB"
+
+
+class UploadSizeLimitMiddleware:
+    """Refuse a request whose body is over MAX_UPLOAD_BYTES with 413, before reading any of it.
+
+    Within the limit, uploaded files stream to temporary files on disk
+    (FILE_UPLOAD_MAX_MEMORY_SIZE), so a large survey never sits in memory.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.MAX_UPLOAD_BYTES
+        if length > limit:
+            message = (
+                f"The upload is {_megabytes(length)}; one request may carry at most "
+                f"{_megabytes(limit)}. Send the survey in several parts (files or zips)."
+            )
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=413)
+            return render(request, "413.html", {"message": message}, status=413)
+        return self.get_response(request)
