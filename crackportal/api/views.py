@@ -7,6 +7,7 @@ from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -304,3 +305,19 @@ class TrainingRunViewSet(
         training.request_cancel(run=run)
         run.refresh_from_db()
         return Response(s.TrainingRunSerializer(run).data)
+
+
+class TokenView(ObtainAuthToken):
+    """POST username + password → {"token": ...}; locked out (429) after repeated wrong passwords."""
+
+    def post(self, request, *args, **kwargs):
+        from axes.handlers.proxy import AxesProxyHandler
+
+        data = request.data if hasattr(request.data, "get") else {}
+        credentials = {"username": str(data.get("username", ""))[:150]}
+        if AxesProxyHandler.is_locked(request._request, credentials):
+            return Response(
+                {"detail": "Too many failed sign-ins for this user; try again later."},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+            )
+        return super().post(request, *args, **kwargs)

@@ -63,7 +63,9 @@ def test_a_hostile_upload_keeps_the_good_files_and_says_why_for_the_rest(
         SimpleUploadedFile("cut.jpg", survey_jpeg(seed=6)[:3000], "image/jpeg"),
         SimpleUploadedFile("empty.png", b"", "image/png"),
         SimpleUploadedFile("huge.png", _png((2000, 2000)), "image/png"),  # 4 MP > the 2 MP limit
-        SimpleUploadedFile("notes.docx", b"PK\x03\x04 not a survey image", "application/octet-stream"),
+        SimpleUploadedFile(
+            "notes.docx", b"PK\x03\x04 not a survey image", "application/octet-stream"
+        ),
         SimpleUploadedFile("survey.zip", hostile_zip, "application/zip"),
         SimpleUploadedFile("broken.zip", b"PK\x03\x04 truncated archive", "application/zip"),
     ]
@@ -109,9 +111,13 @@ def test_an_oversized_request_is_refused_before_it_is_read(client, inspector, tu
     client.force_login(inspector)
     response = client.post(
         reverse("run-create", args=[tunnel.code]),
-        {"date": "2026-11-01", "label": "too big", "files": [
-            SimpleUploadedFile(f"{i}.jpg", survey_jpeg(seed=i), "image/jpeg") for i in range(6)
-        ]},
+        {
+            "date": "2026-11-01",
+            "label": "too big",
+            "files": [
+                SimpleUploadedFile(f"{i}.jpg", survey_jpeg(seed=i), "image/jpeg") for i in range(6)
+            ],
+        },
     )
     assert response.status_code == 413
     assert b"at most" in response.content
@@ -176,7 +182,7 @@ def test_unknown_manifest_filenames_are_a_warning_not_a_failure(client, inspecto
 
 
 def test_exports_defuse_formula_injection(db, tunnel):
-    tunnel.name = "=HYPERLINK(\"http://evil\",\"x\")"
+    tunnel.name = '=HYPERLINK("http://evil","x")'
     tunnel.save()
     run = make_run(tunnel, label="@SUM(1+1)")
     make_crack(make_image(run, name="=cmd|' /C calc'!A0.jpg"))

@@ -1,0 +1,237 @@
+"""Access: every page URL × anonymous / no role / inspector / manager / admin, ids of other tunnels,
+CSRF on every form, login throttling, and `check --deploy` with production settings."""
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from crackportal.assets.models import Tunnel
+from crackportal.inspections.tracking import track_run
+from crackportal.modelops.models import ModelVersion, TrainingRun
+from crackportal.reports import services as reports
+from tests.conftest import ROOT, make_user, survey_jpeg
+from tests.factories import make_crack, make_image, make_run
+
+RANK = {"anonymous": 0, "outsider": 0, "inspector": 1, "manager": 2, "admin": 3}
+POST_DATA = {"report-request": {"kind": "xlsx"}}
+
+
+@pytest.fixture
+def objects(tunnel, manager, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    run = make_run(tunnel)
+    image = make_image(run, size=(480, 320))
+    image.file.save("o.jpg", ContentFile(survey_jpeg(seed=1)), save=False)
+    image.mask.save("m.png", ContentFile(b""), save=False)
+    image.overlay.save("v.png", ContentFile(b""), save=False)
+    image.save()
+    crack = make_crack(image)
+    track_run(run)
+    report = reports.request_report(run=run, kind="xlsx", user=manager)
+    reports.build_report(report_id=report.pk)
+    version = ModelVersion.objects.create(
+        name="v-matrix", path="/nowhere", architecture="Unet", encoder="x"
+    )
+    training = TrainingRun.objects.create(config_name="unet-tiny", status="succeeded")
+    return {
+        "code": tunnel.code,
+        "run": run.pk,
+        "image": image.pk,
+        "crack": crack.pk,
+        "report": report.pk,
+        "version": version.pk,
+        "training": training.pk,
+    }
+
+
+def _page_cases(o):
+    """(url name, method, path, least role, status for an allowed user)."""
+    return [
+        ("health", "get", "/health/", None, 200),
+        ("login", "get", "/accounts/login/", None, 200),
+        ("logout", "post", "/accounts/logout/", None, 302),
+        ("tunnel-list", "get", "/", "inspector", 200),
+        ("tunnel-create", "get", "/tunnels/new/", "manager", 200),
+        ("tunnel-detail", "get", f"/tunnels/{o['code']}/", "inspector", 200),
+        ("tunnel-map", "get", f"/tunnels/{o['code']}/map/", "inspector", 200),
+        (
+            "tunnel-map-data",
+            "get",
+            f"/tunnels/{o['code']}/map.json?run={o['run']}",
+            "inspector",
+            200,
+        ),
+        ("crack-detail", "get", f"/cracks/{o['crack']}/", "inspector", 200),
+        ("crack-thumbnail", "get", f"/cracks/{o['crack']}/thumb.jpg", "inspector", 200),
+        ("run-create", "get", f"/tunnels/{o['code']}/runs/new/", "inspector", 200),
+        ("run-detail", "get", f"/runs/{o['run']}/", "inspector", 200),
+        ("run-progress", "get", f"/runs/{o['run']}/progress.json", "inspector", 200),
+        ("run-retry", "post", f"/runs/{o['run']}/retry/", "inspector", 302),
+        ("report-request", "post", f"/runs/{o['run']}/reports/", "manager", 302),
+        ("run-export-csv", "get", f"/runs/{o['run']}/cracks.csv", "manager", 200),
+        ("run-export-geojson", "get", f"/runs/{o['run']}/cracks.geojson", "manager", 200),
+        ("report-status", "get", f"/reports/{o['report']}/status.json", "manager", 200),
+        ("report-download", "get", f"/reports/{o['report']}/download/", "manager", 200),
+        ("image-detail", "get", f"/images/{o['image']}/", "inspector", 200),
+        ("image-original", "get", f"/images/{o['image']}/original", "inspector", 200),
+        ("image-overlay", "get", f"/images/{o['image']}/overlay.png", "inspector", 200),
+        ("image-mask", "get", f"/images/{o['image']}/mask.png", "inspector", 200),
+        # small images have no deep-zoom pyramid: allowed users get 404, the others 403
+        ("image-dzi", "get", f"/images/{o['image']}/dz/photo.dzi", "inspector", 404),
+        ("image-tile", "get", f"/images/{o['image']}/dz/photo_files/0/0_0.jpg", "inspector", 404),
+        ("image-annotate", "post", f"/images/{o['image']}/annotate/", "inspector", 302),
+        ("model-list", "get", "/models/", "admin", 200),
+        ("model-activate", "post", f"/models/{o['version']}/activate/", "admin", 302),
+        ("training-list", "get", "/training/", "admin", 200),
+        ("training-detail", "get", f"/training/{o['training']}/", "admin", 200),
+        ("training-status", "get", f"/training/{o['training']}/status.json", "admin", 200),
+        ("training-cancel", "post", f"/training/{o['training']}/cancel/", "admin", 302),
+    ]
+
+
+def _named_page_urls() -> set[str]:
+    names = set()
+    for entry in get_resolver().url_patterns:
+        if isinstance(entry, URLPattern) and entry.name:
+            names.add(entry.name)
+        elif isinstance(entry, URLResolver) and not str(entry.pattern).startswith(
+            ("admin/", "api/")
+        ):
+            names |= {p.name for p in entry.url_patterns if p.name}
+    return names
+
+
+def test_every_page_url_is_in_the_matrix(objects):
+    assert {case[0] for case in _page_cases(objects)} == _named_page_urls()
+
+
+def test_permission_matrix_for_every_page(objects, inspector, manager, admin_user, outsider):
+    users = {
+        "anonymous": None,
+        "outsider": outsider,
+        "inspector": inspector,
+        "manager": manager,
+        "admin": admin_user,
+    }
+    failures = []
+    for name, method, path, least, ok in _page_cases(objects):
+        for who, user in users.items():
+            client = Client()
+            if user is not None:
+                client.force_login(user)
+            status = getattr(client, method)(path, POST_DATA.get(name, {})).status_code
+            if least is None or RANK[who] >= RANK[least]:
+                expected = ok if who != "anonymous" or least is None else 302
+            elif who == "anonymous":
+                expected = 302  # to the login page
+            else:
+                expected = 403
+            if status != expected:
+                failures.append((name, who, status, expected))
+    assert failures == [], "\n".join(map(str, failures))
+
+
+def test_forbidden_is_a_403_page_not_a_crash(client, inspector, objects):
+    client.force_login(inspector)
+    response = client.get("/models/")
+    assert response.status_code == 403
+    assert b"Not allowed" in response.content
+
+
+def test_ids_of_an_unassigned_tunnel_are_not_reachable(client, objects, django_user_model):
+    other = Tunnel.objects.create(code="T-ELSE", name="Else", length_m=100, circumference_m=10)
+    stranger = make_user(django_user_model, "stranger", "inspector")
+    stranger.tunnels.add(other)
+    client.force_login(stranger)
+    o = objects
+    for path in [
+        f"/tunnels/{o['code']}/",
+        f"/tunnels/{o['code']}/map.json",
+        f"/runs/{o['run']}/",
+        f"/runs/{o['run']}/progress.json",
+        f"/images/{o['image']}/",
+        f"/images/{o['image']}/original",
+        f"/cracks/{o['crack']}/",
+        f"/cracks/{o['crack']}/thumb.jpg",
+    ]:
+        assert client.get(path).status_code == 404, path
+    assert client.post(f"/runs/{o['run']}/retry/").status_code == 404
+
+
+def test_every_post_form_carries_a_csrf_token():
+    templates = Path(ROOT / "templates").rglob("*.html")
+    missing = []
+    for template in templates:
+        text = template.read_text()
+        for form in re.findall(r"<form\b[^>]*>.*?</form>", text, re.S | re.I):
+            if re.search(r'method="post"', form, re.I) and "{% csrf_token %}" not in form:
+                missing.append(template.name)
+    assert missing == []
+
+
+def test_a_post_without_the_csrf_token_is_refused(inspector, objects):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(inspector)
+    assert client.post(f"/runs/{objects['run']}/retry/").status_code == 403
+    page = client.get(f"/runs/{objects['run']}/").content.decode()
+    assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_repeated_wrong_passwords_lock_the_account_for_pages_and_api(db, inspector, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    client = Client()
+    for _ in range(3):
+        response = client.post(
+            "/accounts/login/", {"username": "inspector", "password": "wrong-password"}
+        )
+    assert response.status_code == 429
+    right = {"username": "inspector", "password": "inspect-pass-123"}
+    locked = client.post("/accounts/login/", right)
+    assert locked.status_code == 429 and b"Too many failed sign-ins" in locked.content
+    assert "_auth_user_id" not in client.session
+    api = Client().post("/api/token/", right)
+    assert api.status_code == 429 and "token" not in api.json()
+    # another user from the same address is not locked out
+    assert (
+        Client().post("/accounts/login/", {"username": "nobody", "password": "x"}).status_code
+        == 200
+    )
+
+
+def test_correct_password_signs_in_and_resets_the_count(db, inspector, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    client = Client()
+    client.post("/accounts/login/", {"username": "inspector", "password": "wrong-password"})
+    ok = client.post("/accounts/login/", {"username": "inspector", "password": "inspect-pass-123"})
+    assert ok.status_code == 302
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DEBUG", "SECRET_KEY", "VAR_DIR"))
+    }
+    env.update(
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="portal.example.org",
+        DJANGO_SETTINGS_MODULE="crackportal.settings",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
