@@ -235,3 +235,22 @@ def test_check_deploy_is_clean_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_deleting_a_run_asks_for_confirmation_and_the_api_cannot_delete(
+    client, objects, django_user_model, inspector
+):
+    from crackportal.inspections.models import InspectionRun
+
+    staff = django_user_model.objects.create_superuser("root", password="root-pass-123")
+    client.force_login(staff)
+    page = client.get(f"/admin/inspections/inspectionrun/{objects['run']}/delete/")
+    assert page.status_code == 200 and b"Are you sure" in page.content
+    assert InspectionRun.objects.filter(pk=objects["run"]).exists()  # nothing gone yet
+
+    from rest_framework.authtoken.models import Token
+
+    api = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=inspector).key}")
+    assert api.delete(f"/api/runs/{objects['run']}/").status_code == 405
+    assert api.delete(f"/api/images/{objects['image']}/").status_code == 405
+    assert InspectionRun.objects.filter(pk=objects["run"]).exists()
