@@ -53,7 +53,9 @@ class Command(BaseCommand):
         ]
         restored_files = len(media_files(media_root))
         if restored_files != manifest["media_files"]:
-            problems.append(f"media: {restored_files} files, the backup has {manifest['media_files']}")
+            problems.append(
+                f"media: {restored_files} files, the backup has {manifest['media_files']}"
+            )
         if problems:
             raise CommandError("restore does not match the backup:\n  " + "\n  ".join(problems))
         self.stdout.write(

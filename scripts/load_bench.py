@@ -1,0 +1,402 @@
+"""Load benchmark on loopback: inspectors browse while a survey is uploaded and processed.
+
+    .venv/bin/python scripts/load_bench.py [--images 1000] [--inspectors 8] [--workers 2]
+                                           [--max-minutes 20] [--json FILE]
+
+Starts its own stack in var/loadbench: gunicorn, N Celery workers and a fresh database
+(a new PostgreSQL database when DATABASE_URL is set, dropped afterwards; else SQLite) on
+REDIS_URL's server (database 13) or the embedded broker. One uploader sends synthetic
+survey images (480x320, drawn cracks) through the REST API in batches of 50, while
+--inspectors threads sign in and browse the tunnel map, its data, the run page and
+image pages. Prints p50/p95/p99 latency per page, errors (must be 0), images lost
+(accepted but not processed: must be 0) and throughput. Bounded by --max-minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+VAR = ROOT / "var" / "loadbench"
+PASSWORD = "load-bench-pass-123"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _environment() -> tuple[dict, str | None]:
+    """Environment for every process of the bench, and the PostgreSQL database to drop after."""
+    env = os.environ.copy()
+    env.update(
+        VAR_DIR=str(VAR),
+        DEBUG="1",
+        SECRET_KEY=secrets.token_urlsafe(40),
+        DJANGO_SETTINGS_MODULE="crackportal.settings",
+        LOG_LEVEL="WARNING",
+        # browsing and uploading are what is measured: sign-in throttling stays out of the way
+        LOGIN_FAILURE_LIMIT="1000",
+    )
+    dropme = None
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        base = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+        dropme = f"crackportal_loadbench_{os.getpid()}"
+        env["DATABASE_URL"] = urllib.parse.urlunsplit(base._replace(path="/" + dropme))
+    else:
+        env.pop("DATABASE_URL", None)
+    if os.environ.get("REDIS_URL"):
+        base = urllib.parse.urlsplit(os.environ["REDIS_URL"])
+        env["REDIS_URL"] = urllib.parse.urlunsplit(base._replace(path="/13"))
+    return env, dropme
+
+
+def _admin_sql(sql: str) -> None:
+    import psycopg
+
+    base = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    url = urllib.parse.urlunsplit(base._replace(path="/postgres"))
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(sql)
+
+
+def _manage(env, *args) -> str:
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{out.stdout}{out.stderr}")
+    return out.stdout
+
+
+SETUP = """
+from django.contrib.auth.models import Group, User
+from crackportal.assets.models import Tunnel
+t = Tunnel.objects.create(code="T-LOAD", name="Load bench tunnel", length_m=5000, circumference_m=20)
+for i in range({inspectors}):
+    u = User.objects.create_user(f"inspector{{i}}", password="{password}")
+    u.groups.add(Group.objects.get(name="inspector"))
+    t.members.add(u)
+print("ok")
+"""
+
+
+def _survey_images(n: int) -> list[tuple[str, bytes]]:
+    from inference.synthetic import survey_image
+
+    images = []
+    for i in range(n):
+        rgb, _, _ = survey_image(480, 320, n_cracks=2, seed=10_000 + i, widths_px=(2.0, 5.0))
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
+        images.append((f"img{i:05d}.jpg", buffer.getvalue()))
+    return images
+
+
+class Recorder:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latency = defaultdict(list)
+        self.errors = defaultdict(int)
+        self.examples = []
+
+    def timed(self, session, name, method, url, **kwargs):
+        start = time.perf_counter()
+        try:
+            response = session.request(method, url, timeout=120, **kwargs)
+            ok = response.status_code < 400
+        except requests.RequestException as exc:
+            response, ok = None, False
+            error = repr(exc)
+        else:
+            error = f"HTTP {response.status_code}"
+        elapsed = time.perf_counter() - start
+        with self.lock:
+            self.latency[name].append(elapsed)
+            if not ok:
+                self.errors[name] += 1
+                if len(self.examples) < 10:
+                    self.examples.append(f"{name} {url}: {error}")
+        return response
+
+
+def _login(base: str, username: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{base}/accounts/login/", timeout=60)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    response = session.post(
+        f"{base}/accounts/login/",
+        data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{base}/accounts/login/"},
+        timeout=60,
+    )
+    if response.url.endswith("/accounts/login/"):
+        raise SystemExit(f"could not sign in as {username}")
+    return session
+
+
+def _browse(base, username, run_id, stop, recorder):
+    session = _login(base, username)
+    rng = random.Random(username)
+    image_ids: list[int] = []
+    while not stop.is_set():
+        recorder.timed(session, "tunnel map page", "GET", f"{base}/tunnels/T-LOAD/map/")
+        recorder.timed(
+            session, "map data (json)", "GET", f"{base}/tunnels/T-LOAD/map.json?run={run_id}"
+        )
+        page = recorder.timed(session, "run page", "GET", f"{base}/runs/{run_id}/")
+        recorder.timed(session, "run progress (json)", "GET", f"{base}/runs/{run_id}/progress.json")
+        if page is not None and page.ok:
+            image_ids = [
+                int(i) for i in re.findall(r'href="/images/(\d+)/"', page.text)
+            ] or image_ids
+        if image_ids:
+            pk = rng.choice(image_ids)
+            recorder.timed(session, "image page", "GET", f"{base}/images/{pk}/")
+        stop.wait(rng.uniform(0.2, 0.8))  # think time
+
+
+def _percentiles(values):
+    a = np.asarray(values) * 1000
+    return {
+        "n": len(a),
+        "p50_ms": round(float(np.percentile(a, 50)), 1),
+        "p95_ms": round(float(np.percentile(a, 95)), 1),
+        "p99_ms": round(float(np.percentile(a, 99)), 1),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/load_bench.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--inspectors", type=int, default=8, help="concurrent browsing users")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--batch", type=int, default=50, help="images per upload request")
+    parser.add_argument("--max-minutes", type=float, default=20)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    shutil.rmtree(VAR, ignore_errors=True)
+    VAR.mkdir(parents=True)
+    env, dropme = _environment()
+    if dropme:
+        _admin_sql(f"CREATE DATABASE {dropme}")
+    processes = []
+    try:
+        print(
+            f"setting up ({'PostgreSQL' if dropme else 'SQLite'}, "
+            f"{'Redis' if env.get('REDIS_URL') else 'filesystem broker'})…",
+            flush=True,
+        )
+        _manage(env, "migrate", "--no-input")
+        _manage(env, "create_roles")
+        _manage(env, "shell", "-c", SETUP.format(inspectors=args.inspectors, password=PASSWORD))
+        if env.get("REDIS_URL"):
+            _manage(env, "shell", "-c", "from crackportal.celery import app; app.control.purge()")
+        images = _survey_images(args.images)
+
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        logs = VAR / "logs"
+        logs.mkdir()
+
+        def spawn(name, command):
+            log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - lives as long as the process
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+
+        spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "crackportal.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "300",
+            ],
+        )
+        for i in range(args.workers):
+            spawn(
+                f"worker{i}",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "crackportal",
+                    "worker",
+                    "-Q",
+                    "inference,maintenance",
+                    "--concurrency",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                    "-n",
+                    f"bench{i}@%h",
+                ],
+            )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/health/", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        else:
+            raise SystemExit("the web server did not start; see var/loadbench/logs/web.log")
+
+        uploader = requests.Session()
+        token = uploader.post(
+            f"{base}/api/token/", data={"username": "inspector0", "password": PASSWORD}
+        ).json()["token"]
+        uploader.headers["Authorization"] = f"Token {token}"
+        run_id = uploader.post(
+            f"{base}/api/runs/", json={"tunnel": "T-LOAD", "date": "2026-11-26", "label": "load"}
+        ).json()["id"]
+
+        recorder, stop = Recorder(), threading.Event()
+        browsers = [
+            threading.Thread(
+                target=_browse, args=(base, f"inspector{i}", run_id, stop, recorder), daemon=True
+            )
+            for i in range(args.inspectors)
+        ]
+        print(
+            f"uploading {args.images} images while {args.inspectors} inspectors browse, "
+            f"{args.workers} workers process…",
+            flush=True,
+        )
+        started = time.monotonic()
+        limit = started + args.max_minutes * 60
+        for thread in browsers:
+            thread.start()
+        accepted = 0
+        for i in range(0, len(images), args.batch):
+            batch = images[i : i + args.batch]
+            response = recorder.timed(
+                uploader,
+                f"upload ({args.batch} images)",
+                "POST",
+                f"{base}/api/runs/{run_id}/images/",
+                files=[("files", (name, data, "image/jpeg")) for name, data in batch],
+            )
+            if response is not None and response.ok:
+                accepted += len(response.json().get("accepted", []))
+        upload_s = time.monotonic() - started
+
+        counts = {}
+        while time.monotonic() < limit:
+            progress = uploader.get(f"{base}/api/runs/{run_id}/progress/", timeout=60).json()
+            counts = progress.get("counts", progress)
+            settled = counts.get("done", 0) + counts.get("failed", 0)
+            print(
+                f"\r  {settled}/{accepted} processed ({time.monotonic() - started:.0f} s)",
+                end="",
+                flush=True,
+            )
+            if settled >= accepted:
+                break
+            time.sleep(2)
+        total_s = time.monotonic() - started
+        stop.set()
+        for thread in browsers:
+            thread.join(timeout=130)
+        print()
+
+        done, failed = counts.get("done", 0), counts.get("failed", 0)
+        result = {
+            "images_sent": len(images),
+            "images_accepted": accepted,
+            "images_done": done,
+            "images_failed": failed,
+            "images_lost": accepted - done - failed,
+            "upload_seconds": round(upload_s, 1),
+            "total_seconds": round(total_s, 1),
+            "processing_images_per_s": round(done / total_s, 2),
+            "upload_images_per_s": round(accepted / upload_s, 2),
+            "inspectors": args.inspectors,
+            "workers": args.workers,
+            "database": "postgresql" if dropme else "sqlite",
+            "broker": "redis" if env.get("REDIS_URL") else "filesystem",
+            "requests": sum(len(v) for v in recorder.latency.values()),
+            "errors": sum(recorder.errors.values()),
+            "error_examples": recorder.examples,
+            "latency": {name: _percentiles(v) for name, v in sorted(recorder.latency.items())},
+        }
+        print(f"\n{'page':<22}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        for name, p in result["latency"].items():
+            print(
+                f"{name:<22}{p['n']:>9}{p['p50_ms']:>9}{p['p95_ms']:>9}{p['p99_ms']:>9}"
+                f"{recorder.errors.get(name, 0):>8}"
+            )
+        print(
+            f"\nimages: {accepted} accepted, {done} done, {failed} failed, "
+            f"{result['images_lost']} lost; upload {result['upload_images_per_s']} img/s, "
+            f"processing {result['processing_images_per_s']} img/s over {total_s:.0f} s "
+            f"({args.workers} workers); {result['requests']} page requests, {result['errors']} errors"
+        )
+        for example in recorder.examples:
+            print("  error:", example)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0 if result["errors"] == 0 and result["images_lost"] == 0 else 1
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if dropme:
+            _admin_sql(f"DROP DATABASE IF EXISTS {dropme} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
