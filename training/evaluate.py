@@ -1,6 +1,6 @@
 """Evaluate a model version on a folder of images/ and masks/.
 
-python -m training.evaluate [--model DIR] --data DIR [--json] [--threshold T] [--tta]
+python -m training.evaluate [--model DIR] --data DIR [--json] [--threshold T] [--tta] [--lookalikes]
 """
 
 from __future__ import annotations
@@ -52,6 +52,47 @@ def evaluate_model(
     }
 
 
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+LOOKALIKE_IMAGES = 40
+
+
+def evaluate_lookalikes(
+    predictor,
+    data: Path | str,
+    split: str | None = None,
+    threshold: float | None = None,
+    max_images: int = LOOKALIKE_IMAGES,
+) -> dict:
+    """False positives on joints, stains, bolt holes... drawn onto the first max_images of data
+    (sorted by name; every kind on every image)."""
+    from training.lookalikes import LookalikeCounter, lookalike_test_set
+
+    pairs, problems = find_pairs(data, split)
+    pairs = sorted(pairs, key=lambda p: p.name)[:max_images]
+    counter = LookalikeCounter(predictor.config.threshold if threshold is None else threshold)
+
+    def samples():
+        for pair in pairs:
+            try:
+                sample = load_pair(pair)
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            yield sample.name, sample.image, sample.mask
+
+    started = time.monotonic()
+    for case in lookalike_test_set(samples()):
+        counter.update(case, predictor.predict_proba(case.image))
+    return {**counter.result(), "lookalike_seconds": round(time.monotonic() - started, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate",
@@ -79,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tta", action="store_true", help="average with a horizontally flipped pass"
     )
+    parser.add_argument(
+        "--lookalikes",
+        action="store_true",
+        help="also draw joints, grids, bolt holes, cables, stains and scratches onto the "
+        f"first {LOOKALIKE_IMAGES} images and report the false-positive pixel rate on them",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument(
         "--record", metavar="NAME", help="write the figures into the model card under NAME"
@@ -91,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     predictor.flip_tta = args.tta
     try:
         metrics = evaluate_model(predictor, args.data, args.split, args.threshold)
+        if args.lookalikes:
+            metrics.update(evaluate_lookalikes(predictor, args.data, args.split, args.threshold))
     except FileNotFoundError as exc:
         parser.exit(2, f"error: {exc}\n")
     if args.record:
@@ -98,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
         update_card_metrics(args.model, args.record, metrics)
     if args.json:
-        print(
-            json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
-        )
+        print(json.dumps(_rounded(metrics)))
     else:
         for key in ("precision", "recall", "f1", "iou", "ods", "ois"):
             print(f"{key:>10}: {metrics[key]:.4f}")
@@ -108,6 +155,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{'threshold':>10}: {metrics['threshold']:.2f}   images: {metrics['images']}"
             f"   skipped: {metrics['skipped']}   {metrics['seconds']:.1f} s"
         )
+        if args.lookalikes:
+            print(
+                f"look-alikes: false-positive pixel rate {metrics['lookalike_fp_pixel_rate']:.4f}, "
+                f"flagged {metrics['lookalike_flagged_fraction']:.3f} of "
+                f"{metrics['lookalike_cases']} cases"
+            )
+            for kind, k in metrics["lookalike_by_kind"].items():
+                print(
+                    f"{kind:>12}: fp pixel rate {k['fp_pixel_rate']:.4f}, "
+                    f"flagged {k['flagged_fraction']:.3f} ({k['cases']} cases)"
+                )
     return 0
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from inference.config import ModelConfig, build_network
 from training.augment import train_transform
 from training.data import Sample, pad_to_multiple
+from training.lookalikes import draw_lookalikes
 from training.losses import dice_bce_loss
 from training.metrics import ThresholdSweep
 
@@ -36,6 +37,7 @@ class TrainSettings:
     max_minutes: float | None = None
     crops_per_epoch: int | None = None  # fixed work per epoch, whatever the dataset size
     num_workers: int = 0
+    hard_negatives: float = 0.0  # share of crops given drawn look-alikes (training/lookalikes.py)
 
 
 @dataclass
@@ -83,8 +85,15 @@ def seed_everything(seed: int) -> None:
 
 
 class _CropDataset(Dataset):
-    def __init__(self, samples: list[Sample], config: ModelConfig, crop_size: int, repeats: int):
-        self.samples, self.repeats = samples, repeats
+    def __init__(
+        self,
+        samples: list[Sample],
+        config: ModelConfig,
+        crop_size: int,
+        repeats: int,
+        hard_negatives: float = 0.0,
+    ):
+        self.samples, self.repeats, self.hard_negatives = samples, repeats, hard_negatives
         self.transform = train_transform(crop_size)
         self.mean = np.asarray(config.mean, np.float32) * 255
         self.std = np.asarray(config.std, np.float32) * 255
@@ -95,6 +104,10 @@ class _CropDataset(Dataset):
     def __getitem__(self, index: int):
         s = self.samples[index % len(self.samples)]
         out = self.transform(image=s.image, mask=s.mask.astype(np.uint8))
+        if self.hard_negatives and np.random.random() < self.hard_negatives:
+            count = 1 + int(np.random.random() < 0.3)
+            rng = np.random.default_rng(np.random.randint(2**31))
+            out["image"] = draw_lookalikes(out["image"], out["mask"].astype(bool), rng, count)
         image = ((out["image"].astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)
         return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
 
@@ -135,6 +148,7 @@ def train(
     progress: Callable[[EpochReport], bool | None] | None = None,
     device: str | None = None,
     resume: bool = True,
+    init_state: dict | None = None,
 ) -> TrainResult:
     """Train config's network on samples; checkpoints in workdir; progress(report) may return False to cancel."""
     workdir = Path(workdir)
@@ -146,7 +160,10 @@ def train(
         raise ValueError("no training samples")
     val_set = val_set or train_set[:1]
 
-    network = build_network(config).to(dev)
+    network = build_network(config)
+    if init_state is not None:  # fine-tune from a model version's weights
+        network.load_state_dict({k: v.float() for k, v in init_state.items()})
+    network = network.to(dev)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -174,13 +191,19 @@ def train(
 
     generator = torch.Generator().manual_seed(settings.seed + state["epoch"])
     if settings.crops_per_epoch:
-        dataset = _CropDataset(train_set, config, settings.crop_size, 1)
+        dataset = _CropDataset(
+            train_set, config, settings.crop_size, 1, settings.hard_negatives
+        )
         sampler = RandomSampler(
             dataset, replacement=True, num_samples=settings.crops_per_epoch, generator=generator
         )
     else:  # one pass, repeated so that an epoch is ~100 crops even on a tiny dataset
         dataset = _CropDataset(
-            train_set, config, settings.crop_size, max(1, -(-100 // len(train_set)))
+            train_set,
+            config,
+            settings.crop_size,
+            max(1, -(-100 // len(train_set))),
+            settings.hard_negatives,
         )
         sampler = RandomSampler(dataset, generator=generator)
     loader = DataLoader(

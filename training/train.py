@@ -46,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument(
+        "--init", type=Path, help="start from this model version's weights (fine-tuning)"
+    )
+    parser.add_argument(
+        "--hard-negatives",
+        type=float,
+        help="share of crops given drawn joints, stains, bolt holes... (default: config's)",
+    )
     args = parser.parse_args(argv)
 
     model_config, settings = load_run_config(args.config)
@@ -53,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, epochs=args.epochs)
     if args.max_minutes:
         settings = replace(settings, max_minutes=args.max_minutes)
+    if args.hard_negatives is not None:
+        settings = replace(settings, hard_negatives=args.hard_negatives)
+    init_state = None
+    if args.init:
+        from inference.predictor import _load_state_dict
+
+        init_state = _load_state_dict(args.init)
     samples, problems = [], []
     for root in args.data:
         pairs, found_problems = _train_pairs(root)
@@ -68,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     result = train(
-        samples, model_config, settings, args.out, device=args.device, resume=not args.fresh
+        samples,
+        model_config,
+        settings,
+        args.out,
+        device=args.device,
+        resume=not args.fresh,
+        init_state=init_state,
     )
     print(
         f"best epoch {result.best_epoch}: val F1 {result.best_val.get('f1', 0):.4f} "
@@ -78,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         model_config.threshold = result.threshold
         model_config.provenance = {
             "data": [f"{root} (train split)" for root in args.data],
+            **({"initialised_from": str(args.init)} if args.init else {}),
             "command": "python -m training.train "
             + shlex.join(argv if argv is not None else sys.argv[1:]),
             "epochs_run": len(result.history),
