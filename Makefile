@@ -1,5 +1,5 @@
 # CrackPortal entry points. `make demo` and `make test` bootstrap everything they need.
-.PHONY: help install demo test test-fast lint format migrate worker serve bench bench-map train evaluate
+.PHONY: help install demo test test-fast lint format migrate worker serve bench bench-map bench-load train evaluate
 
 help:
 	@echo "make demo       run the portal with a demo tunnel on http://127.0.0.1:8000 (SQLite + local worker)"
@@ -11,6 +11,7 @@ help:
 	@echo "make evaluate   evaluate the shipped model on ../shared/datasets/cfd/test"
 	@echo "make bench      inference throughput: default model vs the seed's DeepLabV3+MobileNetV2"
 	@echo "make bench-map  crack-map data request time for a tunnel with 5,000 cracks"
+	@echo "make bench-load inspectors browse while 1,000 images upload and 2 workers process them"
 	@echo "make train      train the default config on ../shared/datasets (CFD + DeepCrack)"
 
 install:
@@ -48,6 +49,9 @@ bench: install
 
 bench-map: install
 	DEBUG=1 .venv/bin/python manage.py bench_map
+
+bench-load: install
+	.venv/bin/python scripts/load_bench.py --images 1000 --inspectors 8 --workers 2
 
 train: install
 	.venv/bin/python -m training.train --config training/configs/unet-mobilenetv2.json \

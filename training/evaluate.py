@@ -18,6 +18,15 @@ from training.metrics import PixelCounter, ToleranceCounter
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
 
 
+def _readable(pairs, problems: list[str]):
+    """Load each pair; an unreadable one is noted in problems and skipped."""
+    for pair in pairs:
+        try:
+            yield load_pair(pair)
+        except ValueError as exc:
+            problems.append(str(exc))
+
+
 def evaluate_model(
     predictor,
     data: Path | str,
@@ -30,12 +39,7 @@ def evaluate_model(
     threshold = predictor.config.threshold if threshold is None else threshold
     pixel, tolerant = PixelCounter(threshold), ToleranceCounter(tolerance_px)
     started, n = time.monotonic(), 0
-    for pair in pairs:
-        try:
-            sample = load_pair(pair)
-        except ValueError as exc:
-            problems.append(str(exc))
-            continue
+    for sample in _readable(pairs, problems):
         prob = predictor.predict_proba(sample.image)
         pixel.update(prob, sample.mask)
         tolerant.update(prob, sample.mask)
@@ -78,17 +82,9 @@ def evaluate_lookalikes(
     pairs = sorted(pairs, key=lambda p: p.name)[:max_images]
     counter = LookalikeCounter(predictor.config.threshold if threshold is None else threshold)
 
-    def samples():
-        for pair in pairs:
-            try:
-                sample = load_pair(pair)
-            except ValueError as exc:
-                problems.append(str(exc))
-                continue
-            yield sample.name, sample.image, sample.mask
-
     started = time.monotonic()
-    for case in lookalike_test_set(samples()):
+    samples = ((s.name, s.image, s.mask) for s in _readable(pairs, problems))
+    for case in lookalike_test_set(samples):
         counter.update(case, predictor.predict_proba(case.image))
     return {**counter.result(), "lookalike_seconds": round(time.monotonic() - started, 2)}
 

@@ -191,9 +191,7 @@ def train(
 
     generator = torch.Generator().manual_seed(settings.seed + state["epoch"])
     if settings.crops_per_epoch:
-        dataset = _CropDataset(
-            train_set, config, settings.crop_size, 1, settings.hard_negatives
-        )
+        dataset = _CropDataset(train_set, config, settings.crop_size, 1, settings.hard_negatives)
         sampler = RandomSampler(
             dataset, replacement=True, num_samples=settings.crops_per_epoch, generator=generator
         )
