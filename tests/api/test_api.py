@@ -260,3 +260,28 @@ def test_api_docs_are_served_locally(client, inspector):
     client.force_login(inspector)
     page = client.get("/api/docs/").content.decode()
     assert "drf_spectacular_sidecar/redoc" in page and "cdn" not in page.lower()
+
+
+def _every_api_path(data):
+    """Every route of the API router with its parameters filled in from data."""
+    import re
+
+    from crackportal.api.urls import router
+
+    values = {"pk": str(data["new"].pk), "code": data["new"].tunnel.code}
+    for pattern in router.urls:
+        regex = pattern.pattern.regex.pattern
+        if "format" in regex or pattern.name == "api-root":
+            continue
+        path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values.get(m.group(1), "1"), regex)
+        yield "/api/" + path.strip("^$").replace("\\.", ".")
+
+
+def test_every_api_endpoint_and_method_refuses_anonymous_and_roleless_users(data, outsider):
+    paths = list(_every_api_path(data))
+    assert len(paths) >= 20, paths
+    roleless = _client(outsider)
+    for path in paths:
+        for method in ("get", "post", "put", "patch", "delete"):
+            assert getattr(_client(), method)(path).status_code == 401, (method, path)
+            assert getattr(roleless, method)(path).status_code == 403, (method, path)
