@@ -14,9 +14,10 @@ from inference.config import ModelConfig
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "MODEL_CARD.md"
+NOTES_FILE = "CARD_NOTES.md"  # hand-written comparisons, appended to the generated card
 
 
-def _card(config: ModelConfig) -> str:
+def _card(config: ModelConfig, notes: str = "") -> str:
     prov = config.provenance
     lines = [
         f"# Model card: {config.name}",
@@ -55,7 +56,28 @@ def _card(config: ModelConfig) -> str:
             for k in ("precision", "recall", "f1", "iou", "ods", "ois")
         ]
         lines.append(f"| {split} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    lookalikes = {k: m for k, m in config.metrics.items() if "lookalike_fp_pixel_rate" in m}
+    if lookalikes:
+        lines += [
+            "",
+            "Look-alikes (joints, grids, bolt holes, cables, stains, scratches drawn onto the "
+            "first 40 test images; `training.evaluate --lookalikes`):",
+            "",
+            "| split | false-positive pixel rate | look-alikes flagged |",
+            "| --- | --- | --- |",
+        ]
+        for split, m in lookalikes.items():
+            lines.append(
+                f"| {split} | {m['lookalike_fp_pixel_rate']:.4f} | "
+                f"{m.get('lookalike_flagged_fraction', 0):.3f} |"
+            )
+    text = "\n".join(lines) + "\n"
+    return text + ("\n" + notes.strip() + "\n" if notes.strip() else "")
+
+
+def _notes(folder: Path) -> str:
+    path = folder / NOTES_FILE
+    return path.read_text() if path.exists() else ""
 
 
 def export_model_version(
@@ -74,7 +96,7 @@ def export_model_version(
     }
     save_file(tensors, str(out_dir / WEIGHTS_FILE))
     config.save(out_dir / CONFIG_FILE)
-    (out_dir / CARD_FILE).write_text(_card(config))
+    (out_dir / CARD_FILE).write_text(_card(config, _notes(out_dir)))
     return out_dir
 
 
@@ -86,5 +108,5 @@ def update_card_metrics(model_dir: Path | str, split: str, metrics: dict) -> Non
         k: round(float(v), 4) for k, v in metrics.items() if isinstance(v, int | float)
     }
     config.save(model_dir / CONFIG_FILE)
-    (model_dir / CARD_FILE).write_text(_card(config))
+    (model_dir / CARD_FILE).write_text(_card(config, _notes(model_dir)))
     json.dumps(config.metrics)  # fail loudly here rather than in a later reader

@@ -80,6 +80,16 @@ def test_export_load_predict_round_trip(samples, tmp_path):
     # weights are stored as float16: outputs agree to within that rounding
     np.testing.assert_allclose(predictor.predict_proba(image), expected.numpy(), atol=5e-3)
 
+    # hand-written notes beside the card survive a re-export and a recorded evaluation
+    (folder / "CARD_NOTES.md").write_text("## Comparison\n\nseed vs default\n")
+    export_model_version(result.state_dict, config, folder)
+    from training.export import update_card_metrics
+
+    update_card_metrics(folder, "synthetic", {"f1": 0.5, "lookalike_fp_pixel_rate": 0.25})
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert card.rstrip().endswith("seed vs default")
+    assert "| synthetic | 0.2500 |" in card
+
 
 def test_training_bench_reports_step_and_epoch_times(tmp_path, capsys):
     import json
