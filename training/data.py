@@ -27,6 +27,7 @@ class Sample:
     name: str
     image: np.ndarray
     mask: np.ndarray
+    source: str = ""  # which dataset it came from (for balanced sampling)
 
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:

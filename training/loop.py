@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
 from tqdm import tqdm
 
 from inference.config import ModelConfig, build_network
@@ -38,6 +39,7 @@ class TrainSettings:
     crops_per_epoch: int | None = None  # fixed work per epoch, whatever the dataset size
     num_workers: int = 0
     hard_negatives: float = 0.0  # share of crops given drawn look-alikes (training/lookalikes.py)
+    balance_sources: bool = False  # each dataset gives the same share of crops, whatever its size
 
 
 @dataclass
@@ -192,9 +194,19 @@ def train(
     generator = torch.Generator().manual_seed(settings.seed + state["epoch"])
     if settings.crops_per_epoch:
         dataset = _CropDataset(train_set, config, settings.crop_size, 1, settings.hard_negatives)
-        sampler = RandomSampler(
-            dataset, replacement=True, num_samples=settings.crops_per_epoch, generator=generator
-        )
+        if settings.balance_sources:
+            sizes = Counter(s.source for s in train_set)
+            weights = [1.0 / sizes[s.source] for s in train_set]
+            sampler = WeightedRandomSampler(
+                weights, settings.crops_per_epoch, replacement=True, generator=generator
+            )
+        else:
+            sampler = RandomSampler(
+                dataset,
+                replacement=True,
+                num_samples=settings.crops_per_epoch,
+                generator=generator,
+            )
     else:  # one pass, repeated so that an epoch is ~100 crops even on a tiny dataset
         dataset = _CropDataset(
             train_set,

@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="share of crops given drawn joints, stains, bolt holes... (default: config's)",
     )
+    parser.add_argument(
+        "--balance",
+        action="store_true",
+        help="every --data folder gives the same share of crops (default: config's)",
+    )
     args = parser.parse_args(argv)
 
     model_config, settings = load_run_config(args.config)
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, epochs=args.epochs)
     if args.max_minutes:
         settings = replace(settings, max_minutes=args.max_minutes)
+    if args.balance:
+        settings = replace(settings, balance_sources=True)
     if args.hard_negatives is not None:
         settings = replace(settings, hard_negatives=args.hard_negatives)
     init_state = None
@@ -72,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     for root in args.data:
         pairs, found_problems = _train_pairs(root)
         loaded, load_problems = load_samples(pairs)
+        for sample in loaded:
+            sample.source = root.name
         samples += loaded
         problems += found_problems + load_problems
     for problem in problems:

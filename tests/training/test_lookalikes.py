@@ -94,3 +94,16 @@ def test_training_with_hard_negatives_and_evaluate_reports_lookalikes(tmp_path, 
     assert 0.0 <= figures["lookalike_fp_pixel_rate"] <= 1.0
     assert set(figures["lookalike_by_kind"]) == set(KINDS)
     assert {"f1", "iou", "ods", "ois"} <= set(figures)
+
+
+def test_balanced_sources_train_from_every_dataset(tmp_path):
+    samples = [Sample(f"a{i}", *_sample(seed=i, size=(96, 96)), source="big") for i in range(6)]
+    samples += [
+        Sample(f"b{i}", *_sample(seed=50 + i, size=(96, 96)), source="small") for i in range(2)
+    ]
+    config, settings = load_run_config(CONFIG)
+    settings = replace(
+        settings, epochs=1, balance_sources=True, crops_per_epoch=8, val_fraction=0.2
+    )
+    result = train(samples, config, settings, tmp_path / "run")
+    assert np.isfinite(result.history[0]["train_loss"])
