@@ -220,10 +220,10 @@ def load(
         raise ValueError(f"unknown backend {backend!r}")
     if backend == "onnx" or (backend == "auto" and dev.type == "cpu" and onnx_available()):
         onnx_path = onnx_cache_path(folder)
-        if (
-            not onnx_path.exists()
-            or onnx_path.stat().st_mtime < (folder / CONFIG_FILE).stat().st_mtime
-        ):
+        sources = [folder / CONFIG_FILE, *folder.glob("weights.*")]
+        if not onnx_path.exists() or onnx_path.stat().st_mtime < max(
+            p.stat().st_mtime for p in sources
+        ):  # new weights or config: export again
             export_onnx(network, onnx_path)
         return Predictor(config, OnnxBackend(onnx_path), batch_size=batch_size)
     return Predictor(config, TorchBackend(network, dev), batch_size=batch_size)
