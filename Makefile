@@ -12,7 +12,7 @@ help:
 	@echo "make bench      inference throughput: default model vs the seed's DeepLabV3+MobileNetV2"
 	@echo "make bench-map  crack-map data request time for a tunnel with 5,000 cracks"
 	@echo "make bench-load inspectors browse while 1,000 images upload and 2 workers process them"
-	@echo "make train      train the default config on ../shared/datasets (CFD + DeepCrack)"
+	@echo "make train      train the default model on ../shared/datasets (CFD + DeepCrack), then its hard-negative fine-tune"
 
 install:
 	scripts/bootstrap.sh
@@ -48,6 +48,7 @@ bench: install
 	.venv/bin/python -m inference.bench
 
 bench-map: install
+	DEBUG=1 .venv/bin/python manage.py migrate --no-input
 	DEBUG=1 .venv/bin/python manage.py bench_map
 
 bench-load: install
@@ -56,4 +57,7 @@ bench-load: install
 train: install
 	.venv/bin/python -m training.train --config training/configs/unet-mobilenetv2.json \
 		--data ../shared/datasets/cfd --data ../shared/datasets/deepcrack \
-		--out runs/default --export runs/export/unet-mobilenetv2
+		--out runs/base --export runs/export/base
+	.venv/bin/python -m training.train --config training/configs/unet-mobilenetv2-lookalikes.json \
+		--init runs/export/base --data ../shared/datasets/cfd --data ../shared/datasets/deepcrack \
+		--out runs/lookalikes --export runs/export/unet-mobilenetv2

@@ -258,6 +258,8 @@ def main(argv=None) -> int:
                 "4",
                 "--timeout",
                 "300",
+                "--keep-alive",  # idle connections outlive the clients' pauses (2 s default races)
+                "30",
             ],
         )
         for i in range(args.workers):
@@ -331,7 +333,13 @@ def main(argv=None) -> int:
 
         counts = {}
         while time.monotonic() < limit:
-            progress = uploader.get(f"{base}/api/runs/{run_id}/progress/", timeout=60).json()
+            response = recorder.timed(
+                uploader, "run progress (api)", "GET", f"{base}/api/runs/{run_id}/progress/"
+            )
+            if response is None or not response.ok:
+                time.sleep(2)
+                continue
+            progress = response.json()
             counts = progress.get("counts", progress)
             settled = counts.get("done", 0) + counts.get("failed", 0)
             print(
