@@ -1,7 +1,7 @@
 """Request limits applied before a body is read."""
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 
 
@@ -33,4 +33,33 @@ class UploadSizeLimitMiddleware:
             if request.path.startswith("/api/"):
                 return JsonResponse({"detail": message}, status=413)
             return render(request, "413.html", {"message": message}, status=413)
+        return self.get_response(request)
+
+
+class NulByteMiddleware:
+    """400 for a query string or form field holding a NUL byte.
+
+    PostgreSQL text cannot store NUL; such input (never sent by a real browser or client)
+    would otherwise fail deep inside, e.g. when a failed sign-in is logged.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    @staticmethod
+    def _has_nul(query) -> bool:
+        return any(
+            "\x00" in key or any("\x00" in v for v in values) for key, values in query.lists()
+        )
+
+    def __call__(self, request):
+        form = request.method == "POST" and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        )
+        if self._has_nul(request.GET) or (form and self._has_nul(request.POST)):
+            message = "Text with NUL (0x00) bytes is not accepted."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=400)
+            return HttpResponseBadRequest(message)
         return self.get_response(request)

@@ -314,7 +314,9 @@ class TokenView(ObtainAuthToken):
         from axes.handlers.proxy import AxesProxyHandler
 
         data = request.data if hasattr(request.data, "get") else {}
-        credentials = {"username": str(data.get("username", ""))[:150]}
+        username = str(data.get("username", ""))[:150]
+        # a NUL byte cannot reach PostgreSQL; the serializer below refuses such a name (400)
+        credentials = {"username": username.replace("\x00", "")}
         if AxesProxyHandler.is_locked(request._request, credentials):
             return Response(
                 {"detail": "Too many failed sign-ins for this user; try again later."},

@@ -254,3 +254,18 @@ def test_deleting_a_run_asks_for_confirmation_and_the_api_cannot_delete(
     assert api.delete(f"/api/runs/{objects['run']}/").status_code == 405
     assert api.delete(f"/api/images/{objects['image']}/").status_code == 405
     assert InspectionRun.objects.filter(pk=objects["run"]).exists()
+
+
+def test_nul_bytes_are_a_400_not_a_crash(db, inspector):
+    client = Client()
+    assert (
+        client.post("/api/token/", {"username": "in\x00spector", "password": "x"}).status_code
+        == 400
+    )
+    form = {"username": "inspector", "password": "wrong", "note": "a\x00b"}
+    assert client.post("/accounts/login/", form).status_code == 400
+    assert client.post("/api/token/", form).status_code == 400
+    assert client.get("/api/cracks/?orientation=\x00").status_code in (400, 401)
+    json_body = '{"username": "in\\u0000spector", "password": "x"}'
+    response = client.post("/api/token/", json_body, content_type="application/json")
+    assert response.status_code == 400
