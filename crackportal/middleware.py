@@ -1,12 +1,21 @@
 """Request limits applied before a body is read."""
 
 from django.conf import settings
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
 
 def _megabytes(n: int) -> str:
     return f"{n / 1024 / 1024:,.0f} MB"
+
+
+def _refuse(request, message: str, status: int):
+    """JSON {"detail": ...} for the API, an HTML page (413.html) or plain text for the rest."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message}, status=status)
+    if status == 413:
+        return render(request, "413.html", {"message": message}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
 class UploadSizeLimitMiddleware:
@@ -30,9 +39,7 @@ class UploadSizeLimitMiddleware:
                 f"The upload is {_megabytes(length)}; one request may carry at most "
                 f"{_megabytes(limit)}. Send the survey in several parts (files or zips)."
             )
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": message}, status=413)
-            return render(request, "413.html", {"message": message}, status=413)
+            return _refuse(request, message, 413)
         return self.get_response(request)
 
 
@@ -58,8 +65,5 @@ class NulByteMiddleware:
             "multipart/form-data",
         )
         if self._has_nul(request.GET) or (form and self._has_nul(request.POST)):
-            message = "Text with NUL (0x00) bytes is not accepted."
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": message}, status=400)
-            return HttpResponseBadRequest(message)
+            return _refuse(request, "Text with NUL (0x00) bytes is not accepted.", 400)
         return self.get_response(request)

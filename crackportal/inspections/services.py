@@ -230,11 +230,7 @@ def requeue_stuck_images(*, queued_after_s: float, processing_after_s: float) ->
     counts = {"requeued": 0, "failed": 0}
     for image_id, status, attempts in stale.values_list("pk", "status", "attempts"):
         if attempts >= settings.IMAGE_MAX_ATTEMPTS:
-            mark_image_failed(
-                image_id=image_id,
-                error=f"stopped after {attempts} attempts: the last one never finished "
-                "(the worker was lost or hit the time limit)",
-            )
+            _give_up(image_id, attempts)
             counts["failed"] += 1
             continue
         # only re-send if nobody moved it meanwhile (compare-and-set on status and attempts)
@@ -324,6 +320,14 @@ def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
     return rows
 
 
+def _give_up(image_id: int, attempts: int) -> None:
+    mark_image_failed(
+        image_id=image_id,
+        error=f"stopped after {attempts} attempts: the last one never finished "
+        "(the worker was lost or hit the time limit)",
+    )
+
+
 def claim_image(*, image_id: int) -> bool:
     """Move a queued image (or one whose worker was lost) to processing and count the attempt.
 
@@ -346,11 +350,7 @@ def claim_image(*, image_id: int) -> bool:
         "attempts", flat=True
     )
     if spent:
-        mark_image_failed(
-            image_id=image_id,
-            error=f"stopped after {spent[0]} attempts: the last one never finished "
-            "(the worker was lost or hit the time limit)",
-        )
+        _give_up(image_id, spent[0])
     return False
 
 
