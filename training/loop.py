@@ -36,6 +36,7 @@ class TrainSettings:
     val_fraction: float = 0.15
     seed: int = 42
     max_minutes: float | None = None
+    schedule_minutes: float | None = None  # size the learning-rate cycle to this training time
     crops_per_epoch: int | None = None  # fixed work per epoch, whatever the dataset size
     num_workers: int = 0
     hard_negatives: float = 0.0  # share of crops given drawn look-alikes (training/lookalikes.py)
@@ -114,6 +115,27 @@ class _CropDataset(Dataset):
         return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
 
 
+def _seed_worker(worker_id: int) -> None:
+    """Give each loader worker its own augmentation stream.
+
+    Torch seeds `random`, numpy and torch per worker, but an albumentations Compose keeps an
+    RNG of its own, which a forked worker would copy: every worker would repeat the others.
+    """
+    info = torch.utils.data.get_worker_info()
+    info.dataset.transform.set_random_seed(info.seed % 2**32)
+
+
+def one_cycle_lr(max_lr: float, progress: float, pct_start: float = 0.1) -> float:
+    """OneCycleLR's cosine shape at progress in [0, 1]: max_lr/25 up to max_lr, then down to ~0."""
+    start, end = max_lr / 25, max_lr / 25 / 1e4
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < pct_start:
+        a, b, t = start, max_lr, progress / pct_start
+    else:
+        a, b, t = max_lr, end, (progress - pct_start) / (1 - pct_start)
+    return b + (a - b) * (1 + np.cos(np.pi * t)) / 2
+
+
 def split_train_val(samples: list[Sample], fraction: float, seed: int):
     """Deterministic validation carve-out from the training samples."""
     order = sorted(samples, key=lambda s: s.name)
@@ -166,6 +188,9 @@ def train(
     if init_state is not None:  # fine-tune from a model version's weights
         network.load_state_dict({k: v.float() for k, v in init_state.items()})
     network = network.to(dev)
+    on_gpu = dev.type == "cuda"
+    if on_gpu:  # bf16 convolutions run fastest on NHWC tensors
+        network = network.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -216,16 +241,29 @@ def train(
             settings.hard_negatives,
         )
         sampler = RandomSampler(dataset, generator=generator)
+    if settings.num_workers:
+        import cv2
+
+        # OpenCV's thread pool does not survive fork(): a worker would wait on it for ever
+        cv2.setNumThreads(0)
     loader = DataLoader(
         dataset,
         batch_size=settings.batch_size,
         sampler=sampler,
         drop_last=len(sampler) > settings.batch_size,
         num_workers=settings.num_workers,
+        worker_init_fn=_seed_worker if settings.num_workers else None,
+        persistent_workers=settings.num_workers > 0,
+        pin_memory=on_gpu,
     )
+    # a timed run (schedule_minutes) sets the learning rate each step from the time spent
+    timed = settings.schedule_minutes is not None and settings.schedule_minutes > 0
+    budget_s = (settings.schedule_minutes or 0) * 60
     stale = state["epoch"] - state["best_epoch"]
     while state["epoch"] < settings.epochs and stale < settings.patience:
         if settings.max_minutes and state["seconds"] > settings.max_minutes * 60:
+            break
+        if timed and state["seconds"] >= budget_s:
             break
         epoch = state["epoch"] + 1
         started = time.monotonic()
@@ -233,14 +271,25 @@ def train(
         losses = []
         bar = tqdm(loader, desc=f"epoch {epoch}/{settings.epochs}", leave=False, mininterval=5)
         for x, y in bar:
-            x, y = x.to(dev), y.to(dev)
-            loss = dice_bce_loss(network(x), y)
+            if timed:
+                spent = state["seconds"] + time.monotonic() - started
+                if spent >= budget_s and losses:
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = one_cycle_lr(settings.lr, spent / budget_s)
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            if on_gpu:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=on_gpu):
+                logits = network(x)
+            loss = dice_bce_loss(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
-        scheduler.step()
+        if not timed:
+            scheduler.step()
         val_loss, threshold, val = validate(network, val_set, config, dev)
         state["seconds"] += time.monotonic() - started
         state["epoch"] = epoch

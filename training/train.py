@@ -28,6 +28,18 @@ def _train_pairs(root: Path):
     return find_pairs(root, "train" if has_train else None)
 
 
+def _machine(device: str | None) -> str:
+    """What the run trained on, for the model card."""
+    import os
+
+    import torch
+
+    cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads={torch.get_num_threads()}"
+    if (device or "cuda").startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} GPU (torch {torch.__version__}); {cpu}"
+    return cpu
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.train",
@@ -44,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", type=Path, help="write the best model here as a model version")
     parser.add_argument("--epochs", type=int, help="override the config's epoch count")
     parser.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    parser.add_argument(
+        "--schedule-minutes",
+        type=float,
+        help="timed run: the learning-rate cycle spans this much training time, then it stops",
+    )
+    parser.add_argument("--workers", type=int, help="data-loading processes (default: config's)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument(
@@ -66,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, epochs=args.epochs)
     if args.max_minutes:
         settings = replace(settings, max_minutes=args.max_minutes)
+    if args.schedule_minutes:
+        settings = replace(settings, schedule_minutes=args.schedule_minutes)
+    if args.workers is not None:
+        settings = replace(settings, num_workers=args.workers)
     if args.balance:
         settings = replace(settings, balance_sources=True)
     if args.hard_negatives is not None:
@@ -114,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,
             "train_seconds": round(result.seconds, 1),
-            "machine": f"{platform.machine()} {platform.processor() or ''} CPU threads={__import__('torch').get_num_threads()}".strip(),
+            "machine": _machine(args.device),
             "settings": vars(settings),
             "history": result.history,
         }

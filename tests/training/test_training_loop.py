@@ -101,3 +101,36 @@ def test_training_bench_reports_step_and_epoch_times(tmp_path, capsys):
     (row,) = json.loads(out.read_text())
     assert row["config"] == "unet-tiny" and row["step_s"] > 0 and row["epoch_s"] >= row["step_s"]
     assert "s/epoch" in capsys.readouterr().out
+
+
+def test_one_cycle_lr_warms_up_peaks_and_anneals():
+    from training.loop import one_cycle_lr
+
+    lrs = [one_cycle_lr(1.0, p / 100) for p in range(101)]
+    assert lrs[0] == pytest.approx(1 / 25)
+    assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 10
+    assert lrs[-1] < 1e-4
+    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:11], strict=True))
+    assert all(a >= b for a, b in zip(lrs[10:-1], lrs[11:], strict=True))
+    assert one_cycle_lr(1.0, 7.0) == lrs[-1]  # past the budget it stays at the floor
+
+
+def test_a_timed_run_stops_at_its_budget_whatever_the_epoch_count(samples, tmp_path):
+    config, settings = load_run_config(CONFIG)
+    settings = replace(settings, epochs=10_000, patience=10_000, schedule_minutes=0.05)
+    result = train(samples, config, settings, tmp_path)
+    assert 1 <= len(result.history) < 10_000
+    assert result.seconds < 0.05 * 60 + 30  # the last epoch finishes its validation, no more
+
+
+def test_loader_workers_do_not_repeat_each_others_augmentation(samples):
+    from torch.utils.data import DataLoader
+
+    from training.loop import _CropDataset, _seed_worker
+
+    config, _ = load_run_config(CONFIG)
+    same = [samples[0]] * 8  # one image: any difference between crops is the augmentation
+    dataset = _CropDataset(same, config, 64, 1)
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, worker_init_fn=_seed_worker)
+    first, second = (x for x, _ in loader)  # one batch from each worker
+    assert not torch.equal(first, second)
