@@ -34,7 +34,9 @@ def _machine(device: str | None) -> str:
 
     import torch
 
-    cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads={torch.get_num_threads()}"
+    cpu = (
+        f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads={torch.get_num_threads()}"
+    )
     if (device or "cuda").startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} GPU (torch {torch.__version__}); {cpu}"
     return cpu
