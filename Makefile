@@ -12,7 +12,7 @@ help:
 	@echo "make bench      inference throughput: default model vs the seed's DeepLabV3+MobileNetV2"
 	@echo "make bench-map  crack-map data request time for a tunnel with 5,000 cracks"
 	@echo "make bench-load inspectors browse while 1,000 images upload and 2 workers process them"
-	@echo "make train      train the default model on ../shared/datasets (CFD + DeepCrack), then its hard-negative fine-tune"
+	@echo "make train      CPU recipe on ../shared/datasets: base, then hard-negative fine-tune (GPU recipe of the shipped model: models/default/MODEL_CARD.md)"
 
 install:
 	scripts/bootstrap.sh

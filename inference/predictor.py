@@ -28,18 +28,23 @@ class ModelLoadError(RuntimeError):
     """A model-version folder is missing, incomplete or does not match its config."""
 
 
-def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+def _weights_path(folder: Path) -> Path:
+    """The folder's weights file, the first of WEIGHTS_FILES present."""
     for name in WEIGHTS_FILES:
-        path = folder / name
-        if path.exists():
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                tensors = load_file(str(path))
-            else:
-                tensors = torch.load(path, map_location="cpu", weights_only=True)
-            return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+        if (folder / name).exists():
+            return folder / name
     raise ModelLoadError(f"{folder}: no weights file ({' or '.join(WEIGHTS_FILES)})")
+
+
+def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    path = _weights_path(folder)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+    else:
+        tensors = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -220,7 +225,7 @@ def load(
         raise ValueError(f"unknown backend {backend!r}")
     if backend == "onnx" or (backend == "auto" and dev.type == "cpu" and onnx_available()):
         onnx_path = onnx_cache_path(folder)
-        sources = [folder / CONFIG_FILE, *folder.glob("weights.*")]
+        sources = (folder / CONFIG_FILE, _weights_path(folder))
         if not onnx_path.exists() or onnx_path.stat().st_mtime < max(
             p.stat().st_mtime for p in sources
         ):  # new weights or config: export again

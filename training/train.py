@@ -10,11 +10,14 @@ folder). Interrupt and run the same command again to resume from runs/.../last.p
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 import inference
 from training.data import find_pairs, load_samples
@@ -30,10 +33,6 @@ def _train_pairs(root: Path):
 
 def _machine(device: str | None) -> str:
     """What the run trained on, for the model card."""
-    import os
-
-    import torch
-
     cpu = (
         f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads={torch.get_num_threads()}"
     )

@@ -13,6 +13,7 @@ from inference.synthetic import (
     survey_image,
     wandering_path,
 )
+from training.lookalikes import KINDS, draw_lookalike
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
 
@@ -55,8 +56,6 @@ def test_crack_across_tile_seams_of_a_6000px_image_is_one_crack_of_the_right_len
 def test_default_model_leaves_a_drawn_lining_lookalike_alone_and_still_finds_the_cracks(
     predictor, kind
 ):
-    from training.lookalikes import KINDS, draw_lookalike
-
     rgb, truth, _ = survey_image(640, 360, n_cracks=2, seed=5, widths_px=(2.5, 5.0))
     image, region = draw_lookalike(rgb, truth, np.random.default_rng([7, KINDS.index(kind)]), kind)
     mask = predictor.predict_mask(image)
