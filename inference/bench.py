@@ -61,12 +61,11 @@ def _time(fn, count: int, min_seconds: float) -> float:
 def _baseline_predict(network, image: np.ndarray) -> np.ndarray:
     import torch
 
-    from training.data import pad_to_multiple
+    from inference.arrays import normalise, pad_to_multiple
+    from inference.config import IMAGENET_MEAN, IMAGENET_STD
 
-    mean = np.array([0.485, 0.456, 0.406], np.float32) * 255
-    std = np.array([0.229, 0.224, 0.225], np.float32) * 255
     padded, (h, w) = pad_to_multiple(image, 32)
-    x = torch.from_numpy(((padded.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None])
+    x = torch.from_numpy(normalise(padded, IMAGENET_MEAN, IMAGENET_STD)[None])
     with torch.inference_mode():
         return torch.sigmoid(network(x))[0, 0, :h, :w].numpy()
 

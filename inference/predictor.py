@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inference.arrays import normalise
 from inference.backends import (
     OnnxBackend,
     TorchBackend,
@@ -68,17 +69,13 @@ class Predictor:
         """Tiles of this padded size per batch: batch_size, fewer for big tiles."""
         return max(1, min(self.batch_size, self.max_batch_pixels // (size[0] * size[1])))
 
-    def __post_init__(self) -> None:
-        self._mean = np.asarray(self.config.mean, dtype=np.float32) * 255.0
-        self._std = np.asarray(self.config.std, dtype=np.float32) * 255.0
-
     @property
     def backend_name(self) -> str:
         return self.backend.name
 
     # -- network on one batch -------------------------------------------------
     def _normalise(self, image: np.ndarray) -> np.ndarray:
-        return ((image.astype(np.float32) - self._mean) / self._std).transpose(2, 0, 1)
+        return normalise(image, self.config.mean, self.config.std)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, H, W) for a normalised batch (N, 3, H, W), H and W multiples of 32."""

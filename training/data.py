@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inference.arrays import binarise_mask, pad_to_multiple  # noqa: F401 (re-exported)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
@@ -86,15 +88,6 @@ def find_pairs(root: Path | str, split: str | None = None) -> tuple[list[Pair], 
     return pairs, problems
 
 
-def binarise_mask(mask: np.ndarray) -> np.ndarray:
-    """Crack = True, for masks encoded 0/1, 0/255 or as RGB colours on black."""
-    if mask.ndim == 3:
-        mask = mask.max(axis=2)
-    if mask.max() <= 1:
-        return mask == 1
-    return mask > 127
-
-
 def read_image(path: Path) -> np.ndarray:
     """Read an RGB uint8 image; raise ValueError with the file name if unreadable."""
     data = np.fromfile(str(path), dtype=np.uint8)
@@ -143,13 +136,3 @@ def load_dataset(root: Path | str, split: str | None = None) -> tuple[list[Sampl
     pairs, problems = find_pairs(root, split)
     samples, load_problems = load_samples(pairs)
     return samples, problems + load_problems
-
-
-def pad_to_multiple(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad bottom/right by reflection to a multiple of `multiple`; return array and (h, w)."""
-    h, w = array.shape[:2]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        pad = [(0, ph), (0, pw)] + [(0, 0)] * (array.ndim - 2)
-        array = np.pad(array, pad, mode="reflect" if min(h, w) > max(ph, pw) else "edge")
-    return array, (h, w)

@@ -15,9 +15,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
 from tqdm import tqdm
 
+from inference.arrays import normalise, pad_to_multiple
 from inference.config import ModelConfig, build_network
 from training.augment import train_transform
-from training.data import Sample, pad_to_multiple
+from training.data import Sample
 from training.lookalikes import draw_lookalikes
 from training.losses import dice_bce_loss
 from training.metrics import ThresholdSweep
@@ -98,8 +99,7 @@ class _CropDataset(Dataset):
     ):
         self.samples, self.repeats, self.hard_negatives = samples, repeats, hard_negatives
         self.transform = train_transform(crop_size)
-        self.mean = np.asarray(config.mean, np.float32) * 255
-        self.std = np.asarray(config.std, np.float32) * 255
+        self.mean, self.std = config.mean, config.std
 
     def __len__(self) -> int:
         return len(self.samples) * self.repeats
@@ -111,7 +111,7 @@ class _CropDataset(Dataset):
             count = 1 + int(np.random.random() < 0.3)
             rng = np.random.default_rng(np.random.randint(2**31))
             out["image"] = draw_lookalikes(out["image"], out["mask"].astype(bool), rng, count)
-        image = ((out["image"].astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)
+        image = normalise(out["image"], self.mean, self.std)
         return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
 
 
@@ -150,12 +150,10 @@ def validate(
 ) -> tuple[float, float, dict]:
     """Whole-image validation: (loss, best threshold, metrics at that threshold)."""
     network.eval()
-    mean = np.asarray(config.mean, np.float32) * 255
-    std = np.asarray(config.std, np.float32) * 255
     sweep, losses = ThresholdSweep(), []
     for s in samples:
         image, (h, w) = pad_to_multiple(s.image, config.multiple)
-        x = torch.from_numpy(((image.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None])
+        x = torch.from_numpy(normalise(image, config.mean, config.std)[None])
         logits = network(x.to(device))[:, :, :h, :w]
         target = torch.from_numpy(s.mask[None, None].astype(np.float32)).to(device)
         losses.append(float(dice_bce_loss(logits, target)))

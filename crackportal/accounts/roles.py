@@ -53,14 +53,3 @@ def role_required(role: str):
         return wrapped
 
     return decorator
-
-
-def visible_tunnels(user):
-    """Tunnels a user may see: all for managers and admins, assigned ones for inspectors."""
-    from crackportal.assets.models import Tunnel
-
-    if has_role(user, MANAGER):
-        return Tunnel.objects.all()
-    if has_role(user, INSPECTOR):
-        return Tunnel.objects.filter(members=user)
-    return Tunnel.objects.none()

@@ -13,15 +13,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from crackportal.accounts.roles import visible_tunnels
 from crackportal.api import serializers as s
 from crackportal.api.permissions import InspectorReadsManagerWrites, IsAdmin, IsInspector, IsManager
+from crackportal.assets.models import Tunnel
 from crackportal.inspections import selectors, services
 from crackportal.inspections.maps import MapFilters, filter_cracks
 from crackportal.inspections.models import Crack, CrackTrack, InspectionRun, SurveyImage
 from crackportal.inspections.uploads import IncomingFile, UploadError
 from crackportal.modelops import services as modelops
-from crackportal.modelops import training
+from crackportal.modelops import training_services
 from crackportal.modelops.models import ModelVersion, TrainingRun
 from crackportal.reports import services as reports
 from crackportal.reports.models import Report
@@ -62,7 +62,7 @@ class TunnelViewSet(
     lookup_field = "code"
 
     def get_queryset(self):
-        return visible_tunnels(self.request.user).order_by("code")
+        return Tunnel.objects.visible_to(self.request.user).order_by("code")
 
 
 class RunViewSet(
@@ -78,7 +78,7 @@ class RunViewSet(
     permission_classes = [IsInspector]
 
     def get_queryset(self):
-        runs = InspectionRun.objects.filter(tunnel__in=visible_tunnels(self.request.user))
+        runs = InspectionRun.objects.visible_to(self.request.user)
         if tunnel := self.request.query_params.get("tunnel"):
             runs = runs.filter(tunnel__code=tunnel)
         return runs.select_related("tunnel", "model_version").order_by("-date", "-id")
@@ -89,7 +89,7 @@ class RunViewSet(
 
     def perform_create(self, serializer):
         tunnel = serializer.validated_data["tunnel"]
-        if not visible_tunnels(self.request.user).filter(pk=tunnel.pk).exists():
+        if not Tunnel.objects.visible_to(self.request.user).filter(pk=tunnel.pk).exists():
             raise ValidationError({"tunnel": "no such tunnel, or it is not assigned to you"})
         run = services.create_run(
             tunnel=tunnel,
@@ -167,7 +167,7 @@ class ImageViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsInspector]
 
     def get_queryset(self):
-        images = SurveyImage.objects.filter(run__tunnel__in=visible_tunnels(self.request.user))
+        images = SurveyImage.objects.visible_to(self.request.user)
         if (run := _int_param(self.request, "run")) is not None:
             images = images.filter(run_id=run)
         if state := self.request.query_params.get("status"):
@@ -207,7 +207,7 @@ class CrackViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
             filters = MapFilters.from_query(params)
         except ValueError as exc:
             raise ValidationError({"filter": str(exc)}) from exc
-        cracks = Crack.objects.filter(image__run__tunnel__in=visible_tunnels(self.request.user))
+        cracks = Crack.objects.visible_to(self.request.user)
         if self.action == "list":
             run = _int_param(self.request, "run")
             if run is not None:
@@ -229,7 +229,7 @@ class TrackViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsInspector]
 
     def get_queryset(self):
-        tracks = CrackTrack.objects.filter(tunnel__in=visible_tunnels(self.request.user))
+        tracks = CrackTrack.objects.visible_to(self.request.user)
         if tunnel := self.request.query_params.get("tunnel"):
             tracks = tracks.filter(tunnel__code=tunnel)
         return tracks.order_by("id")
@@ -246,9 +246,7 @@ class ReportViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsManager]
 
     def get_queryset(self):
-        return Report.objects.filter(run__tunnel__in=visible_tunnels(self.request.user)).order_by(
-            "-id"
-        )
+        return Report.objects.visible_to(self.request.user).order_by("-id")
 
     @extend_schema(
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: OpenApiTypes.OBJECT}
@@ -293,8 +291,10 @@ class TrainingRunViewSet(
         body = s.TrainingRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            run = training.start_training_run(**body.validated_data, created_by=request.user)
-        except training.TrainingError as exc:
+            run = training_services.start_training_run(
+                **body.validated_data, created_by=request.user
+            )
+        except training_services.TrainingError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         return Response(s.TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -302,7 +302,7 @@ class TrainingRunViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         run = self.get_object()
-        training.request_cancel(run=run)
+        training_services.request_cancel(run=run)
         run.refresh_from_db()
         return Response(s.TrainingRunSerializer(run).data)
 

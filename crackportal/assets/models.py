@@ -3,6 +3,33 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from crackportal.accounts.roles import INSPECTOR, MANAGER, has_role
+
+
+class TunnelQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Tunnels a user may see: all for managers and admins, assigned ones for inspectors."""
+        if has_role(user, MANAGER):
+            return self.all()
+        if has_role(user, INSPECTOR):
+            return self.filter(members=user)
+        return self.none()
+
+
+class TunnelScopedQuerySet(models.QuerySet):
+    """Rows that belong to a tunnel; `visible_to` is the one access rule for pages and the API.
+
+    Subclasses name the lookup from their model to the tunnel in `tunnel_path`.
+    """
+
+    tunnel_path = "tunnel"
+
+    def visible_to(self, user):
+        """The rows of tunnels the user may see (nothing for a user without a role)."""
+        if has_role(user, MANAGER):
+            return self.all()
+        return self.filter(**{f"{self.tunnel_path}__in": Tunnel.objects.visible_to(user)})
+
 
 class Tunnel(models.Model):
     """A tunnel; its lining unrolls to a map of length_m (chainage) by circumference_m (arc)."""
@@ -24,6 +51,8 @@ class Tunnel(models.Model):
         help_text="Inspectors assigned to this tunnel (managers and admins see every tunnel)",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TunnelQuerySet.as_manager()
 
     class Meta:
         ordering = ["code"]

@@ -2,20 +2,21 @@
 
 from django.shortcuts import get_object_or_404, redirect, render
 
-from crackportal.accounts.roles import INSPECTOR, MANAGER, role_required, visible_tunnels
+from crackportal.accounts.roles import INSPECTOR, MANAGER, role_required
+from crackportal.assets.models import Tunnel
 from crackportal.inspections.forms import TunnelForm
 from crackportal.inspections.selectors import runs_for_tunnel, tunnel_dashboard
 
 
 @role_required(INSPECTOR)
 def tunnel_list(request):
-    rows = tunnel_dashboard(visible_tunnels(request.user).order_by("code"))
+    rows = tunnel_dashboard(Tunnel.objects.visible_to(request.user).order_by("code"))
     return render(request, "assets/tunnel_list.html", {"rows": rows})
 
 
 @role_required(INSPECTOR)
 def tunnel_detail(request, code: str):
-    tunnel = get_object_or_404(visible_tunnels(request.user), code=code)
+    tunnel = get_object_or_404(Tunnel.objects.visible_to(request.user), code=code)
     return render(
         request, "assets/tunnel_detail.html", {"tunnel": tunnel, "runs": runs_for_tunnel(tunnel)}
     )

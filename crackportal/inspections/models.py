@@ -1,6 +1,26 @@
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+
+from crackportal.assets.models import TunnelScopedQuerySet
+
+
+class RunQuerySet(TunnelScopedQuerySet):
+    tunnel_path = "tunnel"
+
+
+class ImageQuerySet(TunnelScopedQuerySet):
+    tunnel_path = "run__tunnel"
+
+
+class TrackQuerySet(TunnelScopedQuerySet):
+    tunnel_path = "tunnel"
+
+
+class CrackQuerySet(TunnelScopedQuerySet):
+    tunnel_path = "image__run__tunnel"
 
 
 class InspectionRun(models.Model):
@@ -28,6 +48,8 @@ class InspectionRun(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-date", "-created_at"]
@@ -76,6 +98,8 @@ class SurveyImage(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ImageQuerySet.as_manager()
+
     class Meta:
         ordering = ["run", "id"]
         constraints = [
@@ -90,6 +114,11 @@ class SurveyImage(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("image-detail", args=[self.pk])
+
+    @property
+    def pyramid_dir(self) -> Path:
+        """Where the image's deep-zoom tiles live (only large images have them)."""
+        return Path(settings.MEDIA_ROOT) / "pyramids" / str(self.pk)
 
     def px_to_m(self, x: float, y: float) -> tuple[float, float]:
         """Image pixel (x right, y down) → tunnel (chainage m, arc m) by the linear footprint."""
@@ -115,6 +144,8 @@ class CrackTrack(models.Model):
         default=list, blank=True, help_text="Per inspection: run, date, length_mm, width_max_mm"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TrackQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"track #{self.pk}"
@@ -157,6 +188,8 @@ class Crack(models.Model):
         "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CrackQuerySet.as_manager()
 
     class Meta:
         ordering = ["image", "index"]

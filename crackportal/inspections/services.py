@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile, File
-from django.core.files.storage import default_storage
+from django.core.files.base import File
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
-from PIL import Image
 
-from crackportal.inspections import pyramid
-from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
-from crackportal.inspections.severity import severity_for_width
+from crackportal import jobs
+from crackportal.inspections.models import InspectionRun, SurveyImage
 from crackportal.inspections.uploads import (
     Footprint,
     IncomingFile,
@@ -28,15 +23,9 @@ from crackportal.inspections.uploads import (
     expand_zip,
     parse_manifest,
 )
-from crackportal.modelops import services as modelops
-from inference.geometry import extract_cracks
 
 log = logging.getLogger(__name__)
 ACTIVE = (SurveyImage.Status.PENDING, SurveyImage.Status.QUEUED, SurveyImage.Status.PROCESSING)
-
-
-class ImageProcessingError(RuntimeError):
-    """A permanent problem with one image (retrying will not help)."""
 
 
 @dataclass
@@ -230,7 +219,7 @@ def requeue_stuck_images(*, queued_after_s: float, processing_after_s: float) ->
     counts = {"requeued": 0, "failed": 0}
     for image_id, status, attempts in stale.values_list("pk", "status", "attempts"):
         if attempts >= settings.IMAGE_MAX_ATTEMPTS:
-            _give_up(image_id, attempts)
+            give_up(image_id=image_id, attempts=attempts)
             counts["failed"] += 1
             continue
         # only re-send if nobody moved it meanwhile (compare-and-set on status and attempts)
@@ -261,66 +250,8 @@ def retry_failed_images(*, run: InspectionRun) -> int:
     return len(ids)
 
 
-# -- processing -------------------------------------------------------------------------------
-
-
-def _read_rgb(image: SurveyImage) -> np.ndarray:
-    Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
-    try:
-        with image.file.open("rb") as fh, Image.open(fh) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise ImageProcessingError("the stored file is missing") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageProcessingError(f"the image cannot be decoded ({exc})") from None
-
-
-def _png(array: np.ndarray, mode: str) -> ContentFile:
-    buffer = io.BytesIO()
-    Image.fromarray(array, mode=mode).save(buffer, format="PNG", optimize=False, compress_level=3)
-    return ContentFile(buffer.getvalue())
-
-
-def _overlay(mask: np.ndarray) -> np.ndarray:
-    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
-    rgba[mask] = (255, 40, 40, 255)
-    return rgba
-
-
-def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
-    rows = []
-    for index, c in enumerate(cracks):
-        polyline_m = [
-            [[round(v, 4) for v in image.px_to_m(x, y)] for x, y in branch]
-            for branch in c.polyline_px
-        ]
-        x0, y0, x1, y1 = c.bbox_px
-        (ch0, a0), (ch1, a1) = image.px_to_m(x0, y0), image.px_to_m(x1, y1)
-        rows.append(
-            Crack(
-                image=image,
-                index=index,
-                polyline_px=c.polyline_px,
-                polyline_m=polyline_m,
-                bbox_px=list(c.bbox_px),
-                chainage_min_m=ch0,
-                chainage_max_m=ch1,
-                arc_min_m=a0,
-                arc_max_m=a1,
-                length_mm=c.length_mm,
-                width_max_mm=c.width_max_mm,
-                width_mean_mm=c.width_mean_mm,
-                width_p95_mm=c.width_p95_mm,
-                area_mm2=c.area_mm2,
-                orientation=c.orientation,
-                severity=severity_for_width(c.width_max_mm),
-                model_version=version,
-            )
-        )
-    return rows
-
-
-def _give_up(image_id: int, attempts: int) -> None:
+def give_up(*, image_id: int, attempts: int) -> None:
+    """Fail an image whose attempts are spent."""
     mark_image_failed(
         image_id=image_id,
         error=f"stopped after {attempts} attempts: the last one never finished "
@@ -328,98 +259,9 @@ def _give_up(image_id: int, attempts: int) -> None:
     )
 
 
-def claim_image(*, image_id: int) -> bool:
-    """Move a queued image (or one whose worker was lost) to processing and count the attempt.
-
-    False when the image is gone, already done or failed (a duplicate message is a no-op),
-    or out of attempts: then it is marked failed with the reason.
-    """
-    claimed = (
-        SurveyImage.objects.filter(pk=image_id, status__in=ACTIVE)
-        .filter(attempts__lt=settings.IMAGE_MAX_ATTEMPTS)
-        .update(
-            status=SurveyImage.Status.PROCESSING,
-            attempts=F("attempts") + 1,
-            started_at=timezone.now(),
-            error="",
-        )
-    )
-    if claimed:
-        return True
-    spent = SurveyImage.objects.filter(pk=image_id, status__in=ACTIVE).values_list(
-        "attempts", flat=True
-    )
-    if spent:
-        _give_up(image_id, spent[0])
-    return False
-
-
-def segment_survey_image(*, image_id: int) -> int:
-    """Predict the crack mask of one image, measure its cracks and store them; return the crack count.
-
-    Running it again replaces the image's cracks, mask and overlay; it never adds duplicates.
-    """
-    image = SurveyImage.objects.select_related("run").get(pk=image_id)
-    version = modelops.active_model_version()
-    predictor = modelops.get_predictor(version)
-    rgb = _read_rgb(image)
-    mask = predictor.predict_mask(rgb)
-    cracks = extract_cracks(mask, mm_per_px=image.mm_per_px or settings.DEFAULT_MM_PER_PX)
-
-    if pyramid.needs_pyramid(*rgb.shape[1::-1]):
-        folder = pyramid_dir(image)
-        pyramid.build_dzi(Image.fromarray(rgb), folder, "photo", "jpg")
-        pyramid.build_dzi(Image.fromarray(_overlay(mask)), folder, "overlay", "png")
-
-    old_files = [f.name for f in (image.mask, image.overlay) if f]
-    base = f"run{image.run_id}_img{image.pk}"
-    image.mask.save(f"{base}_mask.png", _png(mask.astype(np.uint8) * 255, "L"), save=False)
-    image.overlay.save(f"{base}_overlay.png", _png(_overlay(mask), "RGBA"), save=False)
-    try:
-        with transaction.atomic():
-            # one writer per image at a time: a duplicate delivery waits, then replaces
-            SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
-            Crack.objects.filter(image=image).delete()
-            Crack.objects.bulk_create(_crack_rows(image, cracks, version))
-            image.status = SurveyImage.Status.DONE
-            image.processed_at = timezone.now()
-            image.model_version = version
-            image.error = ""
-            image.save(
-                update_fields=[
-                    "mask",
-                    "overlay",
-                    "status",
-                    "processed_at",
-                    "model_version",
-                    "error",
-                ]
-            )
-            InspectionRun.objects.filter(pk=image.run_id, model_version__isnull=True).update(
-                model_version=version
-            )
-    except Exception:
-        for f in (image.mask, image.overlay):
-            f.delete(save=False)
-        raise
-    for name in old_files:
-        if name not in (image.mask.name, image.overlay.name):
-            default_storage.delete(name)
-    refresh_run_status(run_id=image.run_id)
-    return len(cracks)
-
-
-def pyramid_dir(image: SurveyImage) -> Path:
-    """Where an image's deep-zoom tiles live (only for large images)."""
-    return Path(settings.MEDIA_ROOT) / "pyramids" / str(image.pk)
-
-
-def mark_image_failed(*, image_id: int, error: str) -> None:
-    """Record a failure with its reason, then update the run."""
-    updated = SurveyImage.objects.filter(pk=image_id).update(
-        status=SurveyImage.Status.FAILED, error=error[:2000], processed_at=timezone.now()
-    )
-    if updated:
+def mark_image_failed(*, image_id: int, error: str | BaseException) -> None:
+    """Record a failure with its reason (an exception's traceback goes to the log), then update the run."""
+    if jobs.fail(SurveyImage, image_id, error, processed_at=timezone.now()):
         refresh_run_status(run_id=SurveyImage.objects.get(pk=image_id).run_id)
 
 

@@ -1,4 +1,8 @@
-"""Celery tasks for inspections: thin wrappers over services."""
+"""Celery tasks for inspections: thin wrappers over services.
+
+The worker-side module (`processing`: the neural network) is imported inside the tasks, so
+a web process that only sends them never loads torch.
+"""
 
 from celery import shared_task
 from django.conf import settings
@@ -11,11 +15,13 @@ from crackportal.inspections.models import InspectionRun, SurveyImage
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def segment_image_task(self, image_id: int) -> None:
     """Segment one survey image; permanent errors fail it, transient ones retry up to the attempt limit."""
-    if not services.claim_image(image_id=image_id):
+    from crackportal.inspections import processing
+
+    if not processing.claim_image(image_id=image_id):
         return
     try:
-        services.segment_survey_image(image_id=image_id)
-    except services.ImageProcessingError as exc:
+        processing.segment_survey_image(image_id=image_id)
+    except processing.ImageProcessingError as exc:
         services.mark_image_failed(image_id=image_id, error=str(exc))
     except Exception as exc:
         attempts = (
@@ -23,7 +29,7 @@ def segment_image_task(self, image_id: int) -> None:
         )
         if attempts < settings.IMAGE_MAX_ATTEMPTS and isinstance(exc, OperationalError | OSError):
             raise self.retry(exc=exc, countdown=2**attempts) from exc
-        services.mark_image_failed(image_id=image_id, error=f"{type(exc).__name__}: {exc}")
+        services.mark_image_failed(image_id=image_id, error=exc)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

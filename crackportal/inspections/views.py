@@ -11,7 +11,8 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from crackportal.accounts.roles import INSPECTOR, role_required, visible_tunnels
+from crackportal.accounts.roles import INSPECTOR, role_required
+from crackportal.assets.models import Tunnel
 from crackportal.inspections import annotations, maps, selectors, services, thumbnails
 from crackportal.inspections.forms import RunForm, UploadForm
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
@@ -19,14 +20,6 @@ from crackportal.inspections.severity import severity_classes
 from crackportal.inspections.uploads import IncomingFile, UploadError
 
 IMAGES_PER_PAGE = 100
-
-
-def _runs(user):
-    return InspectionRun.objects.filter(tunnel__in=visible_tunnels(user))
-
-
-def _images(user):
-    return SurveyImage.objects.filter(run__tunnel__in=visible_tunnels(user))
 
 
 def _incoming(uploaded) -> IncomingFile:
@@ -62,7 +55,7 @@ def _take_upload(request, run: InspectionRun, form: UploadForm) -> bool:
 
 @role_required(INSPECTOR)
 def run_create(request, code: str):
-    tunnel = get_object_or_404(visible_tunnels(request.user), code=code)
+    tunnel = get_object_or_404(Tunnel.objects.visible_to(request.user), code=code)
     form = RunForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         run = services.create_run(
@@ -80,7 +73,10 @@ def run_create(request, code: str):
 
 @role_required(INSPECTOR)
 def run_detail(request, pk: int):
-    run = get_object_or_404(_runs(request.user).select_related("tunnel", "model_version"), pk=pk)
+    run = get_object_or_404(
+        InspectionRun.objects.visible_to(request.user).select_related("tunnel", "model_version"),
+        pk=pk,
+    )
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid() and _take_upload(request, run, form):
         return redirect(run)
@@ -104,7 +100,7 @@ def run_detail(request, pk: int):
 
 @role_required(INSPECTOR)
 def run_progress(request, pk: int):
-    run = get_object_or_404(_runs(request.user), pk=pk)
+    run = get_object_or_404(InspectionRun.objects.visible_to(request.user), pk=pk)
     data = selectors.run_progress(run)
     # statuses of the rows the page shows (?ids=1,2,3), so thousands of images stay cheap
     ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:IMAGES_PER_PAGE]
@@ -118,7 +114,7 @@ def run_progress(request, pk: int):
 @role_required(INSPECTOR)
 @require_POST
 def run_retry_failed(request, pk: int):
-    run = get_object_or_404(_runs(request.user), pk=pk)
+    run = get_object_or_404(InspectionRun.objects.visible_to(request.user), pk=pk)
     with transaction.atomic():
         n = services.retry_failed_images(run=run)
     messages.info(
@@ -130,7 +126,8 @@ def run_retry_failed(request, pk: int):
 @role_required(INSPECTOR)
 def image_detail(request, pk: int):
     image = get_object_or_404(
-        _images(request.user).select_related("run__tunnel", "model_version"), pk=pk
+        SurveyImage.objects.visible_to(request.user).select_related("run__tunnel", "model_version"),
+        pk=pk,
     )
     siblings = list(image.run.images.values_list("pk", flat=True))
     position = siblings.index(image.pk)
@@ -138,7 +135,7 @@ def image_detail(request, pk: int):
         request,
         "inspections/image_detail.html",
         {
-            "has_pyramid": (services.pyramid_dir(image) / "photo.dzi").is_file(),
+            "has_pyramid": (image.pyramid_dir / "photo.dzi").is_file(),
             "image": image,
             "run": image.run,
             "tunnel": image.run.tunnel,
@@ -162,24 +159,28 @@ def _serve(field_file, content_type: str | None = None):
 
 @role_required(INSPECTOR)
 def image_original(request, pk: int):
-    return _serve(get_object_or_404(_images(request.user), pk=pk).file)
+    return _serve(get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk).file)
 
 
 @role_required(INSPECTOR)
 def image_overlay(request, pk: int):
-    return _serve(get_object_or_404(_images(request.user), pk=pk).overlay, "image/png")
+    return _serve(
+        get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk).overlay, "image/png"
+    )
 
 
 @role_required(INSPECTOR)
 def image_mask(request, pk: int):
-    return _serve(get_object_or_404(_images(request.user), pk=pk).mask, "image/png")
+    return _serve(
+        get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk).mask, "image/png"
+    )
 
 
 @role_required(INSPECTOR)
 @require_POST
 def image_annotate(request, pk: int):
     """Upload a ground-truth mask, or confirm the prediction as ground truth."""
-    image = get_object_or_404(_images(request.user), pk=pk)
+    image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
     try:
         if "confirm" in request.POST:
             annotations.confirm_prediction(image=image, user=request.user)
@@ -200,7 +201,7 @@ def image_annotate(request, pk: int):
 
 @role_required(INSPECTOR)
 def tunnel_map(request, code: str):
-    tunnel = get_object_or_404(visible_tunnels(request.user), code=code)
+    tunnel = get_object_or_404(Tunnel.objects.visible_to(request.user), code=code)
     runs = list(tunnel.runs.all())
     run = next((r for r in runs if str(r.pk) == request.GET.get("run")), runs[0] if runs else None)
     return render(
@@ -218,7 +219,7 @@ def tunnel_map(request, code: str):
 
 @role_required(INSPECTOR)
 def tunnel_map_data(request, code: str):
-    tunnel = get_object_or_404(visible_tunnels(request.user), code=code)
+    tunnel = get_object_or_404(Tunnel.objects.visible_to(request.user), code=code)
     run = get_object_or_404(tunnel.runs, pk=request.GET.get("run") or 0)
     try:
         filters = maps.MapFilters.from_query(request.GET)
@@ -230,9 +231,7 @@ def tunnel_map_data(request, code: str):
 @role_required(INSPECTOR)
 def crack_detail(request, pk: int):
     crack = get_object_or_404(
-        Crack.objects.filter(image__run__tunnel__in=visible_tunnels(request.user)).select_related(
-            "image__run__tunnel", "track"
-        ),
+        Crack.objects.visible_to(request.user).select_related("image__run__tunnel", "track"),
         pk=pk,
     )
     history = selectors.track_history(crack)
@@ -253,9 +252,7 @@ def crack_detail(request, pk: int):
 @role_required(INSPECTOR)
 def crack_thumbnail(request, pk: int):
     crack = get_object_or_404(
-        Crack.objects.filter(image__run__tunnel__in=visible_tunnels(request.user)).select_related(
-            "image"
-        ),
+        Crack.objects.visible_to(request.user).select_related("image"),
         pk=pk,
     )
     try:
@@ -270,10 +267,10 @@ def crack_thumbnail(request, pk: int):
 @role_required(INSPECTOR)
 def image_tile(request, pk: int, name: str, path: str = ""):
     """Deep-zoom descriptor or tile of a large image (photo or overlay)."""
-    image = get_object_or_404(_images(request.user), pk=pk)
+    image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
     if name not in ("photo", "overlay"):
         raise Http404("no such pyramid")
-    folder = services.pyramid_dir(image)
+    folder = image.pyramid_dir
     if not path:
         target = folder / f"{name}.dzi"
         content_type = "application/xml"

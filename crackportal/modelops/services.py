@@ -1,20 +1,15 @@
-"""Model versions: registering the shipped default, choosing the active one, loading predictors."""
+"""Model versions: registering the shipped default, choosing the active one."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-import inference
 from crackportal.modelops.models import ModelVersion
 from inference.config import ModelConfig
-
-_cache_lock = threading.Lock()
-_predictors: dict[tuple[int, str], inference.Predictor] = {}
 
 
 class NoModelError(RuntimeError):
@@ -75,15 +70,3 @@ def active_model_version() -> ModelVersion:
         if not ModelVersion.objects.filter(is_active=True).exists():
             activate_model_version(version=version)
     return ModelVersion.objects.get(is_active=True)
-
-
-def get_predictor(version: ModelVersion) -> inference.Predictor:
-    """A loaded predictor for version, cached per worker process."""
-    key = (version.pk, str(version.folder))
-    with _cache_lock:
-        predictor = _predictors.get(key)
-        if predictor is None:
-            predictor = inference.load(version.folder)
-            _predictors.clear()  # keep one model in memory per process
-            _predictors[key] = predictor
-    return predictor

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from crackportal.accounts.roles import ADMIN, role_required
-from crackportal.modelops import services, training
+from crackportal.modelops import services, training_services
 from crackportal.modelops.models import ModelVersion, TrainingRun
 
 
@@ -21,9 +21,9 @@ class TrainingForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["config_name"].choices = [(c, c) for c in training.available_configs()]
+        self.fields["config_name"].choices = [(c, c) for c in training_services.available_configs()]
         self.fields["dataset"].choices = [("", "— none —")] + [
-            (n, n) for n in training.available_datasets()
+            (n, n) for n in training_services.available_datasets()
         ]
 
 
@@ -59,8 +59,8 @@ def training_list(request):
     form = TrainingForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            run = training.start_training_run(created_by=request.user, **form.cleaned_data)
-        except training.TrainingError as exc:
+            run = training_services.start_training_run(created_by=request.user, **form.cleaned_data)
+        except training_services.TrainingError as exc:
             form.add_error(None, str(exc))
         else:
             return redirect("training-detail", pk=run.pk)
@@ -70,7 +70,7 @@ def training_list(request):
         {
             "form": form,
             "runs": TrainingRun.objects.select_related("result")[:50],
-            "busy": TrainingRun.objects.filter(status__in=training.ACTIVE).exists(),
+            "busy": TrainingRun.objects.filter(status__in=training_services.ACTIVE).exists(),
         },
     )
 
@@ -91,6 +91,6 @@ def training_status(request, pk: int):
 @role_required(ADMIN)
 @require_POST
 def training_cancel(request, pk: int):
-    training.request_cancel(run=get_object_or_404(TrainingRun, pk=pk))
+    training_services.request_cancel(run=get_object_or_404(TrainingRun, pk=pk))
     messages.info(request, "Cancel requested: the run stops after its current epoch.")
     return redirect("training-detail", pk=pk)

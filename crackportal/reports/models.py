@@ -2,6 +2,12 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from crackportal.assets.models import TunnelScopedQuerySet
+
+
+class ReportQuerySet(TunnelScopedQuerySet):
+    tunnel_path = "run__tunnel"
+
 
 class Report(models.Model):
     """A maintenance report of one inspection, built by a worker; the page polls this row."""
@@ -30,6 +36,8 @@ class Report(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReportQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -7,7 +7,7 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse, Strea
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
-from crackportal.accounts.roles import MANAGER, role_required, visible_tunnels
+from crackportal.accounts.roles import MANAGER, role_required
 from crackportal.inspections.models import InspectionRun
 from crackportal.reports import exports, services
 from crackportal.reports.models import Report
@@ -15,18 +15,14 @@ from crackportal.reports.models import Report
 
 def _run(request, pk: int) -> InspectionRun:
     return get_object_or_404(
-        InspectionRun.objects.filter(tunnel__in=visible_tunnels(request.user)).select_related(
-            "tunnel"
-        ),
+        InspectionRun.objects.visible_to(request.user).select_related("tunnel"),
         pk=pk,
     )
 
 
 def _report(request, pk: int) -> Report:
     return get_object_or_404(
-        Report.objects.filter(run__tunnel__in=visible_tunnels(request.user)).select_related(
-            "run__tunnel"
-        ),
+        Report.objects.visible_to(request.user).select_related("run__tunnel"),
         pk=pk,
     )
 

@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 from django.urls import reverse
 from PIL import Image
 
-from crackportal.inspections import pyramid, services
+from crackportal.inspections import pyramid
 from tests.factories import make_image, make_run
 
 
@@ -35,7 +35,7 @@ def test_tiles_are_served_to_the_tunnel_and_refused_elsewhere(
 ):
     settings.MEDIA_ROOT = tmp_path
     image = make_image(make_run(tunnel))
-    pyramid.build_dzi(Image.new("RGB", (600, 400)), services.pyramid_dir(image), "photo")
+    pyramid.build_dzi(Image.new("RGB", (600, 400)), image.pyramid_dir, "photo")
     client.force_login(inspector)
     assert client.get(reverse("image-dzi", args=[image.pk, "photo"])).status_code == 200
     tile = client.get(reverse("image-tile", args=[image.pk, "photo", "10/0_0.jpg"]))
@@ -50,4 +50,4 @@ def test_tiles_are_served_to_the_tunnel_and_refused_elsewhere(
 
     client.force_login(make_user(django_user_model, "elsewhere", "inspector"))  # not assigned
     assert client.get(reverse("image-dzi", args=[image.pk, "photo"])).status_code == 404
-    assert Path(services.pyramid_dir(image)).is_dir()
+    assert Path(image.pyramid_dir).is_dir()

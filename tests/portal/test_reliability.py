@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from crackportal.inspections import services, tasks
+from crackportal.inspections import processing, services, tasks
 from crackportal.inspections.models import SurveyImage
 from tests.factories import make_image, make_run
 
@@ -28,14 +28,14 @@ def _image(tunnel, status, **fields):
 
 def test_a_duplicate_message_for_a_done_image_is_a_no_op(db, tunnel):
     image = _image(tunnel, "done", attempts=1)
-    assert services.claim_image(image_id=image.pk) is False
+    assert processing.claim_image(image_id=image.pk) is False
     image.refresh_from_db()
     assert (image.status, image.attempts) == ("done", 1)
 
 
 def test_a_redelivered_message_reclaims_an_image_whose_worker_was_lost(db, tunnel):
     image = _image(tunnel, "processing", attempts=1)
-    assert services.claim_image(image_id=image.pk) is True
+    assert processing.claim_image(image_id=image.pk) is True
     image.refresh_from_db()
     assert (image.status, image.attempts) == ("processing", 2)
 
@@ -43,7 +43,7 @@ def test_a_redelivered_message_reclaims_an_image_whose_worker_was_lost(db, tunne
 def test_an_image_out_of_attempts_is_failed_with_the_reason(db, tunnel, settings):
     settings.IMAGE_MAX_ATTEMPTS = 3
     image = _image(tunnel, "processing", attempts=3)
-    assert services.claim_image(image_id=image.pk) is False
+    assert processing.claim_image(image_id=image.pk) is False
     image.refresh_from_db()
     assert image.status == "failed"
     assert "stopped after 3 attempts" in image.error
@@ -59,7 +59,7 @@ def test_a_task_that_keeps_failing_stops_after_the_attempt_limit(db, tunnel, set
         calls.append(image_id)
         raise OSError("storage went away")
 
-    monkeypatch.setattr(services, "segment_survey_image", flaky)
+    monkeypatch.setattr(processing, "segment_survey_image", flaky)
     # apply() runs this one call and its retries here, in order (countdowns are skipped)
     tasks.segment_image_task.apply(args=[image.pk])
     image.refresh_from_db()

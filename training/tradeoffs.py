@@ -1,6 +1,6 @@
 """Does int8 quantisation or a lower input resolution pay off? Speed and F1, side by side.
 
-    python -m inference.tradeoffs [--model DIR] [--data DIR] [--json FILE]
+    python -m training.tradeoffs [--model DIR] [--data DIR] [--json FILE]
 
 Variants of the default model on ONNX Runtime: fp32 (the default path), int8 dynamic
 quantisation (onnxruntime.quantization.quantize_dynamic), and inputs downscaled to 0.75
@@ -75,7 +75,7 @@ def _speed(predict, images) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m inference.tradeoffs",
+        prog="python -m training.tradeoffs",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,0 +1,166 @@
+"""Worker side of inspections: claim a survey image, segment it, measure its cracks, store them.
+
+Only the Celery tasks import this module: it loads the neural network (torch, OpenCV,
+scikit-image), which the web process never needs.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from PIL import Image
+
+from crackportal import jobs
+from crackportal.inspections import pyramid, services
+from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
+from crackportal.inspections.severity import severity_for_width
+from crackportal.modelops import services as modelops
+from crackportal.modelops.predictors import get_predictor
+from inference.geometry import extract_cracks
+
+
+class ImageProcessingError(RuntimeError):
+    """A permanent problem with one image (retrying will not help)."""
+
+
+def _read_rgb(image: SurveyImage) -> np.ndarray:
+    Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
+    try:
+        with image.file.open("rb") as fh, Image.open(fh) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise ImageProcessingError("the stored file is missing") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageProcessingError(f"the image cannot be decoded ({exc})") from None
+
+
+def _png(array: np.ndarray, mode: str) -> ContentFile:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, format="PNG", optimize=False, compress_level=3)
+    return ContentFile(buffer.getvalue())
+
+
+def _overlay(mask: np.ndarray) -> np.ndarray:
+    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    rgba[mask] = (255, 40, 40, 255)
+    return rgba
+
+
+def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
+    rows = []
+    for index, c in enumerate(cracks):
+        polyline_m = [
+            [[round(v, 4) for v in image.px_to_m(x, y)] for x, y in branch]
+            for branch in c.polyline_px
+        ]
+        x0, y0, x1, y1 = c.bbox_px
+        (ch0, a0), (ch1, a1) = image.px_to_m(x0, y0), image.px_to_m(x1, y1)
+        rows.append(
+            Crack(
+                image=image,
+                index=index,
+                polyline_px=c.polyline_px,
+                polyline_m=polyline_m,
+                bbox_px=list(c.bbox_px),
+                chainage_min_m=ch0,
+                chainage_max_m=ch1,
+                arc_min_m=a0,
+                arc_max_m=a1,
+                length_mm=c.length_mm,
+                width_max_mm=c.width_max_mm,
+                width_mean_mm=c.width_mean_mm,
+                width_p95_mm=c.width_p95_mm,
+                area_mm2=c.area_mm2,
+                orientation=c.orientation,
+                severity=severity_for_width(c.width_max_mm),
+                model_version=version,
+            )
+        )
+    return rows
+
+
+def claim_image(*, image_id: int) -> bool:
+    """Move a queued image (or one whose worker was lost) to processing and count the attempt.
+
+    False when the image is gone, already done or failed (a duplicate message is a no-op),
+    or out of attempts: then it is marked failed with the reason.
+    """
+    claimable = SurveyImage.objects.filter(
+        pk=image_id, status__in=services.ACTIVE, attempts__lt=settings.IMAGE_MAX_ATTEMPTS
+    )
+    if jobs.claim(
+        claimable,
+        status=SurveyImage.Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        started_at=timezone.now(),
+        error="",
+    ):
+        return True
+    spent = SurveyImage.objects.filter(pk=image_id, status__in=services.ACTIVE).values_list(
+        "attempts", flat=True
+    )
+    if spent:
+        services.give_up(image_id=image_id, attempts=spent[0])
+    return False
+
+
+def segment_survey_image(*, image_id: int) -> int:
+    """Predict the crack mask of one image, measure its cracks and store them; return the crack count.
+
+    Running it again replaces the image's cracks, mask and overlay; it never adds duplicates.
+    """
+    image = SurveyImage.objects.select_related("run").get(pk=image_id)
+    version = modelops.active_model_version()
+    predictor = get_predictor(version)
+    rgb = _read_rgb(image)
+    mask = predictor.predict_mask(rgb)
+    cracks = extract_cracks(mask, mm_per_px=image.mm_per_px or settings.DEFAULT_MM_PER_PX)
+
+    if pyramid.needs_pyramid(*rgb.shape[1::-1]):
+        folder = image.pyramid_dir
+        pyramid.build_dzi(Image.fromarray(rgb), folder, "photo", "jpg")
+        pyramid.build_dzi(Image.fromarray(_overlay(mask)), folder, "overlay", "png")
+
+    old_files = [f.name for f in (image.mask, image.overlay) if f]
+    base = f"run{image.run_id}_img{image.pk}"
+    image.mask.save(f"{base}_mask.png", _png(mask.astype(np.uint8) * 255, "L"), save=False)
+    image.overlay.save(f"{base}_overlay.png", _png(_overlay(mask), "RGBA"), save=False)
+    try:
+        with transaction.atomic():
+            # one writer per image at a time: a duplicate delivery waits, then replaces
+            SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
+            Crack.objects.filter(image=image).delete()
+            Crack.objects.bulk_create(_crack_rows(image, cracks, version))
+            image.status = SurveyImage.Status.DONE
+            image.processed_at = timezone.now()
+            image.model_version = version
+            image.error = ""
+            image.save(
+                update_fields=[
+                    "mask",
+                    "overlay",
+                    "status",
+                    "processed_at",
+                    "model_version",
+                    "error",
+                ]
+            )
+            InspectionRun.objects.filter(pk=image.run_id, model_version__isnull=True).update(
+                model_version=version
+            )
+    except Exception:
+        for f in (image.mask, image.overlay):
+            f.delete(save=False)
+        raise
+    for name in old_files:
+        if name not in (image.mask.name, image.overlay.name):
+            default_storage.delete(name)
+    services.refresh_run_status(run_id=image.run_id)
+    return len(cracks)

@@ -1,0 +1,36 @@
+"""Array helpers shared by prediction, training and the portal (numpy only, no network).
+
+One home for how an image becomes network input, so training and serving never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """RGB uint8 (H, W, 3) → float32 (3, H, W) standardised by mean/std given on a 0–1 scale."""
+    mean_255 = np.asarray(mean, dtype=np.float32) * 255.0
+    std_255 = np.asarray(std, dtype=np.float32) * 255.0
+    return ((image.astype(np.float32) - mean_255) / std_255).transpose(2, 0, 1)
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad bottom/right by reflection to a multiple of `multiple`; return array and (h, w)."""
+    h, w = array.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        pad = [(0, ph), (0, pw)] + [(0, 0)] * (array.ndim - 2)
+        array = np.pad(array, pad, mode="reflect" if min(h, w) > max(ph, pw) else "edge")
+    return array, (h, w)
+
+
+def binarise_mask(mask: np.ndarray) -> np.ndarray:
+    """Crack = True, for masks encoded 0/1, 0/255 or as RGB colours on black."""
+    if mask.ndim == 3:
+        mask = mask.max(axis=2)
+    if mask.max() <= 1:
+        return mask == 1
+    return mask > 127
