@@ -4,7 +4,7 @@
 help:
 	@echo "make demo       run the portal with a demo tunnel on http://127.0.0.1:8000 (SQLite + local worker)"
 	@echo "make test       run the whole test suite (bootstraps .venv; uses DATABASE_URL/REDIS_URL if set)"
-	@echo "make test-fast  unit tests only (no worker, no browser)"
+	@echo "make test-fast  unit tests only (no worker, no browser, nothing marked slow)"
 	@echo "make lint       ruff check"
 	@echo "make worker     a Celery worker (inference, training, maintenance queues) with the sweeper clock (-B)"
 	@echo "make serve      the development server on :8000 (no worker)"
@@ -24,7 +24,7 @@ test:
 	scripts/test.sh
 
 test-fast: install
-	.venv/bin/python -m pytest -m "not integration and not browser"
+	.venv/bin/python -m pytest -m "not integration and not browser and not slow"
 
 lint: install
 	.venv/bin/ruff check .

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.files.base import ContentFile
+
 from crackportal.inspections.models import Crack, CrackTrack, InspectionRun, SurveyImage
 from crackportal.inspections.severity import severity_for_width
+from crackportal.inspections.tracking import track_run
+from crackportal.modelops.models import ModelVersion, TrainingRun
+from crackportal.reports import services as reports
 
 
 def make_run(tunnel, date="2026-05-01", label="") -> InspectionRun:
@@ -70,3 +75,75 @@ def make_crack(
         severity=severity_for_width(width_mm),
         track=track,
     )
+
+
+def make_page_objects(tunnel, manager, jpeg: bytes) -> dict:
+    """One of every row a page shows (run, image with files, crack, track, report, model, training run); ids by name."""
+    run = make_run(tunnel)
+    image = make_image(run, size=(480, 320))
+    image.file.save("o.jpg", ContentFile(jpeg), save=False)
+    image.mask.save("m.png", ContentFile(b""), save=False)
+    image.overlay.save("v.png", ContentFile(b""), save=False)
+    image.save()
+    crack = make_crack(image)
+    track_run(run)
+    report = reports.request_report(run=run, kind="xlsx", user=manager)
+    reports.build_report(report_id=report.pk)
+    version = ModelVersion.objects.create(
+        name="v-matrix", path="/nowhere", architecture="Unet", encoder="x"
+    )
+    training = TrainingRun.objects.create(config_name="unet-tiny", status="done")
+    return {
+        "code": tunnel.code,
+        "run": run.pk,
+        "image": image.pk,
+        "crack": crack.pk,
+        "report": report.pk,
+        "version": version.pk,
+        "training": training.pk,
+    }
+
+
+def page_cases(o) -> list[tuple]:
+    """(url name, method, path, least role, status for an allowed user)."""
+    return [
+        ("health", "get", "/health/", None, 200),
+        ("login", "get", "/accounts/login/", None, 200),
+        ("logout", "post", "/accounts/logout/", None, 302),
+        ("tunnel-list", "get", "/", "inspector", 200),
+        ("tunnel-create", "get", "/tunnels/new/", "manager", 200),
+        ("tunnel-detail", "get", f"/tunnels/{o['code']}/", "inspector", 200),
+        ("tunnel-map", "get", f"/tunnels/{o['code']}/map/", "inspector", 200),
+        (
+            "tunnel-map-data",
+            "get",
+            f"/tunnels/{o['code']}/map.json?run={o['run']}",
+            "inspector",
+            200,
+        ),
+        ("crack-detail", "get", f"/cracks/{o['crack']}/", "inspector", 200),
+        ("crack-thumbnail", "get", f"/cracks/{o['crack']}/thumb.jpg", "inspector", 200),
+        ("run-create", "get", f"/tunnels/{o['code']}/runs/new/", "inspector", 200),
+        ("run-detail", "get", f"/runs/{o['run']}/", "inspector", 200),
+        ("run-progress", "get", f"/runs/{o['run']}/progress.json", "inspector", 200),
+        ("run-retry", "post", f"/runs/{o['run']}/retry/", "inspector", 302),
+        ("report-request", "post", f"/runs/{o['run']}/reports/", "manager", 302),
+        ("run-export-csv", "get", f"/runs/{o['run']}/cracks.csv", "manager", 200),
+        ("run-export-geojson", "get", f"/runs/{o['run']}/cracks.geojson", "manager", 200),
+        ("report-status", "get", f"/reports/{o['report']}/status.json", "manager", 200),
+        ("report-download", "get", f"/reports/{o['report']}/download/", "manager", 200),
+        ("image-detail", "get", f"/images/{o['image']}/", "inspector", 200),
+        ("image-original", "get", f"/images/{o['image']}/original", "inspector", 200),
+        ("image-overlay", "get", f"/images/{o['image']}/overlay.png", "inspector", 200),
+        ("image-mask", "get", f"/images/{o['image']}/mask.png", "inspector", 200),
+        # small images have no deep-zoom pyramid: allowed users get 404, the others 403
+        ("image-dzi", "get", f"/images/{o['image']}/dz/photo.dzi", "inspector", 404),
+        ("image-tile", "get", f"/images/{o['image']}/dz/photo_files/0/0_0.jpg", "inspector", 404),
+        ("image-annotate", "post", f"/images/{o['image']}/annotate/", "inspector", 302),
+        ("model-list", "get", "/models/", "admin", 200),
+        ("model-activate", "post", f"/models/{o['version']}/activate/", "admin", 302),
+        ("training-list", "get", "/training/", "admin", 200),
+        ("training-detail", "get", f"/training/{o['training']}/", "admin", 200),
+        ("training-status", "get", f"/training/{o['training']}/status.json", "admin", 200),
+        ("training-cancel", "post", f"/training/{o['training']}/cancel/", "admin", 302),
+    ]

@@ -164,6 +164,10 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class TrainingRunSerializer(serializers.ModelSerializer):
     result = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    percent = serializers.SerializerMethodField()
+
+    def get_percent(self, run) -> int:
+        return round(100 * run.epoch / run.epochs) if run.epochs else 0
 
     class Meta:
         model = TrainingRun
@@ -175,7 +179,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "status",
             "epoch",
             "epochs",
+            "percent",
             "history",
+            "log_tail",
             "error",
             "result",
             "created_at",

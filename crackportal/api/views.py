@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db.models import Count
-from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -25,6 +24,7 @@ from crackportal.modelops import training_services
 from crackportal.modelops.models import ModelVersion, TrainingRun
 from crackportal.reports import services as reports
 from crackportal.reports.models import Report
+from crackportal.reports.views import download_response
 
 MAX_ID = 2**31 - 1
 
@@ -116,10 +116,8 @@ class RunViewSet(
         try:
             result = services.upload_survey(
                 run=run,
-                files=[IncomingFile(f.name, f.file, f.size) for f in files],
-                manifest=IncomingFile(manifest.name, manifest.file, manifest.size)
-                if manifest
-                else None,
+                files=[IncomingFile.from_upload(f) for f in files],
+                manifest=IncomingFile.from_upload(manifest) if manifest else None,
             )
         except UploadError as exc:
             raise ValidationError({"manifest": f"rejected, nothing was stored: {exc}"}) from exc
@@ -253,10 +251,7 @@ class ReportViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
-        report = self.get_object()
-        if report.status != Report.Status.DONE or not report.file:
-            raise Http404("This report is not ready.")
-        return FileResponse(report.file.open("rb"), as_attachment=True, filename=report.filename)
+        return download_response(self.get_object())
 
 
 class ModelVersionViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):

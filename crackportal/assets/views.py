@@ -3,9 +3,9 @@
 from django.shortcuts import get_object_or_404, redirect, render
 
 from crackportal.accounts.roles import INSPECTOR, MANAGER, role_required
+from crackportal.assets.forms import TunnelForm
 from crackportal.assets.models import Tunnel
-from crackportal.inspections.forms import TunnelForm
-from crackportal.inspections.selectors import runs_for_tunnel, tunnel_dashboard
+from crackportal.assets.selectors import runs_for_tunnel, tunnel_dashboard
 
 
 @role_required(INSPECTOR)

@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 from crackportal.inspections.models import Annotation, SurveyImage
 from crackportal.inspections.uploads import UploadError
-from training.data import binarise_mask
+from inference.arrays import binarise_mask
 
 
 def _png(mask: np.ndarray) -> ContentFile:

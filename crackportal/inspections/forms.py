@@ -1,8 +1,6 @@
 from django import forms
 from django.utils import timezone
 
-from crackportal.assets.models import Tunnel
-
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
@@ -48,9 +46,3 @@ class RunForm(UploadForm):
     )
 
     field_order = ["date", "label", "files", "manifest"]
-
-
-class TunnelForm(forms.ModelForm):
-    class Meta:
-        model = Tunnel
-        fields = ["code", "name", "length_m", "circumference_m", "notes"]

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db.models import Count, Q
 
+from crackportal.inspections.growth import Observation, observations
 from crackportal.inspections.models import InspectionRun, SurveyImage
 
 
@@ -21,14 +22,6 @@ def run_progress(run: InspectionRun) -> dict:
     }
 
 
-def runs_for_tunnel(tunnel):
-    return tunnel.runs.annotate(
-        n_images=Count("images", distinct=True),
-        n_done=Count("images", filter=Q(images__status=SurveyImage.Status.DONE), distinct=True),
-        n_failed=Count("images", filter=Q(images__status=SurveyImage.Status.FAILED), distinct=True),
-    )
-
-
 def images_with_crack_counts(run: InspectionRun):
     return (
         run.images.annotate(n_cracks=Count("cracks"))
@@ -37,65 +30,12 @@ def images_with_crack_counts(run: InspectionRun):
     )
 
 
-def track_history(crack) -> list:
-    """Every observation of the crack's track, oldest inspection first (just this crack if untracked)."""
-    if crack.track_id is None:
-        return [crack]
-    return list(
-        crack.track.cracks.select_related("image__run").order_by(
-            "image__run__date", "image__run__created_at"
-        )
-    )
-
-
-def growth_rates(history: list) -> dict | None:
-    """Length and max-width change per year between the first and last observation."""
-    if len(history) < 2:
-        return None
-    first, last = history[0], history[-1]
-    days = (last.image.run.date - first.image.run.date).days
-    if days <= 0:
-        return None
-    years = days / 365.25
-    return {
-        "days": days,
-        "length_mm_per_year": (last.length_mm - first.length_mm) / years,
-        "width_mm_per_year": (last.width_max_mm - first.width_max_mm) / years,
-    }
-
-
-def tunnel_dashboard(tunnels) -> list[dict]:
-    """Per tunnel: latest inspection, crack counts by severity there, growing cracks, backlog."""
-    from crackportal.inspections.models import Crack
-    from crackportal.inspections.severity import severity_classes
-
-    names = [name for _, name in severity_classes()]
-    rows = []
-    for tunnel in tunnels:
-        latest = tunnel.runs.order_by("-date", "-created_at").first()
-        by_severity = (
-            dict(
-                Crack.objects.filter(image__run=latest)
-                .values_list("severity")
-                .annotate(n=Count("id"))
-            )
-            if latest
-            else {}
-        )
-        backlog = SurveyImage.objects.filter(
-            run__tunnel=tunnel, status__in=["pending", "queued", "processing"]
-        ).count()
-        rows.append(
-            {
-                "tunnel": tunnel,
-                "latest": latest,
-                "severity_counts": [(name, by_severity.get(name, 0)) for name in names],
-                "cracks": sum(by_severity.values()),
-                "growing": growing_cracks(latest).count() if latest else 0,
-                "backlog": backlog,
-            }
-        )
-    return rows
+def track_history(crack) -> list[Observation]:
+    """The crack's track, one row per inspection (stitched pieces merged), oldest first."""
+    cracks = crack.track.cracks.all() if crack.track_id is not None else [crack]
+    if crack.track_id is not None:
+        cracks = cracks.select_related("image__run")
+    return observations(cracks)
 
 
 def growing_cracks(run):

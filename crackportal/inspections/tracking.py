@@ -6,7 +6,6 @@ offsets of a few centimetres between inspections stay inside the matching tolera
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from shapely import STRtree
 from shapely.geometry import LineString, MultiLineString, Point, box
 from shapely.ops import unary_union
 
+from crackportal.inspections.growth import growth_per_year, observations
 from crackportal.inspections.models import Crack, CrackTrack, InspectionRun
 
 
@@ -189,39 +189,17 @@ def track_run(
 def refresh_tracks(tracks) -> None:
     """Recompute each track's per-inspection history, first/last seen and growth per year."""
     for track in tracks:
-        per_run: dict[int, dict] = {}
-        for c in track.cracks.select_related("image__run").order_by("image__run__date", "id"):
-            run = c.image.run
-            row = per_run.setdefault(
-                run.pk,
-                {
-                    "run": run.pk,
-                    "date": run.date.isoformat(),
-                    "length_mm": 0.0,
-                    "width_max_mm": 0.0,
-                },
-            )
-            row["length_mm"] += c.length_mm
-            row["width_max_mm"] = max(row["width_max_mm"], c.width_max_mm)
-        history = sorted(per_run.values(), key=lambda r: (r["date"], r["run"]))
+        history = observations(track.cracks.select_related("image__run"))
         if not history:
             continue
         first, last = history[0], history[-1]
-        years = _days(first["date"], last["date"]) / 365.25 if len(history) > 1 else 0.0
-        track.history = history
-        track.first_seen = first["date"]
-        track.last_seen = last["date"]
-        track.first_run_id = first["run"]
-        track.length_mm = last["length_mm"]
-        track.width_max_mm = last["width_max_mm"]
-        track.length_growth_mm_per_year = (
-            (last["length_mm"] - first["length_mm"]) / years if years > 0 else None
-        )
-        track.width_growth_mm_per_year = (
-            (last["width_max_mm"] - first["width_max_mm"]) / years if years > 0 else None
-        )
+        growth = growth_per_year(history)
+        track.history = [obs.as_row() for obs in history]
+        track.first_seen = first.date
+        track.last_seen = last.date
+        track.first_run_id = first.run_id
+        track.length_mm = last.length_mm
+        track.width_max_mm = last.width_max_mm
+        track.length_growth_mm_per_year = growth.length_mm_per_year if growth else None
+        track.width_growth_mm_per_year = growth.width_mm_per_year if growth else None
         track.save()
-
-
-def _days(a: str, b: str) -> int:
-    return (dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days

@@ -40,6 +40,11 @@ class IncomingFile:
     stream: object
     size: int
 
+    @classmethod
+    def from_upload(cls, uploaded) -> IncomingFile:
+        """From a Django UploadedFile (a form field or request.FILES, pages and API alike)."""
+        return cls(uploaded.name, uploaded.file, uploaded.size)
+
 
 @dataclass
 class CheckedImage:

@@ -15,15 +15,12 @@ from crackportal.accounts.roles import INSPECTOR, role_required
 from crackportal.assets.models import Tunnel
 from crackportal.inspections import annotations, maps, selectors, services, thumbnails
 from crackportal.inspections.forms import RunForm, UploadForm
+from crackportal.inspections.growth import growth_per_year
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
-from crackportal.inspections.severity import severity_classes
+from crackportal.inspections.severity import severity_colours
 from crackportal.inspections.uploads import IncomingFile, UploadError
 
 IMAGES_PER_PAGE = 100
-
-
-def _incoming(uploaded) -> IncomingFile:
-    return IncomingFile(uploaded.name, uploaded.file, uploaded.size)
 
 
 def _report_upload(request, result: services.UploadResult) -> None:
@@ -40,11 +37,11 @@ def _report_upload(request, result: services.UploadResult) -> None:
 
 
 def _take_upload(request, run: InspectionRun, form: UploadForm) -> bool:
-    files = [_incoming(f) for f in form.cleaned_data["files"]]
+    files = [IncomingFile.from_upload(f) for f in form.cleaned_data["files"]]
     manifest = form.cleaned_data.get("manifest")
     try:
         result = services.upload_survey(
-            run=run, files=files, manifest=_incoming(manifest) if manifest else None
+            run=run, files=files, manifest=IncomingFile.from_upload(manifest) if manifest else None
         )
     except UploadError as exc:
         form.add_error("manifest", f"Manifest rejected, nothing was stored: {exc}")
@@ -211,7 +208,8 @@ def tunnel_map(request, code: str):
             "tunnel": tunnel,
             "runs": runs,
             "run": run,
-            "severities": [name for _, name in severity_classes()],
+            "severities": list(severity_colours()),
+            "severity_colours": severity_colours(),
             "orientations": Crack.Orientation.values,
         },
     )
@@ -244,7 +242,7 @@ def crack_detail(request, pk: int):
             "run": crack.image.run,
             "tunnel": crack.image.run.tunnel,
             "history": history,
-            "growth": selectors.growth_rates(history),
+            "growth": growth_per_year(history),
         },
     )
 

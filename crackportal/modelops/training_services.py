@@ -1,4 +1,4 @@
-"""Training runs started from the portal: queue, run on the training queue, record, register."""
+"""Services for training runs started from the portal: queue, run on the training queue, record, register."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
+from crackportal import jobs
 from crackportal.modelops.models import TrainingRun
 from crackportal.modelops.services import register_model_version
 
@@ -116,10 +117,8 @@ def execute_training_run(*, run_id: int) -> None:
     from training.export import export_model_version
     from training.loop import CancelledError, TrainSettings, train
 
-    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.PENDING).update(
-        status=TrainingRun.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
+    claimable = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.PENDING)
+    if not jobs.claim(claimable, status=TrainingRun.Status.RUNNING, started_at=timezone.now()):
         return
     run = TrainingRun.objects.get(pk=run_id)
     try:
@@ -190,9 +189,5 @@ def execute_training_run(*, run_id: int) -> None:
         )
         _log(run_id, str(exc))
     except Exception as exc:
-        TrainingRun.objects.filter(pk=run_id).update(
-            status=TrainingRun.Status.FAILED,
-            finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}",
-        )
+        jobs.fail(TrainingRun, run_id, exc, finished_at=timezone.now())
         _log(run_id, traceback.format_exc(limit=3))

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from crackportal.accounts.roles import ADMIN, role_required
+from crackportal.api.serializers import TrainingRunSerializer
 from crackportal.modelops import services, training_services
 from crackportal.modelops.models import ModelVersion, TrainingRun
 
@@ -40,20 +41,6 @@ def model_activate(request, pk: int):
     return redirect("model-list")
 
 
-def _run_state(run: TrainingRun) -> dict:
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "epoch": run.epoch,
-        "epochs": run.epochs,
-        "percent": round(100 * run.epoch / run.epochs) if run.epochs else 0,
-        "history": run.history,
-        "log_tail": run.log_tail,
-        "error": run.error,
-        "result": run.result.name if run.result else None,
-    }
-
-
 @role_required(ADMIN)
 def training_list(request):
     form = TrainingForm(request.POST or None)
@@ -78,14 +65,17 @@ def training_list(request):
 @role_required(ADMIN)
 def training_detail(request, pk: int):
     run = get_object_or_404(TrainingRun.objects.select_related("result"), pk=pk)
-    return render(request, "modelops/training_detail.html", {"run": run, "state": _run_state(run)})
+    return render(
+        request,
+        "modelops/training_detail.html",
+        {"run": run, "state": TrainingRunSerializer(run).data},
+    )
 
 
 @role_required(ADMIN)
 def training_status(request, pk: int):
-    return JsonResponse(
-        _run_state(get_object_or_404(TrainingRun.objects.select_related("result"), pk=pk))
-    )
+    run = get_object_or_404(TrainingRun.objects.select_related("result"), pk=pk)
+    return JsonResponse(TrainingRunSerializer(run).data)
 
 
 @role_required(ADMIN)

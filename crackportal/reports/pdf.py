@@ -11,17 +11,15 @@ from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
 from crackportal.inspections.models import SurveyImage
-from crackportal.inspections.severity import severity_actions, severity_classes
+from crackportal.inspections.severity import (
+    severity_actions,
+    severity_classes,
+    severity_colours,
+    severity_rgb,
+)
 from crackportal.inspections.thumbnails import crack_thumbnail
 from crackportal.reports.exports import crack_rows, previous_run
 
-SEVERITY_RGB = {
-    "hairline": (110, 170, 220),
-    "minor": (60, 160, 90),
-    "moderate": (235, 180, 40),
-    "severe": (235, 110, 30),
-    "critical": (200, 30, 40),
-}
 ROWS_PER_CLASS = 200  # the full list is in the CSV / XLSX export
 THUMBNAILS = 12
 
@@ -60,7 +58,7 @@ def crack_map_png(run, rows: list[dict], width_px: int = 1600) -> bytes:
         (px0, py0), (px1, py1) = to_px(min(c0, c1), min(a0, a1)), to_px(max(c0, c1), max(a0, a1))
         draw.rectangle([px0, py0, px1, py1], fill=(238, 240, 243), outline=(200, 204, 210))
     for row in sorted(rows, key=lambda r: r["width_max_mm"]):  # widest on top
-        colour = SEVERITY_RGB.get(row["severity"], (80, 80, 80))
+        colour = severity_rgb(row["severity"])
         for branch in row["polyline_m"]:
             if len(branch) > 1:
                 draw.line([to_px(x, y) for x, y in branch], fill=colour, width=3)
@@ -97,6 +95,7 @@ def build_pdf(run, progress=None) -> bytes:
     counts = Counter(r["severity"] for r in rows)
     classes = [name for _, name in severity_classes()]
     actions = severity_actions()
+    colours = severity_colours()
     previous = previous_run(run)
     report(0.25, "drawing the crack map")
     map_uri = _data_uri(crack_map_png(run, rows), "image/png")
@@ -124,7 +123,7 @@ def build_pdf(run, progress=None) -> bytes:
             "name": name,
             "count": counts.get(name, 0),
             "action": actions.get(name, ""),
-            "colour": "#{:02x}{:02x}{:02x}".format(*SEVERITY_RGB.get(name, (80, 80, 80))),
+            "colour": colours.get(name, "#505050"),
             "rows": [r for r in rows if r["severity"] == name][:ROWS_PER_CLASS],
         }
         for name in reversed(classes)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from crackportal import jobs
 from crackportal.reports.models import Report
-
-log = logging.getLogger(__name__)
 
 
 def request_report(*, run, kind: str, user=None) -> Report:
@@ -38,10 +35,12 @@ def _set_progress(report_id: int, fraction: float, message: str) -> None:
 
 def build_report(*, report_id: int) -> bool:
     """Build a queued report; returns False when another worker has it or it is finished."""
-    claimed = Report.objects.filter(
+    claimable = Report.objects.filter(
         pk=report_id, status__in=[Report.Status.QUEUED, Report.Status.RUNNING]
-    ).update(status=Report.Status.RUNNING, progress=0.0, message="starting", error="")
-    if not claimed:
+    )
+    if not jobs.claim(
+        claimable, status=Report.Status.RUNNING, progress=0.0, message="starting", error=""
+    ):
         return False
     report = Report.objects.select_related("run__tunnel").get(pk=report_id)
 
@@ -68,11 +67,6 @@ def build_report(*, report_id: int) -> bool:
     return True
 
 
-def mark_report_failed(*, report_id: int, error: str) -> None:
-    log.warning("report %s failed: %s", report_id, error)
-    Report.objects.filter(pk=report_id).update(
-        status=Report.Status.FAILED,
-        error=error[:4000],
-        message="failed",
-        finished_at=timezone.now(),
-    )
+def mark_report_failed(*, report_id: int, error: str | BaseException) -> None:
+    """Record why a report failed (an exception's traceback goes to the log)."""
+    jobs.fail(Report, report_id, error, message="failed", finished_at=timezone.now())

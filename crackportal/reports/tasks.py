@@ -11,4 +11,4 @@ def build_report_task(report_id: int) -> None:
     try:
         services.build_report(report_id=report_id)
     except Exception as exc:
-        services.mark_report_failed(report_id=report_id, error=f"{type(exc).__name__}: {exc}")
+        services.mark_report_failed(report_id=report_id, error=exc)

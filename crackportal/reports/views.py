@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from crackportal.accounts.roles import MANAGER, role_required
+from crackportal.api.serializers import ReportSerializer
 from crackportal.inspections.models import InspectionRun
 from crackportal.reports import exports, services
 from crackportal.reports.models import Report
@@ -41,23 +42,17 @@ def report_request(request, pk: int):
 
 @role_required(MANAGER)
 def report_status(request, pk: int):
-    report = _report(request, pk)
-    return JsonResponse(
-        {
-            "id": report.pk,
-            "kind": report.kind,
-            "status": report.status,
-            "progress": report.progress,
-            "message": report.message,
-            "error": report.error,
-            "download": report.get_absolute_url() if report.status == Report.Status.DONE else None,
-        }
-    )
+    """The report row as the API shows it (the page polls this)."""
+    return JsonResponse(ReportSerializer(_report(request, pk), context={"request": request}).data)
 
 
 @role_required(MANAGER)
 def report_download(request, pk: int):
-    report = _report(request, pk)
+    return download_response(_report(request, pk))
+
+
+def download_response(report: Report) -> FileResponse:
+    """The finished report file as an attachment (404 until it is done); pages and API use it."""
     if report.status != Report.Status.DONE or not report.file:
         raise Http404("This report is not ready.")
     return FileResponse(report.file.open("rb"), as_attachment=True, filename=report.filename)

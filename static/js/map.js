@@ -2,7 +2,7 @@
 (function () {
   const form = document.getElementById("map-filters");
   if (!form) return;
-  const COLORS = { hairline: "#2b8a3e", minor: "#74b816", moderate: "#f59f00", severe: "#e8590c", critical: "#c92a2a" };
+  const COLORS = JSON.parse(document.getElementById("severity-colours").textContent);
   const map = L.map("map", { crs: L.CRS.Simple, minZoom: -6, maxZoom: 12, zoomSnap: 0.25, preferCanvas: true });
   const renderer = L.canvas({ padding: 0.5, tolerance: 4 });
   const footprintLayer = L.layerGroup().addTo(map);

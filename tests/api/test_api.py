@@ -33,7 +33,7 @@ def data(tunnel, manager):
     version = ModelVersion.objects.create(
         name="v-test", path="/nowhere", architecture="Unet", encoder="x"
     )
-    training = TrainingRun.objects.create(config_name="unet-tiny", status="succeeded")
+    training = TrainingRun.objects.create(config_name="unet-tiny", status="done")
     return {
         "old": old,
         "new": new,

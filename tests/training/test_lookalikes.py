@@ -70,6 +70,7 @@ def test_counter_measures_the_share_of_lookalike_pixels_called_crack():
     assert empty.result()["lookalike_fp_pixel_rate"] == 0.0
 
 
+@pytest.mark.slow
 def test_training_with_hard_negatives_and_evaluate_reports_lookalikes(tmp_path, capsys):
     samples = [Sample(f"s{i}", *_sample(seed=i, size=(128, 96))) for i in range(6)]
     config, settings = load_run_config(CONFIG)
@@ -96,6 +97,7 @@ def test_training_with_hard_negatives_and_evaluate_reports_lookalikes(tmp_path, 
     assert {"f1", "iou", "ods", "ois"} <= set(figures)
 
 
+@pytest.mark.slow
 def test_balanced_sources_train_from_every_dataset(tmp_path):
     samples = [Sample(f"a{i}", *_sample(seed=i, size=(96, 96)), source="big") for i in range(6)]
     samples += [

@@ -27,6 +27,7 @@ def samples():
     return out
 
 
+@pytest.mark.slow
 def test_two_epochs_lower_the_validation_loss(samples, tmp_path):
     config, settings = load_run_config(CONFIG)
     torch.manual_seed(settings.seed)
@@ -42,6 +43,7 @@ def test_two_epochs_lower_the_validation_loss(samples, tmp_path):
     assert all(0 <= row["val_f1"] <= 1 and row["train_loss"] >= 0 for row in result.history)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(samples, tmp_path):
     config, settings = load_run_config(CONFIG)
     first = train(samples, config, replace(settings, epochs=1), tmp_path)
@@ -50,6 +52,7 @@ def test_resume_continues_from_the_last_checkpoint(samples, tmp_path):
     assert resumed.history[0] == first.history[0]
 
 
+@pytest.mark.slow
 def test_progress_callback_sees_every_epoch_and_can_cancel(samples, tmp_path):
     config, settings = load_run_config(CONFIG)
     seen = []
@@ -58,6 +61,7 @@ def test_progress_callback_sees_every_epoch_and_can_cancel(samples, tmp_path):
     assert seen == [1]
 
 
+@pytest.mark.slow
 def test_export_load_predict_round_trip(samples, tmp_path):
     config, settings = load_run_config(CONFIG)
     result = train(samples, config, replace(settings, epochs=1), tmp_path / "work")
@@ -91,6 +95,7 @@ def test_export_load_predict_round_trip(samples, tmp_path):
     assert "| synthetic | 0.2500 |" in card
 
 
+@pytest.mark.slow
 def test_training_bench_reports_step_and_epoch_times(tmp_path, capsys):
     import json
 
@@ -115,6 +120,7 @@ def test_one_cycle_lr_warms_up_peaks_and_anneals():
     assert one_cycle_lr(1.0, 7.0) == lrs[-1]  # past the budget it stays at the floor
 
 
+@pytest.mark.slow
 def test_a_timed_run_stops_at_its_budget_whatever_the_epoch_count(samples, tmp_path):
     config, settings = load_run_config(CONFIG)
     settings = replace(settings, epochs=10_000, patience=10_000, schedule_minutes=0.05)
@@ -123,6 +129,7 @@ def test_a_timed_run_stops_at_its_budget_whatever_the_epoch_count(samples, tmp_p
     assert result.seconds < 0.05 * 60 + 30  # the last epoch finishes its validation, no more
 
 
+@pytest.mark.slow
 def test_loader_workers_do_not_repeat_each_others_augmentation(samples):
     from torch.utils.data import DataLoader
 

@@ -4,8 +4,8 @@ import pytest
 
 from crackportal.inspections.models import CrackTrack
 from crackportal.modelops.models import TrainingRun
+from tests.conftest import login
 from tests.factories import make_crack, make_image, make_run
-from tests.portal.conftest import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

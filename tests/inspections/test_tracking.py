@@ -28,6 +28,7 @@ def test_first_inspection_starts_one_track_per_crack(first_inspection):
             "date": "2024-05-01",
             "length_mm": 1000.0,
             "width_max_mm": 0.3,
+            "pieces": 1,
         }
     ]
 

@@ -1,0 +1,29 @@
+"""{% load severity %}: severity colours for templates, from the one palette in inspections.severity."""
+
+from django import template
+from django.utils.html import format_html
+
+from crackportal.inspections.severity import severity_colours
+
+register = template.Library()
+
+
+@register.simple_tag
+def severity_badge(name: str, count=None):
+    """A severity label (with a count when given) and its class colour as a marker."""
+    colour = severity_colours().get(name, "#505050")
+    return format_html(
+        '<span class="sev sev-{}"><i class="dot" style="background:{}"></i>{}</span>',
+        name,
+        colour,
+        name if count is None else f"{name} {count}",
+    )
+
+
+@register.simple_tag
+def severity_swatch(name: str):
+    """A legend swatch in the class colour."""
+    return format_html(
+        '<span class="swatch" style="background:{}"></span>',
+        severity_colours().get(name, "#505050"),
+    )
