@@ -139,11 +139,26 @@ class Predictor:
         later tile can touch them, so besides the image and the mask it holds only one band
         of probabilities: a 10000 x 10000 scan needs no full-size float buffers.
         """
+        return self._predict_banded(image, keep_proba=False)[0]
+
+    def predict_mask_and_proba(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mask and the probability map as uint8 (0–255, p × 255 rounded), band by band."""
+        return self._predict_banded(image, keep_proba=True)
+
+    def _predict_banded(self, image: np.ndarray, keep_proba: bool):
         image = self._check(image)
         h, w = image.shape[:2]
         cfg = self.config
         tiles = tile_grid(h, w, cfg.tile_size, cfg.tile_overlap)
         mask = np.zeros((h, w), dtype=bool)
+        proba = np.zeros((h, w), dtype=np.uint8) if keep_proba else None
+
+        def finish(lo: int, hi: int, acc_rows: np.ndarray, wt_rows: np.ndarray) -> None:
+            mask[lo:hi] = acc_rows >= cfg.threshold * wt_rows
+            if proba is not None:
+                p = acc_rows / np.maximum(wt_rows, 1e-6)
+                proba[lo:hi] = np.clip(np.rint(p * 255), 0, 255).astype(np.uint8)
+
         band_lo = band_hi = 0
         acc = wt = np.zeros((0, w), dtype=np.float32)
         for y0, row in groupby(tiles, key=lambda t: t.y0):  # tile_grid yields row by row
@@ -152,7 +167,7 @@ class Predictor:
             # rows above y0 are final: no tile of this or a later row reaches them
             if band_hi > band_lo:
                 done = min(y0, band_hi) - band_lo
-                mask[band_lo : band_lo + done] = acc[:done] >= cfg.threshold * wt[:done]
+                finish(band_lo, band_lo + done, acc[:done], wt[:done])
             new_acc = np.zeros((y1 - y0, w), dtype=np.float32)
             new_wt = np.zeros((y1 - y0, w), dtype=np.float32)
             keep = band_hi - y0  # overlap rows carried over from the previous band
@@ -166,8 +181,8 @@ class Predictor:
                 acc[t.y0 - y0 : t.y1 - y0, t.x0 : t.x1] += prob[:th, :tw] * win
                 wt[t.y0 - y0 : t.y1 - y0, t.x0 : t.x1] += win
         if band_hi > band_lo:
-            mask[band_lo:band_hi] = acc >= cfg.threshold * wt
-        return mask
+            finish(band_lo, band_hi, acc, wt)
+        return mask, proba
 
     def _tile_probabilities(self, image: np.ndarray, tiles: list[Tile]):
         """(tile, probabilities) for tiles of one image, same-size tiles batched together."""

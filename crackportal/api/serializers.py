@@ -64,6 +64,7 @@ class ImageSerializer(serializers.ModelSerializer):
 
 class CrackSerializer(serializers.ModelSerializer):
     run = serializers.IntegerField(source="image.run_id", read_only=True)
+    width_below_resolution = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Crack
@@ -84,6 +85,8 @@ class CrackSerializer(serializers.ModelSerializer):
             "width_max_mm",
             "width_mean_mm",
             "width_p95_mm",
+            "resolution_mm",
+            "width_below_resolution",
             "area_mm2",
             "orientation",
             "severity",

@@ -90,6 +90,12 @@ class SurveyImage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     mask = models.FileField(upload_to="masks/%Y/%m/", max_length=500, blank=True)
     overlay = models.FileField(upload_to="overlays/%Y/%m/", max_length=500, blank=True)
+    probability = models.FileField(
+        upload_to="probability/%Y/%m/",
+        max_length=500,
+        blank=True,
+        help_text="The network's crack probability, 8-bit PNG (p × 255): re-measuring needs no network",
+    )
     model_version = models.ForeignKey(
         "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -178,6 +184,9 @@ class Crack(models.Model):
     width_max_mm = models.FloatField()
     width_mean_mm = models.FloatField()
     width_p95_mm = models.FloatField()
+    resolution_mm = models.FloatField(
+        default=0.0, help_text="One pixel in mm: a narrower width is below what the image resolves"
+    )
     area_mm2 = models.FloatField()
     orientation = models.CharField(max_length=20, choices=Orientation.choices)
     severity = models.CharField(max_length=20, blank=True)
@@ -202,6 +211,17 @@ class Crack(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("crack-detail", args=[self.pk])
+
+    @property
+    def width_below_resolution(self) -> bool:
+        return self.width_max_mm < self.resolution_mm
+
+    @property
+    def width_max_label(self) -> str:
+        """The max width as a person should read it: "< 0.50 mm (< 1 px)" when unresolved."""
+        if self.width_below_resolution:
+            return f"< {self.resolution_mm:.2f} mm (< 1 px)"
+        return f"{self.width_max_mm:.2f} mm"
 
 
 class Annotation(models.Model):

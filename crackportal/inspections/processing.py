@@ -77,6 +77,7 @@ def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
                 width_max_mm=c.width_max_mm,
                 width_mean_mm=c.width_mean_mm,
                 width_p95_mm=c.width_p95_mm,
+                resolution_mm=c.mm_per_px,
                 area_mm2=c.area_mm2,
                 orientation=c.orientation,
                 severity=severity_for_width(c.width_max_mm),
@@ -111,27 +112,42 @@ def claim_image(*, image_id: int) -> bool:
     return False
 
 
+def measure_cracks(image: SurveyImage, rgb, mask, proba, threshold: float):
+    """Cracks of one image with their geometry: widths on the probability map and the photo."""
+    return extract_cracks(
+        mask,
+        mm_per_px=image.mm_per_px or settings.DEFAULT_MM_PER_PX,
+        proba=proba,
+        threshold=threshold,
+        image=rgb,
+    )
+
+
 def segment_survey_image(*, image_id: int) -> int:
     """Predict the crack mask of one image, measure its cracks and store them; return the crack count.
 
-    Running it again replaces the image's cracks, mask and overlay; it never adds duplicates.
+    Stored beside the photo: the mask, an overlay and the probability map (8-bit PNG, p × 255),
+    so cracks can be measured again without the network. Running it again replaces all of
+    them and the image's cracks; it never adds duplicates.
     """
     image = SurveyImage.objects.select_related("run").get(pk=image_id)
     version = modelops.active_model_version()
     predictor = get_predictor(version)
     rgb = _read_rgb(image)
-    mask = predictor.predict_mask(rgb)
-    cracks = extract_cracks(mask, mm_per_px=image.mm_per_px or settings.DEFAULT_MM_PER_PX)
+    mask, proba = predictor.predict_mask_and_proba(rgb)
+    cracks = measure_cracks(image, rgb, mask, proba, predictor.config.threshold)
 
     if pyramid.needs_pyramid(*rgb.shape[1::-1]):
         folder = image.pyramid_dir
         pyramid.build_dzi(Image.fromarray(rgb), folder, "photo", "jpg")
         pyramid.build_dzi(Image.fromarray(_overlay(mask)), folder, "overlay", "png")
 
-    old_files = [f.name for f in (image.mask, image.overlay) if f]
+    files = (image.mask, image.overlay, image.probability)
+    old_files = [f.name for f in files if f]
     base = f"run{image.run_id}_img{image.pk}"
     image.mask.save(f"{base}_mask.png", _png(mask.astype(np.uint8) * 255, "L"), save=False)
     image.overlay.save(f"{base}_overlay.png", _png(_overlay(mask), "RGBA"), save=False)
+    image.probability.save(f"{base}_proba.png", _png(proba, "L"), save=False)
     try:
         with transaction.atomic():
             # one writer per image at a time: a duplicate delivery waits, then replaces
@@ -146,6 +162,7 @@ def segment_survey_image(*, image_id: int) -> int:
                 update_fields=[
                     "mask",
                     "overlay",
+                    "probability",
                     "status",
                     "processed_at",
                     "model_version",
@@ -156,11 +173,40 @@ def segment_survey_image(*, image_id: int) -> int:
                 model_version=version
             )
     except Exception:
-        for f in (image.mask, image.overlay):
+        for f in files:
             f.delete(save=False)
         raise
     for name in old_files:
-        if name not in (image.mask.name, image.overlay.name):
+        if name not in {f.name for f in files}:
             default_storage.delete(name)
     services.refresh_run_status(run_id=image.run_id)
+    return len(cracks)
+
+
+def _read_png(field_file) -> np.ndarray | None:
+    if not field_file:
+        return None
+    with field_file.open("rb") as fh, Image.open(fh) as im:
+        return np.asarray(im.convert("L"))
+
+
+def remeasure_image(*, image_id: int) -> int:
+    """Measure a done image's cracks again from its stored mask, probability map and photo.
+
+    No network: the geometry code alone runs. Images processed before probability maps were
+    stored are measured on their mask. The cracks are replaced (track them again afterwards).
+    """
+    image = SurveyImage.objects.select_related("model_version").get(pk=image_id)
+    mask = _read_png(image.mask)
+    if mask is None:
+        raise ImageProcessingError("no stored mask: segment the image first")
+    proba = _read_png(image.probability)
+    threshold = float(
+        (image.model_version.config if image.model_version else {}).get("threshold", 0.5)
+    )
+    cracks = measure_cracks(image, _read_rgb(image), mask > 127, proba, threshold)
+    with transaction.atomic():
+        SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
+        Crack.objects.filter(image=image).delete()
+        Crack.objects.bulk_create(_crack_rows(image, cracks, image.model_version))
     return len(cracks)

@@ -61,3 +61,19 @@ def test_default_model_leaves_a_drawn_lining_lookalike_alone_and_still_finds_the
     mask = predictor.predict_mask(image)
     assert (mask & region).sum() / region.sum() < 0.02
     assert (mask & truth).sum() / truth.sum() > 0.9
+
+
+def test_a_drawn_1px_crack_through_the_model_is_measured_under_1_5px(predictor):
+    rng = np.random.default_rng(11)
+    image = concrete_texture(420, 420, rng).astype(np.float32)
+    line = np.array([[40.0, 60.3], [380.0, 350.6]])
+    image[rasterise_polyline((420, 420), line, 1.0)] *= 0.35
+    image = image.clip(0, 255).astype(np.uint8)
+    mask, proba = predictor.predict_mask_and_proba(image)
+    assert (mask == predictor.predict_mask(image)).all()
+    cracks = extract_cracks(mask, proba=proba, threshold=predictor.config.threshold, image=image)
+    assert cracks and cracks[0].length_px > 400
+    assert max(c.width_max_px for c in cracks) <= 1.5
+    # the network alone widens it to about three pixels
+    alone = extract_cracks(mask, proba=proba, threshold=predictor.config.threshold)
+    assert max(c.width_max_px for c in alone) > 2.0

@@ -24,7 +24,9 @@ def _raised(exc: BaseException) -> BaseException:
         return caught
 
 
-def test_a_failed_report_keeps_its_reason_and_logs_the_traceback(tunnel, manager, caplog, monkeypatch):
+def test_a_failed_report_keeps_its_reason_and_logs_the_traceback(
+    tunnel, manager, caplog, monkeypatch
+):
     run = make_run(tunnel)
     report = reports.request_report(run=run, kind="xlsx", user=manager)
 
@@ -67,7 +69,9 @@ def test_a_failed_training_run_keeps_its_reason_and_logs_the_traceback(caplog, s
 
 
 def test_database_errors_are_shown_without_sql():
-    error = DatabaseError('value out of range: INSERT INTO "inspections_surveyimage" VALUES (1e308)')
+    error = DatabaseError(
+        'value out of range: INSERT INTO "inspections_surveyimage" VALUES (1e308)'
+    )
     text = jobs.error_text(error)
     assert "INSERT" not in text and "inspections_surveyimage" not in text
     assert text.startswith("DatabaseError:")
