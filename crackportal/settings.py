@@ -108,6 +108,7 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "crackportal.accounts.roles.RoleBackend",  # the admin role may use the Django admin
 ]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = envfloat("LOGIN_COOLOFF_MINUTES", 15) / 60  # hours

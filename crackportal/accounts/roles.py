@@ -53,3 +53,22 @@ def role_required(role: str):
         return wrapped
 
     return decorator
+
+
+class RoleBackend:
+    """Authorisation by role: the admin role may use the Django admin (every model permission)."""
+
+    def authenticate(self, request, **credentials):
+        return None  # authorisation only; signing in is ModelBackend's
+
+    def has_perm(self, user_obj, perm, obj=None) -> bool:
+        return has_role(user_obj, ADMIN)
+
+    def has_module_perms(self, user_obj, app_label) -> bool:
+        return has_role(user_obj, ADMIN)
+
+
+def admin_site_permission(request) -> bool:
+    """The Django admin is open to active staff and to every user holding the admin role."""
+    user = request.user
+    return user.is_active and (user.is_staff or has_role(user, ADMIN))

@@ -204,6 +204,12 @@ class TrainingRequestSerializer(serializers.Serializer):
 class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
     manifest = serializers.FileField(required=False)
+    start_chainage_m = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, max_value=1_000_000
+    )
+    direction = serializers.ChoiceField(
+        choices=["increasing", "decreasing"], required=False, default="increasing"
+    )
 
 
 class UploadResultSerializer(serializers.Serializer):
@@ -211,6 +217,8 @@ class UploadResultSerializer(serializers.Serializer):
     failed = serializers.ListField(child=serializers.DictField())
     duplicates = serializers.ListField(child=serializers.CharField())
     warnings = serializers.ListField(child=serializers.CharField())
+    unplaced = serializers.ListField(child=serializers.CharField())
+    unused_manifest_rows = serializers.ListField(child=serializers.CharField())
 
 
 class ReportRequestSerializer(serializers.Serializer):

@@ -42,6 +42,22 @@ def _int_param(request, name: str) -> int | None:
     return value
 
 
+def _placement_params(data) -> dict:
+    """start_chainage_m and direction of an upload, checked (400 on a bad value)."""
+    body = s.UploadSerializer(
+        data={
+            "start_chainage_m": data.get("start_chainage_m") or None,
+            "direction": data.get("direction") or "increasing",
+        },
+        partial=True,
+    )
+    body.is_valid(raise_exception=True)
+    return {
+        "start_chainage_m": body.validated_data.get("start_chainage_m"),
+        "direction": body.validated_data.get("direction", "increasing"),
+    }
+
+
 class IdViewSetMixin:
     """Integer ids only in URLs, and small enough for every database (else 404)."""
 
@@ -118,6 +134,7 @@ class RunViewSet(
                 run=run,
                 files=[IncomingFile.from_upload(f) for f in files],
                 manifest=IncomingFile.from_upload(manifest) if manifest else None,
+                **_placement_params(request.data),
             )
         except UploadError as exc:
             raise ValidationError({"manifest": f"rejected, nothing was stored: {exc}"}) from exc
@@ -126,6 +143,8 @@ class RunViewSet(
             "failed": [{"file": name, "reason": why} for name, why in result.failed],
             "duplicates": result.duplicates,
             "warnings": result.warnings,
+            "unplaced": result.unplaced,
+            "unused_manifest_rows": result.unused_manifest_rows,
         }
         return Response(body, status=status.HTTP_201_CREATED)
 

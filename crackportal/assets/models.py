@@ -40,7 +40,7 @@ class Tunnel(models.Model):
     name = models.CharField(max_length=200)
     length_m = models.FloatField(validators=[MinValueValidator(0.0)])
     circumference_m = models.FloatField(
-        validators=[MinValueValidator(0.0)],
+        validators=[MinValueValidator(0.01, "The lining's circumference must be more than 0 m.")],
         help_text="Lining arc length: the height of the unrolled map",
     )
     notes = models.TextField(blank=True)

@@ -44,3 +44,18 @@ def tunnel_dashboard(tunnels) -> list[dict]:
             }
         )
     return rows
+
+
+def assignable_inspectors(tunnel):
+    """Users with the inspector role (only: managers see every tunnel) not yet on the tunnel."""
+    from django.contrib.auth import get_user_model
+
+    from crackportal.accounts.roles import INSPECTOR
+
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=INSPECTOR)
+        .exclude(tunnels=tunnel)
+        .order_by("username")
+        .distinct()
+    )

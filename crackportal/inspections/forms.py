@@ -1,6 +1,8 @@
 from django import forms
 from django.utils import timezone
 
+from crackportal.inspections.placement import DECREASING, INCREASING
+
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
@@ -34,6 +36,26 @@ class UploadForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
         help_text="Columns: filename, chainage_start_m, chainage_end_m, arc_start_m, arc_end_m, mm_per_px.",
     )
+    start_chainage_m = forms.FloatField(
+        label="Start chainage (m), for images without a manifest row",
+        required=False,
+        min_value=0,
+        max_value=1_000_000,
+        help_text="Images without a manifest row are laid out one after another from here at "
+        "the default scale. Empty: after this inspection's images so far (0 for the first).",
+    )
+    direction = forms.ChoiceField(
+        label="Survey direction",
+        choices=[
+            (INCREASING, "increasing chainage"),
+            (DECREASING, "decreasing chainage"),
+        ],
+        initial=INCREASING,
+        required=False,
+    )
+
+    def clean_direction(self):
+        return self.cleaned_data.get("direction") or INCREASING
 
 
 class RunForm(UploadForm):
@@ -45,4 +67,16 @@ class RunForm(UploadForm):
         max_length=200, required=False, help_text="e.g. 'Spring survey, eastbound'"
     )
 
-    field_order = ["date", "label", "files", "manifest"]
+    field_order = ["date", "label", "files", "manifest", "start_chainage_m", "direction"]
+
+
+class FootprintForm(forms.Form):
+    """Where an image lies on the unrolled lining (metres) and its scale."""
+
+    chainage_start_m = forms.FloatField()
+    chainage_end_m = forms.FloatField()
+    arc_start_m = forms.FloatField()
+    arc_end_m = forms.FloatField()
+    mm_per_px = forms.FloatField(
+        required=False, help_text="Empty: from the chainage span and the image width."
+    )

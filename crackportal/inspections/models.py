@@ -48,6 +48,10 @@ class InspectionRun(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    tracked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its cracks were last matched to earlier inspections"
+    )
+    tracking_error = models.TextField(blank=True, help_text="Why the last tracking failed")
 
     objects = RunQuerySet.as_manager()
 
@@ -125,6 +129,21 @@ class SurveyImage(models.Model):
     def pyramid_dir(self) -> Path:
         """Where the image's deep-zoom tiles live (only large images have them)."""
         return Path(settings.MEDIA_ROOT) / "pyramids" / str(self.pk)
+
+    def place(self, polyline_px, bbox_px) -> dict:
+        """A crack's position in tunnel metres from its pixels: polyline_m and its extent."""
+        polyline_m = [
+            [[round(v, 4) for v in self.px_to_m(x, y)] for x, y in branch] for branch in polyline_px
+        ]
+        x0, y0, x1, y1 = bbox_px
+        (c0, a0), (c1, a1) = self.px_to_m(x0, y0), self.px_to_m(x1, y1)
+        return {
+            "polyline_m": polyline_m,
+            "chainage_min_m": min(c0, c1),
+            "chainage_max_m": max(c0, c1),
+            "arc_min_m": min(a0, a1),
+            "arc_max_m": max(a0, a1),
+        }
 
     def px_to_m(self, x: float, y: float) -> tuple[float, float]:
         """Image pixel (x right, y down) → tunnel (chainage m, arc m) by the linear footprint."""

@@ -56,23 +56,13 @@ def _overlay(mask: np.ndarray) -> np.ndarray:
 def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
     rows = []
     for index, c in enumerate(cracks):
-        polyline_m = [
-            [[round(v, 4) for v in image.px_to_m(x, y)] for x, y in branch]
-            for branch in c.polyline_px
-        ]
-        x0, y0, x1, y1 = c.bbox_px
-        (ch0, a0), (ch1, a1) = image.px_to_m(x0, y0), image.px_to_m(x1, y1)
         rows.append(
             Crack(
                 image=image,
                 index=index,
                 polyline_px=c.polyline_px,
-                polyline_m=polyline_m,
                 bbox_px=list(c.bbox_px),
-                chainage_min_m=ch0,
-                chainage_max_m=ch1,
-                arc_min_m=a0,
-                arc_max_m=a1,
+                **image.place(c.polyline_px, c.bbox_px),
                 length_mm=c.length_mm,
                 width_max_mm=c.width_max_mm,
                 width_mean_mm=c.width_mean_mm,

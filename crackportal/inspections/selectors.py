@@ -1,7 +1,7 @@
 """Reads for inspection pages."""
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 
 from crackportal.inspections.growth import Observation, observations
 from crackportal.inspections.models import InspectionRun, SurveyImage
@@ -22,11 +22,25 @@ def run_progress(run: InspectionRun) -> dict:
     }
 
 
+BY_CHAINAGE = (F("chainage_start_m").asc(nulls_last=True), F("arc_start_m").asc(), "id")
+
+
 def images_with_crack_counts(run: InspectionRun):
+    """A run's images along the tunnel (by chainage, then arc; refused files last)."""
     return (
         run.images.annotate(n_cracks=Count("cracks"))
-        .only("id", "original_name", "status", "error", "width", "height")
-        .order_by("id")
+        .only(
+            "id",
+            "original_name",
+            "status",
+            "error",
+            "width",
+            "height",
+            "chainage_start_m",
+            "chainage_end_m",
+            "arc_start_m",
+        )
+        .order_by(*BY_CHAINAGE)
     )
 
 

@@ -10,18 +10,19 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core.files.base import File
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from crackportal import jobs
-from crackportal.inspections.models import InspectionRun, SurveyImage
+from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
+from crackportal.inspections.placement import INCREASING, Layout, Placement, merge_manifests
+from crackportal.inspections.severity import severity_for_width
 from crackportal.inspections.uploads import (
     Footprint,
     IncomingFile,
     UploadError,
     check_image,
     expand_zip,
-    parse_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class UploadResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unplaced: list[str] = field(default_factory=list)  # images without a manifest row
+    unused_manifest_rows: list[str] = field(default_factory=list)  # rows without an image
 
 
 def create_run(*, tunnel, date, label: str = "", created_by=None) -> InspectionRun:
@@ -44,18 +47,10 @@ def create_run(*, tunnel, date, label: str = "", created_by=None) -> InspectionR
     )
 
 
-def _default_footprint(run: InspectionRun, width: int, height: int) -> Footprint:
-    """Lay images out in upload order along the chainage at the default scale."""
-    start = run.images.aggregate(end=Max("chainage_end_m"))["end"] or 0.0
-    mm = settings.DEFAULT_MM_PER_PX
-    arc0 = settings.DEFAULT_ARC_START_M
-    return Footprint(start, start + width * mm / 1000, arc0, arc0 + height * mm / 1000, mm)
-
-
 def _store_image(
     run: InspectionRun,
     incoming: IncomingFile,
-    footprints: dict[str, Footprint] | None,
+    placement: Placement,
     result: UploadResult,
 ) -> SurveyImage | None:
     name = PurePosixPath(incoming.name).name
@@ -75,17 +70,11 @@ def _store_image(
     if existing is not None:
         result.duplicates.append(f"{name} (same file as {existing.original_name})")
         return None
-    footprint = (footprints or {}).get(name)
-    if footprint is None:
-        if footprints is not None:
-            result.warnings.append(
-                f"{name} is not in the manifest; placed after the previous image"
-            )
-        footprint = _default_footprint(run, checked.width, checked.height)
-    if footprint.mm_per_px is None:
-        footprint.mm_per_px = (
-            (footprint.chainage_end_m - footprint.chainage_start_m) * 1000 / checked.width
-        )
+    try:
+        footprint = placement.footprint(name, checked.width, checked.height)
+    except UploadError as exc:
+        _record_failed(run, name, str(exc), incoming.size, result)
+        return None
     image = SurveyImage(
         run=run,
         original_name=name,
@@ -127,15 +116,24 @@ def _record_failed(run, name: str, why: str, size: int, result: UploadResult) ->
 
 
 def upload_survey(
-    *, run: InspectionRun, files: list[IncomingFile], manifest: IncomingFile | None = None
+    *,
+    run: InspectionRun,
+    files: list[IncomingFile],
+    manifest: IncomingFile | None = None,
+    start_chainage_m: float | None = None,
+    direction: str = INCREASING,
 ) -> UploadResult:
     """Store every good file of an upload (images and zips), record bad ones as failed, enqueue the rest.
 
     Call it outside a transaction: every file commits on its own. A manifest that cannot be
-    used rejects the upload before anything is stored (UploadError).
+    used rejects the upload before anything is stored (UploadError). Files without a
+    manifest row are laid out from start_chainage_m (default: after the inspection's images
+    so far) in the given direction; the result lists them, and every manifest row unused.
     """
     result = UploadResult()
     images: list[IncomingFile] = []
+    separate = [manifest] if manifest is not None else []
+    zipped: list[tuple[str, IncomingFile]] = []
     for incoming in files:
         if incoming.name.lower().endswith(".zip"):
             try:
@@ -148,28 +146,32 @@ def upload_survey(
             images += contents.files
             for member, why in contents.problems:
                 _record_failed(run, f"{incoming.name}: {member}", why, 0, result)
-            if contents.manifest is not None and manifest is None:
-                manifest = contents.manifest
-        elif incoming.name.lower().endswith(".csv") and manifest is None:
-            manifest = incoming
+            if contents.manifest is not None:
+                zipped.append((incoming.name, contents.manifest))
+        elif incoming.name.lower().endswith(".csv"):
+            separate.append(incoming)
         else:
             images.append(incoming)
-    footprints = None
-    if manifest is not None:
-        manifest.stream.seek(0)
-        footprints = parse_manifest(manifest.stream.read(10 * 1024 * 1024))
-        uploaded = {PurePosixPath(f.name).name for f in images}
-        unknown = sorted(set(footprints) - uploaded)
-        if unknown:
-            result.warnings.append(
-                f"manifest rows without a file in this upload: {', '.join(unknown[:10])}"
-                + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
-            )
+    footprints, conflicts = merge_manifests(separate, zipped)
+    result.warnings += conflicts
+    placement = Placement(footprints, Layout.for_run(run, start_chainage_m, direction))
     InspectionRun.objects.filter(pk=run.pk).update(
         status=InspectionRun.Status.PROCESSING, finished_at=None
     )
     for incoming in images:
-        _store_image(run, incoming, footprints, result)
+        _store_image(run, incoming, placement, result)
+    result.unplaced = placement.layout.unplaced if footprints is not None else []
+    result.unused_manifest_rows = placement.unused_rows()
+    if result.unplaced:
+        result.warnings.append(
+            f"not in the manifest, laid out along the chainage ({len(result.unplaced)}): "
+            + ", ".join(result.unplaced)
+        )
+    if result.unused_manifest_rows:
+        result.warnings.append(
+            f"manifest rows without a file in this upload ({len(result.unused_manifest_rows)}): "
+            + ", ".join(result.unused_manifest_rows)
+        )
     refresh_run_status(run_id=run.pk)
     return result
 
@@ -289,3 +291,73 @@ def enqueue_tracking(run_id: int) -> None:
     from crackportal.inspections.tasks import track_run_task
 
     track_run_task.delay(run_id)
+
+
+def mark_tracked(*, run_id: int) -> None:
+    InspectionRun.objects.filter(pk=run_id).update(tracked_at=timezone.now(), tracking_error="")
+
+
+def mark_tracking_failed(*, run_id: int, error: str | BaseException) -> None:
+    """Record why tracking failed: the run page shows it with a button to track again."""
+    if isinstance(error, BaseException):
+        jobs.log.error("tracking of run %s failed", run_id, exc_info=error)
+    InspectionRun.objects.filter(pk=run_id).update(
+        tracked_at=None, tracking_error=jobs.error_text(error)
+    )
+
+
+def retrack_run(*, run: InspectionRun) -> None:
+    """Queue tracking of a finished run again (after a failure, or by hand)."""
+    InspectionRun.objects.filter(pk=run.pk).update(tracking_error="")
+    transaction.on_commit(lambda: enqueue_tracking(run.pk))
+
+
+def correct_footprint(*, image: SurveyImage, footprint: Footprint) -> SurveyImage:
+    """Move an image on the lining (and/or rescale it); its cracks follow, tracking runs again.
+
+    The cracks' pixels stay; their tunnel metres are mapped anew and their millimetres scaled
+    by the new mm/px, so severities are recomputed. A finished inspection is tracked again
+    (with the later inspections of the tunnel).
+    """
+    footprint.check()
+    if footprint.mm_per_px is None:
+        footprint.mm_per_px = (
+            (footprint.chainage_end_m - footprint.chainage_start_m) * 1000 / (image.width or 1)
+        )
+    with transaction.atomic():
+        image = SurveyImage.objects.select_for_update().get(pk=image.pk)
+        scale = footprint.mm_per_px / (image.mm_per_px or footprint.mm_per_px)
+        for name, value in footprint.__dict__.items():
+            setattr(image, name, value)
+        image.save(update_fields=list(footprint.__dict__))
+        cracks = list(image.cracks.all())
+        for crack in cracks:
+            for name, value in image.place(crack.polyline_px, crack.bbox_px).items():
+                setattr(crack, name, value)
+            crack.length_mm *= scale
+            crack.width_max_mm *= scale
+            crack.width_mean_mm *= scale
+            crack.width_p95_mm *= scale
+            crack.resolution_mm *= scale
+            crack.area_mm2 *= scale**2
+            crack.severity = severity_for_width(crack.width_max_mm)
+        Crack.objects.bulk_update(
+            cracks,
+            [
+                "polyline_m",
+                "chainage_min_m",
+                "chainage_max_m",
+                "arc_min_m",
+                "arc_max_m",
+                "length_mm",
+                "width_max_mm",
+                "width_mean_mm",
+                "width_p95_mm",
+                "resolution_mm",
+                "area_mm2",
+                "severity",
+            ],
+        )
+        if image.run.status == InspectionRun.Status.DONE:
+            retrack_run(run=image.run)
+    return image

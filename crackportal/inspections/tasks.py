@@ -43,7 +43,13 @@ def sweep_stuck_images_task() -> dict[str, int]:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def track_run_task(run_id: int) -> None:
-    """Give a finished run's cracks their tracks across inspections (idempotent)."""
+    """Give a finished run's cracks their tracks (and later inspections' again); idempotent."""
     run = InspectionRun.objects.filter(pk=run_id).first()
-    if run is not None:
-        tracking.track_run(run)
+    if run is None:
+        return
+    try:
+        tracking.track_from(run)
+    except Exception as exc:  # shown on the run page with a retry; the traceback is logged
+        services.mark_tracking_failed(run_id=run_id, error=exc)
+    else:
+        services.mark_tracked(run_id=run_id)

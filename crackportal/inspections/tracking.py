@@ -158,32 +158,59 @@ def track_run(
         groups, result.stitched = _stitch(cracks, geoms, tolerance_m)
         old = _latest_track_geometries(run)
         old_ids = list(old)
-        tree = STRtree([old[t] for t in old_ids]) if old_ids else None
+        old_shapes = [old[t] for t in old_ids]  # by tree index; never shrinks while matching
+        tree = STRtree(old_shapes) if old_ids else None
+        merged_into: dict[int, int] = {}  # an old track joined into another → that one
+        claimed: set[int] = set()  # tracks this inspection already continues
 
-        for members in groups:
-            shape = unary_union([geoms[i] for i in members])
-            matches = []
+        def resolve(track_id: int) -> int:
+            while track_id in merged_into:
+                track_id = merged_into[track_id]
+            return track_id
+
+        shapes = {id(m): unary_union([geoms[i] for i in m]) for m in groups}
+        # the longest crack chooses first: a crack that split keeps its track on its longer part
+        for members in sorted(groups, key=lambda m: -shapes[id(m)].length):
+            shape = shapes[id(members)]
+            matches = set()
             if tree is not None:
                 for k in tree.query(shape, predicate="dwithin", distance=tolerance_m):
-                    track_id = old_ids[int(k)]
-                    if _overlap(shape, old[track_id], tolerance_m) >= min_overlap:
-                        matches.append(track_id)
+                    if _overlap(shape, old_shapes[int(k)], tolerance_m) >= min_overlap:
+                        matches.add(resolve(old_ids[int(k)]))
+            matches -= claimed  # a track continues into one crack of an inspection
             if matches:
                 keep = min(matches)  # the oldest track keeps its identity
-                for other in matches:
-                    if other != keep:
-                        Crack.objects.filter(track_id=other).update(track_id=keep)
-                        CrackTrack.objects.filter(pk=other).delete()
-                        old.pop(other, None)
-                        result.joined += 1
+                for other in sorted(matches - {keep}):
+                    Crack.objects.filter(track_id=other).update(track_id=keep)
+                    CrackTrack.objects.filter(pk=other).delete()
+                    merged_into[other] = keep
+                    result.joined += 1
                 track_id = keep
                 result.matched += 1
             else:
                 track_id = CrackTrack.objects.create(tunnel_id=run.tunnel_id, first_run=run).pk
                 result.new += 1
+            claimed.add(track_id)
             Crack.objects.filter(pk__in=members).update(track_id=track_id)
         refresh_tracks(CrackTrack.objects.filter(cracks__image__run=run).distinct())
     return result
+
+
+def track_from(run: InspectionRun, **options) -> list[TrackingResult]:
+    """Track run, then every later finished inspection of its tunnel again, oldest first.
+
+    Tracks of later inspections were matched against this one: when it changes (a re-run,
+    a corrected footprint, re-measured cracks) they are matched again, so history never breaks.
+    """
+    later = InspectionRun.objects.filter(
+        tunnel_id=run.tunnel_id, status=InspectionRun.Status.DONE, date__gte=run.date
+    ).exclude(pk=run.pk)
+    later = [
+        r
+        for r in later.order_by("date", "created_at")
+        if (r.date, r.created_at) > (run.date, run.created_at)
+    ]
+    return [track_run(r, **options) for r in [run, *later]]
 
 
 def refresh_tracks(tracks) -> None:

@@ -200,6 +200,11 @@ def expand_zip(stream, max_member_bytes: int, max_total_bytes: int) -> ZipConten
     return out
 
 
+MAX_CHAINAGE_M = 1_000_000.0  # a 1000-km tunnel
+MAX_ARC_M = 1_000.0
+MIN_MM_PER_PX, MAX_MM_PER_PX = 0.001, 1000.0
+
+
 @dataclass
 class Footprint:
     """Where an image lies on the unrolled lining, and its scale."""
@@ -209,6 +214,24 @@ class Footprint:
     arc_start_m: float
     arc_end_m: float
     mm_per_px: float | None = None
+
+    def check(self, where: str = "footprint") -> None:
+        """Refuse what no survey can be: non-finite, reversed or absurd figures (UploadError)."""
+        values = [self.chainage_start_m, self.chainage_end_m, self.arc_start_m, self.arc_end_m]
+        if self.mm_per_px is not None:
+            values.append(self.mm_per_px)
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            raise UploadError(f"{where}: every figure must be a finite number")
+        if self.chainage_end_m <= self.chainage_start_m or self.arc_end_m <= self.arc_start_m:
+            raise UploadError(f"{where}: each end must be greater than its start")
+        if not (-MAX_CHAINAGE_M <= self.chainage_start_m and self.chainage_end_m <= MAX_CHAINAGE_M):
+            raise UploadError(f"{where}: chainage must lie within ±{MAX_CHAINAGE_M:,.0f} m")
+        if not (-MAX_ARC_M <= self.arc_start_m and self.arc_end_m <= MAX_ARC_M):
+            raise UploadError(f"{where}: arc must lie within ±{MAX_ARC_M:,.0f} m")
+        if self.mm_per_px is not None and not (MIN_MM_PER_PX <= self.mm_per_px <= MAX_MM_PER_PX):
+            raise UploadError(
+                f"{where}: mm_per_px must be between {MIN_MM_PER_PX} and {MAX_MM_PER_PX}"
+            )
 
 
 def _number(row: dict, column: str, line: int) -> float:
@@ -249,8 +272,7 @@ def parse_manifest(data: bytes) -> dict[str, Footprint]:
                 fp.mm_per_px = _number(row, "mm_per_px", line)
                 if fp.mm_per_px <= 0:
                     raise UploadError(f"manifest line {line}: mm_per_px must be positive")
-            if fp.chainage_end_m <= fp.chainage_start_m or fp.arc_end_m <= fp.arc_start_m:
-                raise UploadError(f"manifest line {line}: each end must be greater than its start")
+            fp.check(f"manifest line {line}")
         except UploadError as exc:
             errors.append(str(exc))
             continue

@@ -11,14 +11,14 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from crackportal.accounts.roles import INSPECTOR, role_required
+from crackportal.accounts.roles import INSPECTOR, MANAGER, role_required
 from crackportal.assets.models import Tunnel
 from crackportal.inspections import annotations, maps, selectors, services, thumbnails
-from crackportal.inspections.forms import RunForm, UploadForm
+from crackportal.inspections.forms import FootprintForm, RunForm, UploadForm
 from crackportal.inspections.growth import growth_per_year
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
 from crackportal.inspections.severity import severity_colours
-from crackportal.inspections.uploads import IncomingFile, UploadError
+from crackportal.inspections.uploads import Footprint, IncomingFile, UploadError
 
 IMAGES_PER_PAGE = 100
 
@@ -41,7 +41,11 @@ def _take_upload(request, run: InspectionRun, form: UploadForm) -> bool:
     manifest = form.cleaned_data.get("manifest")
     try:
         result = services.upload_survey(
-            run=run, files=files, manifest=IncomingFile.from_upload(manifest) if manifest else None
+            run=run,
+            files=files,
+            manifest=IncomingFile.from_upload(manifest) if manifest else None,
+            start_chainage_m=form.cleaned_data.get("start_chainage_m"),
+            direction=form.cleaned_data["direction"],
         )
     except UploadError as exc:
         form.add_error("manifest", f"Manifest rejected, nothing was stored: {exc}")
@@ -121,12 +125,24 @@ def run_retry_failed(request, pk: int):
 
 
 @role_required(INSPECTOR)
+@require_POST
+def run_track(request, pk: int):
+    run = get_object_or_404(InspectionRun.objects.visible_to(request.user), pk=pk)
+    if run.status != InspectionRun.Status.DONE:
+        messages.error(request, "Only a finished inspection can be tracked.")
+    else:
+        services.retrack_run(run=run)
+        messages.info(request, "Tracking queued: cracks are matched to earlier inspections again.")
+    return redirect(run)
+
+
+@role_required(INSPECTOR)
 def image_detail(request, pk: int):
     image = get_object_or_404(
         SurveyImage.objects.visible_to(request.user).select_related("run__tunnel", "model_version"),
         pk=pk,
     )
-    siblings = list(image.run.images.values_list("pk", flat=True))
+    siblings = list(image.run.images.order_by(*selectors.BY_CHAINAGE).values_list("pk", flat=True))
     position = siblings.index(image.pk)
     return render(
         request,
@@ -152,6 +168,27 @@ def _serve(field_file, content_type: str | None = None):
     except FileNotFoundError:
         raise Http404("file missing") from None
     return FileResponse(handle, content_type=content_type)
+
+
+@role_required(MANAGER)
+@require_POST
+def image_footprint(request, pk: int):
+    """Correct where an image lies on the lining (and its scale); its cracks follow."""
+    image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
+    form = FootprintForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"Footprint not changed — {field}: {' '.join(errors)}")
+        return redirect(image)
+    try:
+        services.correct_footprint(image=image, footprint=Footprint(**form.cleaned_data))
+    except UploadError as exc:
+        messages.error(request, f"Footprint not changed: {exc}")
+    else:
+        messages.success(
+            request, "Footprint corrected: the cracks moved with it and tracking runs again."
+        )
+    return redirect(image)
 
 
 @role_required(INSPECTOR)

@@ -71,6 +71,27 @@ def start_training_run(
     return run
 
 
+def retry_training_run(*, run: TrainingRun, created_by=None) -> TrainingRun:
+    """Queue a failed or cancelled run again as a new run with the same settings."""
+    if run.status not in (TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED):
+        raise TrainingError("only a failed or cancelled training run can be started again")
+    with transaction.atomic():
+        if TrainingRun.objects.select_for_update().filter(status__in=ACTIVE).exists():
+            raise TrainingError(
+                "a training run is already queued or running; wait for it or cancel it"
+            )
+        again = TrainingRun.objects.create(
+            config_name=run.config_name,
+            config=run.config,
+            dataset=run.dataset,
+            include_annotations=run.include_annotations,
+            epochs=run.epochs,
+            created_by=created_by,
+        )
+        transaction.on_commit(lambda: _enqueue(again.pk))
+    return again
+
+
 def _enqueue(run_id: int) -> None:
     from crackportal.modelops.tasks import train_model_task
 

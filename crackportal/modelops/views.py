@@ -84,3 +84,16 @@ def training_cancel(request, pk: int):
     training_services.request_cancel(run=get_object_or_404(TrainingRun, pk=pk))
     messages.info(request, "Cancel requested: the run stops after its current epoch.")
     return redirect("training-detail", pk=pk)
+
+
+@role_required(ADMIN)
+@require_POST
+def training_retry(request, pk: int):
+    """Start a failed or cancelled run again: same configuration, dataset and annotations."""
+    old = get_object_or_404(TrainingRun, pk=pk)
+    try:
+        run = training_services.retry_training_run(run=old, created_by=request.user)
+    except training_services.TrainingError as exc:
+        messages.error(request, str(exc))
+        return redirect("training-detail", pk=pk)
+    return redirect("training-detail", pk=run.pk)

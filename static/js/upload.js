@@ -21,11 +21,12 @@
       });
       xhr.upload.addEventListener("load", function () { status.textContent = "Uploaded; checking and storing the files…"; });
       xhr.addEventListener("load", function () {
+        // show the page the server answered with (the run page after a redirect, or the form
+        // with its errors): loading its URL again would lose the upload's messages
         if (xhr.responseURL && xhr.responseURL !== window.location.href) {
-          window.location = xhr.responseURL;  // the server redirected to the run page
-        } else {
-          document.open(); document.write(xhr.responseText); document.close();  // form errors
+          window.history.replaceState(null, "", xhr.responseURL);
         }
+        document.open(); document.write(xhr.responseText); document.close();
       });
       xhr.addEventListener("error", function () {
         status.textContent = "The upload failed (connection lost). Nothing was half-stored; try again.";

@@ -60,3 +60,34 @@ def test_training_pages_are_for_admins_only(client, inspector, manager):
             assert (
                 response.status_code == 403 and "needs the admin role" in response.content.decode()
             )
+
+
+def test_a_failed_run_is_started_again_with_the_same_settings(
+    transactional_db, client, admin_user, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(
+        "crackportal.modelops.training_services._enqueue", lambda run_id: sent.append(run_id)
+    )
+    failed = TrainingRun.objects.create(
+        config_name="unet-tiny",
+        config={"train": {"epochs": 2}},
+        dataset="/data/x",
+        include_annotations=True,
+        epochs=2,
+        status="failed",
+        error="OSError: disk full",
+    )
+    client.force_login(admin_user)
+    page = client.get(reverse("training-detail", args=[failed.pk])).content.decode()
+    assert "OSError: disk full" in page and "Start again with the same settings" in page
+    response = client.post(reverse("training-retry", args=[failed.pk]))
+    again = TrainingRun.objects.exclude(pk=failed.pk).get()
+    assert response.url == reverse("training-detail", args=[again.pk])
+    assert (again.config, again.dataset, again.include_annotations, again.status) == (
+        failed.config,
+        failed.dataset,
+        True,
+        "pending",
+    )
+    assert sent == [again.pk]
