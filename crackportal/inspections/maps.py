@@ -78,7 +78,14 @@ def map_data(run: InspectionRun, filters: MapFilters) -> dict:
         )
     )
     rows = cracks_for_map(run, filters).values_list(
-        "id", "polyline_m", "length_mm", "width_max_mm", "severity", "orientation"
+        "id",
+        "polyline_m",
+        "length_mm",
+        "width_max_mm",
+        "severity",
+        "orientation",
+        "track__length_growth_mm_per_year",
+        "track__width_growth_mm_per_year",
     )
     return {
         "run": run.pk,
@@ -92,7 +99,10 @@ def map_data(run: InspectionRun, filters: MapFilters) -> dict:
                 "width_mm": round(width, 2),
                 "severity": severity,
                 "orientation": orientation,
+                # the track's growth per year (growth.py), as on the crack page
+                "length_growth_mm_per_year": None if grow_l is None else round(grow_l, 1),
+                "width_growth_mm_per_year": None if grow_w is None else round(grow_w, 3),
             }
-            for i, lines, length, width, severity, orientation in rows
+            for i, lines, length, width, severity, orientation, grow_l, grow_w in rows
         ],
     }

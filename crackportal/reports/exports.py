@@ -28,6 +28,8 @@ COLUMNS = [
     "severity",
     "new",
     "growing",
+    "length_growth_mm_per_year",
+    "width_growth_mm_per_year",
 ]
 
 
@@ -56,7 +58,7 @@ def crack_rows(run: InspectionRun) -> Iterator[dict]:
     new, growing = change_sets(run)
     cracks = (
         Crack.objects.filter(image__run=run)
-        .select_related("image")
+        .select_related("image", "track")
         .order_by("-width_max_mm", "id")
         .iterator(chunk_size=2000)
     )
@@ -78,8 +80,15 @@ def crack_rows(run: InspectionRun) -> Iterator[dict]:
             "severity": c.severity,
             "new": c.pk in new,
             "growing": c.pk in growing,
+            # the track's growth (growth.py), as on the crack page and in the API
+            "length_growth_mm_per_year": _rounded(c.track and c.track.length_growth_mm_per_year, 1),
+            "width_growth_mm_per_year": _rounded(c.track and c.track.width_growth_mm_per_year, 3),
             "polyline_m": c.polyline_m,
         }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")

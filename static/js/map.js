@@ -47,7 +47,9 @@
       const latlngs = crack.lines.map((branch) => branch.map(([ch, arc]) => [-arc, ch]));
       const line = L.polyline(latlngs, { renderer, color: COLORS[crack.severity] || "#c92a2a", weight: weightFor(crack.width_mm), opacity: 0.9 });
       line.crackWidth = crack.width_mm;
-      line.bindTooltip(`${crack.length_mm.toFixed(0)} mm long · ${crack.width_mm.toFixed(2)} mm wide · ${crack.orientation}`, { sticky: true });
+      const growth = crack.width_growth_mm_per_year === null ? "" :
+        ` · growing ${crack.length_growth_mm_per_year.toFixed(0)} mm/yr long, ${crack.width_growth_mm_per_year.toFixed(3)} mm/yr wide`;
+      line.bindTooltip(`${crack.length_mm.toFixed(0)} mm long · ${crack.width_mm.toFixed(2)} mm wide · ${crack.orientation}${growth}`, { sticky: true });
       line.on("click", () => { window.location = `/cracks/${crack.id}/`; });
       line.addTo(crackLayer);
       lines.push(line);

@@ -59,3 +59,16 @@ def test_crack_page_shows_one_row_per_inspection_and_the_tracks_growth(
         track.length_growth_mm_per_year
     )
     assert "Seen in one inspection so far" not in page.content.decode()
+
+
+def test_the_map_and_the_exports_show_the_same_growth(stitched_track):
+    from crackportal.inspections.maps import MapFilters, map_data
+    from crackportal.reports.exports import crack_rows
+
+    run = stitched_track.image.run
+    track = stitched_track.track
+    (on_map,) = map_data(run, MapFilters())["cracks"]
+    assert on_map["length_growth_mm_per_year"] == round(track.length_growth_mm_per_year, 1)
+    (row,) = crack_rows(run)
+    assert row["length_growth_mm_per_year"] == on_map["length_growth_mm_per_year"]
+    assert row["width_growth_mm_per_year"] == round(track.width_growth_mm_per_year, 3)

@@ -86,4 +86,4 @@ def test_growing_cracks_are_counted_on_the_dashboard(client, manager, tunnel, tw
     client.force_login(manager)
     page = client.get(reverse("tunnel-list")).content.decode()
     row = page[page.index('data-tunnel="T-TEST-01"') :]
-    assert '<td class="num">1</td>' in row[:2000]  # one growing crack
+    assert '<td class="num" data-field="growing">1</td>' in row[:2000]  # one growing crack
