@@ -15,8 +15,17 @@ class TunnelSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
 
+class VisibleTunnelField(serializers.SlugRelatedField):
+    """A tunnel code among the tunnels the user may see: an unassigned tunnel reads exactly as a
+    missing one, so codes cannot be discovered by asking."""
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return Tunnel.objects.visible_to(request.user) if request else Tunnel.objects.none()
+
+
 class RunSerializer(serializers.ModelSerializer):
-    tunnel = serializers.SlugRelatedField(slug_field="code", queryset=Tunnel.objects.all())
+    tunnel = VisibleTunnelField(slug_field="code", queryset=Tunnel.objects.all())
     model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from crackportal.api import serializers as s
+from crackportal.api.authentication import token_expired
+from crackportal.api.parsers import SafeJSONParser
 from crackportal.api.permissions import InspectorReadsManagerWrites, IsAdmin, IsInspector, IsManager
 from crackportal.assets.models import Tunnel
 from crackportal.inspections import selectors, services
@@ -104,9 +110,7 @@ class RunViewSet(
         return super().list(request, *args, **kwargs)
 
     def perform_create(self, serializer):
-        tunnel = serializer.validated_data["tunnel"]
-        if not Tunnel.objects.visible_to(self.request.user).filter(pk=tunnel.pk).exists():
-            raise ValidationError({"tunnel": "no such tunnel, or it is not assigned to you"})
+        tunnel = serializer.validated_data["tunnel"]  # one of the user's (VisibleTunnelField)
         run = services.create_run(
             tunnel=tunnel,
             date=serializer.validated_data["date"],
@@ -165,7 +169,7 @@ class RunViewSet(
         detail=True,
         methods=["post"],
         permission_classes=[IsManager],
-        parser_classes=[JSONParser, FormParser],
+        parser_classes=[SafeJSONParser, FormParser],
     )
     def reports(self, request, pk=None):
         """Request a PDF or XLSX report (built by a worker; poll /api/reports/ID/)."""
@@ -322,7 +326,9 @@ class TrainingRunViewSet(
 
 
 class TokenView(ObtainAuthToken):
-    """POST username + password → {"token": ...}; locked out (429) after repeated wrong passwords."""
+    """POST username + password → {"token": ..., "expires": ...}; locked out (429) after
+    repeated wrong passwords. Tokens expire (API_TOKEN_TTL_HOURS) and are revoked by a
+    password change or a sign-out."""
 
     def post(self, request, *args, **kwargs):
         from axes.handlers.proxy import AxesProxyHandler
@@ -336,4 +342,13 @@ class TokenView(ObtainAuthToken):
                 {"detail": "Too many failed sign-ins for this user; try again later."},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
             )
-        return super().post(request, *args, **kwargs)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        token = Token.objects.filter(user=user).first()
+        if token is not None and token_expired(token):
+            token.delete()  # an expired token is replaced, never handed out again
+            token = None
+        token = token or Token.objects.create(user=user)
+        expires = token.created + timedelta(hours=settings.API_TOKEN_TTL_HOURS)
+        return Response({"token": token.key, "expires": expires.isoformat()})

@@ -6,11 +6,11 @@ import io
 
 import numpy as np
 from django.core.files.base import ContentFile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from crackportal.inspections.imaging import mask_bool, upright_size
 from crackportal.inspections.models import Annotation, SurveyImage
 from crackportal.inspections.uploads import UploadError
-from inference.arrays import binarise_mask
 
 
 def _png(mask: np.ndarray) -> ContentFile:
@@ -36,16 +36,22 @@ def upload_annotation(*, image: SurveyImage, stream, user=None) -> Annotation:
     """Store an uploaded ground-truth mask (0/1, 0/255 or colour on black) for image."""
     try:
         with Image.open(stream) as im:
-            array = np.asarray(
-                im.convert("RGB") if im.mode not in ("L", "1", "P") else im.convert("L")
-            )
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UploadError(f"the mask is not a readable image ({exc})") from None
-    if array.shape[:2] != (image.height, image.width):
+            # the size from the header first: a huge mask is refused before it is decoded
+            width, height = upright_size(im)
+            if (height, width) != (image.height, image.width):
+                raise UploadError(
+                    f"the mask is {width}×{height} px but the image is {image.width}×{image.height} px"
+                )
+            mask = mask_bool(ImageOps.exif_transpose(im))
+    except UploadError:
+        raise
+    except Image.DecompressionBombError:
         raise UploadError(
-            f"the mask is {array.shape[1]}×{array.shape[0]} px but the image is {image.width}×{image.height} px"
-        )
-    return _save(image, binarise_mask(array), Annotation.Source.UPLOADED, user)
+            "the mask is far larger than any survey image; nothing was stored"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UploadError(f"the mask is not a readable image ({exc})") from None
+    return _save(image, mask, Annotation.Source.UPLOADED, user)
 
 
 def confirm_prediction(*, image: SurveyImage, user=None) -> Annotation:

@@ -82,11 +82,14 @@ class Placement:
     footprints: dict[str, Footprint] | None
     layout: Layout
     used_rows: set[str] = field(default_factory=set)
+    shared_rows: list[str] = field(default_factory=list)  # one row, several different files
 
     def footprint(self, name: str, width: int, height: int) -> Footprint:
         row = (self.footprints or {}).get(PurePosixPath(name).name)
         if row is None:
             return self.layout.next(name, width, height)
+        if PurePosixPath(name).name in self.used_rows:
+            self.shared_rows.append(PurePosixPath(name).name)
         self.used_rows.add(PurePosixPath(name).name)
         row = replace(row)
         if row.mm_per_px is None:

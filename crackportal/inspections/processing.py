@@ -18,7 +18,7 @@ from django.utils import timezone
 from PIL import Image
 
 from crackportal import jobs
-from crackportal.inspections import pyramid, services
+from crackportal.inspections import imaging, pyramid, services
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
 from crackportal.inspections.severity import severity_for_width
 from crackportal.modelops import services as modelops
@@ -34,7 +34,7 @@ def _read_rgb(image: SurveyImage) -> np.ndarray:
     Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
     try:
         with image.file.open("rb") as fh, Image.open(fh) as im:
-            return np.asarray(im.convert("RGB"))
+            return imaging.rgb8(im)
     except FileNotFoundError:
         raise ImageProcessingError("the stored file is missing") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

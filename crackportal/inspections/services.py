@@ -22,6 +22,8 @@ from crackportal.inspections.uploads import (
     IncomingFile,
     UploadError,
     check_image,
+    clean_file_name,
+    clean_text,
     expand_zip,
 )
 
@@ -53,7 +55,7 @@ def _store_image(
     placement: Placement,
     result: UploadResult,
 ) -> SurveyImage | None:
-    name = PurePosixPath(incoming.name).name
+    name = clean_file_name(incoming.name)
     try:
         checked = check_image(incoming, settings.MAX_IMAGE_BYTES, settings.MAX_IMAGE_PIXELS)
     except UploadError as exc:
@@ -86,7 +88,9 @@ def _store_image(
         **footprint.__dict__,
     )
     incoming.stream.seek(0)
-    image.file.save(f"run{run.pk}_{checked.sha256[:12]}_{name}", File(incoming.stream), save=False)
+    # the stored name carries no user text: the shown name is original_name
+    suffix = PurePosixPath(name).suffix.lower()[:10]
+    image.file.save(f"run{run.pk}_{checked.sha256[:16]}{suffix}", File(incoming.stream), save=False)
     try:
         with transaction.atomic():
             image.save()
@@ -107,7 +111,7 @@ def _record_failed(run, name: str, why: str, size: int, result: UploadResult) ->
     """A file that was refused: listed with its reason on the run page, nothing stored."""
     SurveyImage.objects.create(
         run=run,
-        original_name=name[:255] or "(unnamed)",  # shown, never used as a path
+        original_name=clean_text(name, 255),  # shown, never used as a path
         size_bytes=size,
         status=SurveyImage.Status.FAILED,
         error=why,
@@ -159,13 +163,22 @@ def upload_survey(
         status=InspectionRun.Status.PROCESSING, finished_at=None
     )
     for incoming in images:
-        _store_image(run, incoming, placement, result)
+        try:
+            _store_image(run, incoming, placement, result)
+        except Exception as exc:  # one file's storage problem never drops the files after it
+            jobs.log.error("storing %r failed", incoming.name, exc_info=exc)
+            _record_failed(run, incoming.name, jobs.error_text(exc), incoming.size, result)
     result.unplaced = placement.layout.unplaced if footprints is not None else []
     result.unused_manifest_rows = placement.unused_rows()
     if result.unplaced:
         result.warnings.append(
             f"not in the manifest, laid out along the chainage ({len(result.unplaced)}): "
             + ", ".join(result.unplaced)
+        )
+    if placement.shared_rows:
+        result.warnings.append(
+            "different files with the same name share one manifest row (check where they "
+            f"lie and correct them on their image pages): {', '.join(placement.shared_rows)}"
         )
     if result.unused_manifest_rows:
         result.warnings.append(
@@ -284,6 +297,8 @@ def refresh_run_status(*, run_id: int) -> None:
         finished = run.exclude(status=status).update(status=status, finished_at=timezone.now())
         if finished and status == InspectionRun.Status.DONE:
             transaction.on_commit(lambda: enqueue_tracking(run_id))
+    else:  # nothing stored at all: waiting for files again, never "processing" forever
+        run.update(status=InspectionRun.Status.UPLOADING, finished_at=None)
 
 
 def enqueue_tracking(run_id: int) -> None:

@@ -10,11 +10,14 @@ import hashlib
 import io
 import math
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
+
+from crackportal.inspections.imaging import upright_size
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 MANIFEST_COLUMNS = [
@@ -80,7 +83,7 @@ def check_image(incoming: IncomingFile, max_bytes: int, max_pixels: int) -> Chec
     incoming.stream.seek(0)
     try:
         with Image.open(incoming.stream) as im:
-            width, height = im.size
+            width, height = upright_size(im)  # as shown: EXIF orientation applied
             if width * height > max_pixels:
                 raise UploadError(
                     f"the image is {width}×{height} = {width * height / 1e6:.0f} megapixels; "
@@ -102,6 +105,33 @@ def check_image(incoming: IncomingFile, max_bytes: int, max_pixels: int) -> Chec
     return CheckedImage(digest.hexdigest(), width, height, incoming.size)
 
 
+# bidirectional overrides and isolates: they make "gpj.exe" read as "exe.jpg"
+_INVISIBLE = dict.fromkeys(
+    [*range(0x00, 0x20), 0x7F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]
+)
+MAX_NAME_CHARS = 120  # shown and stored names: room in a 255-byte file name and the columns
+
+
+def clean_file_name(name: str, max_chars: int = MAX_NAME_CHARS) -> str:
+    """A file's base name as shown and stored (see clean_text): the folders dropped."""
+    return clean_text(PurePosixPath(name.replace("\\", "/")).name, max_chars)
+
+
+def clean_text(name: str, max_chars: int = MAX_NAME_CHARS) -> str:
+    """A name as shown: NFC, no control or direction characters, shortened.
+
+    A long name keeps its start and its extension ("very-long…name.jpg"): the file system
+    allows 255 bytes per name, and "ü" is two of them.
+    """
+    name = unicodedata.normalize("NFC", name).translate(_INVISIBLE).strip() or "unnamed"
+    if len(name) <= max_chars:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    ext = dot + ext if dot and len(ext) <= 10 else ""
+    stem = name[: len(name) - len(ext)] if ext else name
+    return stem[: max_chars - len(ext) - 1] + "…" + ext
+
+
 def safe_member_name(name: str) -> str | None:
     """The base name of a zip member, or None for folders, hidden files and unsafe paths."""
     path = PurePosixPath(name.replace("\\", "/"))
@@ -109,7 +139,7 @@ def safe_member_name(name: str) -> str | None:
         return None
     if path.is_absolute() or ".." in path.parts or "__MACOSX" in path.parts:
         return None
-    return path.name
+    return clean_file_name(path.name)
 
 
 @dataclass
@@ -247,6 +277,13 @@ def _number(row: dict, column: str, line: int) -> float:
 
 def parse_manifest(data: bytes) -> dict[str, Footprint]:
     """CSV manifest → footprint per file name; raise UploadError listing what is wrong."""
+    try:
+        return _parse_manifest(data)
+    except csv.Error as exc:  # e.g. a field over the csv module's 131,072-character limit
+        raise UploadError(f"the manifest is not a readable CSV ({exc})") from None
+
+
+def _parse_manifest(data: bytes) -> dict[str, Footprint]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -21,6 +21,7 @@ from crackportal.inspections.severity import severity_colours
 from crackportal.inspections.uploads import Footprint, IncomingFile, UploadError
 
 IMAGES_PER_PAGE = 100
+_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²" is a digit to str.isdigit
 
 
 def _report_upload(request, result: services.UploadResult) -> None:
@@ -104,7 +105,10 @@ def run_progress(request, pk: int):
     run = get_object_or_404(InspectionRun.objects.visible_to(request.user), pk=pk)
     data = selectors.run_progress(run)
     # statuses of the rows the page shows (?ids=1,2,3), so thousands of images stay cheap
-    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:IMAGES_PER_PAGE]
+    raw = [i for i in request.GET.get("ids", "").split(",") if i]
+    if not all(_ID.fullmatch(i) for i in raw):
+        return JsonResponse({"error": "ids must be image ids separated by commas"}, status=400)
+    ids = [int(i) for i in raw][:IMAGES_PER_PAGE]
     data["images"] = [
         {"id": i.pk, "status": i.status, "error": i.error, "cracks": i.n_cracks}
         for i in selectors.images_with_crack_counts(run).filter(pk__in=ids)
@@ -255,7 +259,12 @@ def tunnel_map(request, code: str):
 @role_required(INSPECTOR)
 def tunnel_map_data(request, code: str):
     tunnel = get_object_or_404(Tunnel.objects.visible_to(request.user), code=code)
-    run = get_object_or_404(tunnel.runs, pk=request.GET.get("run") or 0)
+    run_id = request.GET.get("run", "")
+    if not _ID.fullmatch(run_id):
+        return JsonResponse(
+            {"error": f"run must be an inspection id, not {run_id[:40]!r}"}, status=400
+        )
+    run = get_object_or_404(tunnel.runs, pk=int(run_id))
     try:
         filters = maps.MapFilters.from_query(request.GET)
     except ValueError as exc:

@@ -242,7 +242,15 @@ def test_api_upload_is_processed_by_the_worker(worker, inspector, tunnel):
     assert cracks["count"] >= 1 and cracks["results"][0]["length_mm"] > 0
 
 
-def test_openapi_schema_lists_every_resource(client):
+def test_openapi_schema_and_docs_need_a_sign_in(client, inspector):
+    assert client.get("/api/schema/").status_code == 401
+    assert client.get("/api/docs/").status_code in (401, 403)
+    client.force_login(inspector)
+    assert client.get("/api/schema/").status_code == 200
+
+
+def test_openapi_schema_lists_every_resource(client, inspector):
+    client.force_login(inspector)
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     for path in [
         "/api/tunnels/",
