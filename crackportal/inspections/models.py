@@ -219,6 +219,16 @@ class Crack(models.Model):
 
     objects = CrackQuerySet.as_manager()
 
+    # measurements in mm and the power of mm/px each scales with (a rescaled image's cracks)
+    SCALES_WITH_MM_PER_PX = {
+        "length_mm": 1,
+        "width_max_mm": 1,
+        "width_mean_mm": 1,
+        "width_p95_mm": 1,
+        "resolution_mm": 1,
+        "area_mm2": 2,
+    }
+
     class Meta:
         ordering = ["image", "index"]
         constraints = [

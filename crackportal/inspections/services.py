@@ -347,32 +347,15 @@ def correct_footprint(*, image: SurveyImage, footprint: Footprint) -> SurveyImag
         image.save(update_fields=list(footprint.__dict__))
         cracks = list(image.cracks.all())
         for crack in cracks:
-            for name, value in image.place(crack.polyline_px, crack.bbox_px).items():
+            placed = image.place(crack.polyline_px, crack.bbox_px)
+            for name, value in placed.items():
                 setattr(crack, name, value)
-            crack.length_mm *= scale
-            crack.width_max_mm *= scale
-            crack.width_mean_mm *= scale
-            crack.width_p95_mm *= scale
-            crack.resolution_mm *= scale
-            crack.area_mm2 *= scale**2
+            for name, power in Crack.SCALES_WITH_MM_PER_PX.items():
+                setattr(crack, name, getattr(crack, name) * scale**power)
             crack.severity = severity_for_width(crack.width_max_mm)
-        Crack.objects.bulk_update(
-            cracks,
-            [
-                "polyline_m",
-                "chainage_min_m",
-                "chainage_max_m",
-                "arc_min_m",
-                "arc_max_m",
-                "length_mm",
-                "width_max_mm",
-                "width_mean_mm",
-                "width_p95_mm",
-                "resolution_mm",
-                "area_mm2",
-                "severity",
-            ],
-        )
+        if cracks:
+            fields = [*placed, *Crack.SCALES_WITH_MM_PER_PX, "severity"]
+            Crack.objects.bulk_update(cracks, fields)
         if image.run.status == InspectionRun.Status.DONE:
             retrack_run(run=image.run)
     return image
