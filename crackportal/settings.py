@@ -248,6 +248,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 900)
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 960)
 # past the hard time limit a "processing" image cannot still be running: its worker was lost
 IMAGE_PROCESSING_TIMEOUT_S = envfloat("IMAGE_PROCESSING_TIMEOUT_S", CELERY_TASK_TIME_LIMIT + 60)
+# an image processing this long on a worker that does not answer the sweeper's ping is lost
+IMAGE_LOST_AFTER_S = envfloat("IMAGE_LOST_AFTER_S", 60)
+WORKER_PING_TIMEOUT_S = envfloat("WORKER_PING_TIMEOUT_S", 3)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-images": {
         "task": "crackportal.inspections.tasks.sweep_stuck_images_task",

@@ -92,6 +92,9 @@ class SurveyImage(models.Model):
     )
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(
+        max_length=200, blank=True, help_text="The Celery worker that claimed it last (host name)"
+    )
     mask = models.FileField(upload_to="masks/%Y/%m/", max_length=500, blank=True)
     overlay = models.FileField(upload_to="overlays/%Y/%m/", max_length=500, blank=True)
     probability = models.FileField(

@@ -77,7 +77,7 @@ def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
     return rows
 
 
-def claim_image(*, image_id: int) -> bool:
+def claim_image(*, image_id: int, worker: str = "") -> bool:
     """Move a queued image (or one whose worker was lost) to processing and count the attempt.
 
     False when the image is gone, already done or failed (a duplicate message is a no-op),
@@ -92,6 +92,7 @@ def claim_image(*, image_id: int) -> bool:
         attempts=F("attempts") + 1,
         started_at=timezone.now(),
         error="",
+        worker=worker[:200],
     ):
         return True
     spent = SurveyImage.objects.filter(pk=image_id, status__in=services.ACTIVE).values_list(

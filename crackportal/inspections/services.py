@@ -211,16 +211,32 @@ def enqueue_images(image_ids: list[int], *, fresh: bool = True) -> None:
             log.warning("could not send image %s to the broker; it stays queued", image_id)
 
 
-def requeue_stuck_images(*, queued_after_s: float, processing_after_s: float) -> dict[str, int]:
+def requeue_stuck_images(
+    *,
+    queued_after_s: float,
+    processing_after_s: float,
+    alive_workers: set[str] | None = None,
+    lost_after_s: float = 60.0,
+) -> dict[str, int]:
     """Send again what a lost message or a lost worker left behind; give up after the attempt limit.
 
     Queued images older than queued_after_s (their message was lost, e.g. Redis restarted
     without persistence) and processing images started more than processing_after_s ago
-    (their worker died) are queued again. An image out of attempts is marked failed.
+    (their worker died) are queued again. When the workers that answer a ping are known
+    (alive_workers), an image processing for over lost_after_s on a worker that did not
+    answer is queued again at once: a lost host is noticed in about a minute, not after the
+    task time limit. An image out of attempts is marked failed.
     """
     now = timezone.now()
+    lost = Q(pk__in=[])
+    if alive_workers is not None:
+        lost = Q(
+            status=SurveyImage.Status.PROCESSING,
+            started_at__lt=now - timedelta(seconds=lost_after_s),
+        ) & ~Q(worker__in=alive_workers)
     stale = SurveyImage.objects.filter(
-        Q(status=SurveyImage.Status.QUEUED, queued_at__lt=now - timedelta(seconds=queued_after_s))
+        lost
+        | Q(status=SurveyImage.Status.QUEUED, queued_at__lt=now - timedelta(seconds=queued_after_s))
         | Q(status=SurveyImage.Status.QUEUED, queued_at__isnull=True)
         | Q(
             status=SurveyImage.Status.PENDING,

@@ -17,7 +17,7 @@ def segment_image_task(self, image_id: int) -> None:
     """Segment one survey image; permanent errors fail it, transient ones retry up to the attempt limit."""
     from crackportal.inspections import processing
 
-    if not processing.claim_image(image_id=image_id):
+    if not processing.claim_image(image_id=image_id, worker=self.request.hostname or ""):
         return
     try:
         processing.segment_survey_image(image_id=image_id)
@@ -38,7 +38,20 @@ def sweep_stuck_images_task() -> dict[str, int]:
     return services.requeue_stuck_images(
         queued_after_s=settings.IMAGE_QUEUED_TIMEOUT_S,
         processing_after_s=settings.IMAGE_PROCESSING_TIMEOUT_S,
+        alive_workers=_alive_workers(),
+        lost_after_s=settings.IMAGE_LOST_AFTER_S,
     )
+
+
+def _alive_workers() -> set[str] | None:
+    """Hostnames of the workers that answer a ping now; None when the broker cannot ask."""
+    from crackportal.celery import app
+
+    try:
+        replies = app.control.ping(timeout=settings.WORKER_PING_TIMEOUT_S)
+    except Exception:  # broker unreachable: judge by time alone this round
+        return None
+    return {name for reply in replies for name in reply}
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -299,3 +299,34 @@ def test_web_and_worker_reconnect_after_postgres_restarts(
         web.terminate()
         web.wait(timeout=30)
         web_log.close()
+
+
+def test_a_lost_worker_host_is_noticed_within_a_minute_or_two(redis_server, workers_for, tunnel):
+    """kill -9 of a worker's whole process group, with the broker's redelivery an hour away:
+    the sweeper asks which workers answer and sends the image again."""
+    workers = workers_for(
+        redis_server.url,
+        CELERY_VISIBILITY_TIMEOUT=3600,  # the broker alone would wait an hour
+        SWEEP_INTERVAL_S=5,
+        IMAGE_LOST_AFTER_S=10,
+    )
+    doomed = workers.start("lost-host")
+    run = _upload(tunnel, [("big.jpg", survey_jpeg(seed=6, width=3000, height=2400, n_cracks=3))])
+    image = run.images.get()
+    wait_for(
+        lambda: SurveyImage.objects.filter(pk=image.pk, status="processing").exists(),
+        timeout=60,
+        what="the first worker to start on the image",
+    )
+    time.sleep(0.5)
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait(timeout=10)
+    killed_at = time.monotonic()
+    image.refresh_from_db()
+    assert image.status == "processing" and image.worker.startswith("lost-host")
+
+    workers.start("survivor", beat=True)
+    wait_for(lambda: _all_done(run), timeout=180, what="the survivor to finish the image")
+    assert time.monotonic() - killed_at < 120
+    _assert_processed_once(image)
+    assert image.attempts == 2 and image.worker.startswith("survivor")

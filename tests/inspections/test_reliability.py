@@ -115,3 +115,35 @@ def test_health_reports_database_and_broker(client, db):
     response = client.get("/health/")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_an_image_on_a_worker_that_does_not_answer_is_sent_again_within_a_minute(
+    db, tunnel, sent
+):
+    started = timezone.now() - dt.timedelta(seconds=90)  # far below the task time limit
+    lost = _image(tunnel, "processing", attempts=1, started_at=started, worker="gone@host")
+    busy = _image(tunnel, "processing", attempts=1, started_at=started, worker="alive@host")
+    young = _image(tunnel, "processing", attempts=1, worker="gone@host", started_at=timezone.now())
+    counts = services.requeue_stuck_images(
+        queued_after_s=3600,
+        processing_after_s=3600,
+        alive_workers={"alive@host"},
+        lost_after_s=60,
+    )
+    assert counts == {"requeued": 1, "failed": 0} and sent == [lost.pk]
+    for image, status in ((busy, "processing"), (young, "processing")):
+        image.refresh_from_db()
+        assert image.status == status
+    # without an answer from the broker, only time judges
+    sent.clear()
+    busy_started = SurveyImage.objects.filter(pk=busy.pk)
+    busy_started.update(worker="gone@host")
+    services.requeue_stuck_images(queued_after_s=3600, processing_after_s=3600, alive_workers=None)
+    assert sent == []
+
+
+def test_the_worker_that_claims_an_image_is_recorded(db, tunnel):
+    image = _image(tunnel, "queued")
+    assert processing.claim_image(image_id=image.pk, worker="w1@host")
+    image.refresh_from_db()
+    assert image.worker == "w1@host"
