@@ -16,6 +16,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The slow-client test runs Debian's nginx in front of gunicorn (as docker-compose.yml does).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing nginx for the reverse-proxy test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null) \
+      || echo "warning: nginx could not be installed; the proxy test will be skipped" >&2
+  fi
+fi
+
 # PDF reports (WeasyPrint) need Pango.
 if ! ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0'; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -117,9 +117,7 @@ def test_health_reports_database_and_broker(client, db):
     assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
 
 
-def test_an_image_on_a_worker_that_does_not_answer_is_sent_again_within_a_minute(
-    db, tunnel, sent
-):
+def test_an_image_on_a_worker_that_does_not_answer_is_sent_again_within_a_minute(db, tunnel, sent):
     started = timezone.now() - dt.timedelta(seconds=90)  # far below the task time limit
     lost = _image(tunnel, "processing", attempts=1, started_at=started, worker="gone@host")
     busy = _image(tunnel, "processing", attempts=1, started_at=started, worker="alive@host")

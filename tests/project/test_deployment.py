@@ -17,7 +17,12 @@ def _compose():
 def test_compose_has_web_workers_and_services_with_volumes():
     compose = _compose()
     services = compose["services"]
-    assert {"web", "worker", "training-worker", "beat", "postgres", "redis"} <= set(services)
+    assert {"proxy", "web", "worker", "training-worker", "beat", "postgres", "redis"} <= set(
+        services
+    )
+    # only the proxy is published: gunicorn's sync workers never face clients directly
+    assert "ports" in services["proxy"] and "ports" not in services["web"]
+    assert services["proxy"]["build"] == "deploy/nginx"
     assert "maintenance" in services["worker"]["command"]  # the sweeper's queue
     assert "celery -A crackportal beat" in services["beat"]["command"]
     assert "gunicorn" in services["web"]["command"]
