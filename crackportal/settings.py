@@ -158,6 +158,9 @@ DATA_UPLOAD_MAX_NUMBER_FILES = envint("MAX_FILES_PER_UPLOAD", 2000)
 MAX_IMAGE_BYTES = envint("MAX_IMAGE_BYTES", 200 * 1024 * 1024)
 MAX_IMAGE_PIXELS = envint("MAX_IMAGE_PIXELS", 150_000_000)  # ~12000 x 12000
 MAX_ZIP_BYTES = envint("MAX_ZIP_BYTES", 4 * 1024 * 1024 * 1024)
+# a zip over either limit is stored as sent and unpacked by a worker, not in the request
+ZIP_INLINE_MAX_MEMBERS = envint("ZIP_INLINE_MAX_MEMBERS", 200)
+ZIP_INLINE_MAX_BYTES = envint("ZIP_INLINE_MAX_BYTES", 200 * 1024 * 1024)
 MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 4 * 1024 * 1024 * 1024)  # one request, all files
 DEFAULT_MM_PER_PX = envfloat("DEFAULT_MM_PER_PX", 0.5)
 DEFAULT_ARC_START_M = envfloat("DEFAULT_ARC_START_M", 0.0)

@@ -228,6 +228,9 @@ class UploadResultSerializer(serializers.Serializer):
     warnings = serializers.ListField(child=serializers.CharField())
     unplaced = serializers.ListField(child=serializers.CharField())
     unused_manifest_rows = serializers.ListField(child=serializers.CharField())
+    unpacking = serializers.ListField(
+        child=serializers.CharField(), help_text="big zips a worker unpacks (see the run page)"
+    )
 
 
 class ReportRequestSerializer(serializers.Serializer):

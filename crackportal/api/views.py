@@ -149,6 +149,7 @@ class RunViewSet(
             "warnings": result.warnings,
             "unplaced": result.unplaced,
             "unused_manifest_rows": result.unused_manifest_rows,
+            "unpacking": result.deferred,
         }
         return Response(body, status=status.HTTP_201_CREATED)
 

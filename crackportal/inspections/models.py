@@ -155,6 +155,41 @@ class SurveyImage(models.Model):
         return cx, cy
 
 
+class UploadArchive(models.Model):
+    """A large zip of one upload, stored as sent and unpacked by a worker, with its progress.
+
+    A big survey never depends on one request's time: the request only stores the archive.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"
+
+    run = models.ForeignKey(InspectionRun, on_delete=models.CASCADE, related_name="archives")
+    name = models.CharField(max_length=255)
+    file = models.FileField(upload_to="uploads/%Y/%m/", max_length=500, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    manifest_csv = models.TextField(blank=True, help_text="The upload's own manifest, if any")
+    start_chainage_m = models.FloatField(null=True, blank=True)
+    direction = models.CharField(max_length=20, default="increasing")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    members = models.PositiveIntegerField(default=0)
+    done_members = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    warnings = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class CrackTrack(models.Model):
     """One physical crack followed across inspections of a tunnel."""
 

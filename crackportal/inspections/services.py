@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -14,8 +16,14 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from crackportal import jobs
-from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
-from crackportal.inspections.placement import INCREASING, Layout, Placement, merge_manifests
+from crackportal.inspections.models import Crack, InspectionRun, SurveyImage, UploadArchive
+from crackportal.inspections.placement import (
+    INCREASING,
+    MANIFEST_MAX_BYTES,
+    Layout,
+    Placement,
+    merge_manifests,
+)
 from crackportal.inspections.severity import severity_for_width
 from crackportal.inspections.uploads import (
     Footprint,
@@ -41,6 +49,7 @@ class UploadResult:
     warnings: list[str] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)  # images without a manifest row
     unused_manifest_rows: list[str] = field(default_factory=list)  # rows without an image
+    deferred: list[str] = field(default_factory=list)  # big zips unpacked by a worker
 
 
 def create_run(*, tunnel, date, label: str = "", created_by=None) -> InspectionRun:
@@ -133,13 +142,19 @@ def upload_survey(
     used rejects the upload before anything is stored (UploadError). Files without a
     manifest row are laid out from start_chainage_m (default: after the inspection's images
     so far) in the given direction; the result lists them, and every manifest row unused.
+    A big zip (over ZIP_INLINE_MAX_MEMBERS members or ZIP_INLINE_MAX_BYTES) is stored as it
+    is and unpacked by a worker (expand_archive), so no upload depends on one request's time.
     """
     result = UploadResult()
     images: list[IncomingFile] = []
     separate = [manifest] if manifest is not None else []
     zipped: list[tuple[str, IncomingFile]] = []
+    big_zips: list[IncomingFile] = []
     for incoming in files:
         if incoming.name.lower().endswith(".zip"):
+            if _is_big_zip(incoming):
+                big_zips.append(incoming)
+                continue
             try:
                 contents = expand_zip(
                     incoming.stream, settings.MAX_IMAGE_BYTES, settings.MAX_ZIP_BYTES
@@ -156,20 +171,31 @@ def upload_survey(
             separate.append(incoming)
         else:
             images.append(incoming)
-    footprints, conflicts = merge_manifests(separate, zipped)
+    footprints, conflicts = merge_manifests(separate, zipped)  # refuses a broken manifest
     result.warnings += conflicts
-    placement = Placement(footprints, Layout.for_run(run, start_chainage_m, direction))
     InspectionRun.objects.filter(pk=run.pk).update(
         status=InspectionRun.Status.PROCESSING, finished_at=None
     )
+    for archive in big_zips:
+        _defer_archive(run, archive, separate, start_chainage_m, direction, result)
+    _store_images(
+        run, images, Placement(footprints, Layout.for_run(run, start_chainage_m, direction)),
+        result, report_unused=not big_zips,
+    )  # fmt: skip
+    refresh_run_status(run_id=run.pk)
+    return result
+
+
+def _store_images(run, images, placement: Placement, result: UploadResult, report_unused=True):
+    """Store each image where placement puts it; then say what the manifest did not place."""
     for incoming in images:
         try:
             _store_image(run, incoming, placement, result)
         except Exception as exc:  # one file's storage problem never drops the files after it
             jobs.log.error("storing %r failed", incoming.name, exc_info=exc)
             _record_failed(run, incoming.name, jobs.error_text(exc), incoming.size, result)
-    result.unplaced = placement.layout.unplaced if footprints is not None else []
-    result.unused_manifest_rows = placement.unused_rows()
+    result.unplaced = placement.layout.unplaced if placement.footprints is not None else []
+    result.unused_manifest_rows = placement.unused_rows() if report_unused else []
     if result.unplaced:
         result.warnings.append(
             f"not in the manifest, laid out along the chainage ({len(result.unplaced)}): "
@@ -185,8 +211,131 @@ def upload_survey(
             f"manifest rows without a file in this upload ({len(result.unused_manifest_rows)}): "
             + ", ".join(result.unused_manifest_rows)
         )
+
+
+def _is_big_zip(incoming: IncomingFile) -> bool:
+    """More members or bytes than one request should unpack (a bad zip is judged inline)."""
+    try:
+        incoming.stream.seek(0)
+        with zipfile.ZipFile(incoming.stream) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    finally:
+        incoming.stream.seek(0)
+    return (
+        len(members) > settings.ZIP_INLINE_MAX_MEMBERS
+        or sum(m.file_size for m in members) > settings.ZIP_INLINE_MAX_BYTES
+    )
+
+
+def _defer_archive(run, incoming, separate, start_chainage_m, direction, result) -> None:
+    """Store a big zip as it is and queue its unpacking (the run page shows its progress)."""
+    manifest_csv = ""
+    if separate:
+        separate[0].stream.seek(0)
+        manifest_csv = separate[0].stream.read(MANIFEST_MAX_BYTES).decode("utf-8-sig")
+    archive = UploadArchive(
+        run=run,
+        name=clean_text(incoming.name, 255),
+        size_bytes=incoming.size,
+        manifest_csv=manifest_csv,
+        start_chainage_m=start_chainage_m,
+        direction=direction,
+    )
+    incoming.stream.seek(0)
+    archive.file.save(f"run{run.pk}_upload.zip", File(incoming.stream), save=False)
+    archive.save()
+    transaction.on_commit(lambda: _enqueue_archive(archive.pk))
+    result.deferred.append(archive.name)
+    result.warnings.append(
+        f"{archive.name} is large: it is unpacked in the background; the run page shows its "
+        "progress and lists every file it could not take"
+    )
+
+
+def _enqueue_archive(archive_id: int) -> None:
+    from crackportal.inspections.tasks import expand_archive_task
+
+    try:
+        expand_archive_task.delay(archive_id)
+    except Exception:  # broker unreachable: the sweeper sends it again
+        log.warning("could not send archive %s to the broker; it stays pending", archive_id)
+
+
+def expand_archive(*, archive_id: int) -> bool:
+    """Unpack a stored big zip into the run's images (worker side); False if already taken."""
+    claimable = UploadArchive.objects.filter(
+        pk=archive_id, status__in=[UploadArchive.Status.PENDING, UploadArchive.Status.PROCESSING]
+    )
+    if not jobs.claim(claimable, status=UploadArchive.Status.PROCESSING, error=""):
+        return False
+    archive = UploadArchive.objects.select_related("run").get(pk=archive_id)
+    run, result = archive.run, UploadResult()
+    with archive.file.open("rb") as fh:
+        try:
+            contents = expand_zip(fh, settings.MAX_IMAGE_BYTES, settings.MAX_ZIP_BYTES)
+        except UploadError as exc:
+            _record_failed(run, archive.name, str(exc), archive.size_bytes, result)
+            contents = None
+    if contents is not None:
+        for member, why in contents.problems:
+            _record_failed(run, f"{archive.name}: {member}", why, 0, result)
+        separate = (
+            [IncomingFile("manifest.csv", io.BytesIO(archive.manifest_csv.encode()), 0)]
+            if archive.manifest_csv
+            else []
+        )
+        zipped = [(archive.name, contents.manifest)] if contents.manifest else []
+        try:
+            footprints, conflicts = merge_manifests(separate, zipped)
+        except UploadError as exc:
+            footprints, conflicts = None, [f"the manifest inside {archive.name} was ignored: {exc}"]
+        result.warnings += conflicts
+        UploadArchive.objects.filter(pk=archive_id).update(members=len(contents.files))
+        placement = Placement(
+            footprints, Layout.for_run(run, archive.start_chainage_m, archive.direction)
+        )
+        progress = _ArchiveProgress(archive_id)
+        _store_images(run, progress.watch(contents.files), placement, result, report_unused=False)
+        if footprints:
+            present = set(run.images.values_list("original_name", flat=True))
+            unused = sorted(set(footprints) - present)
+            if unused:
+                result.warnings.append(
+                    f"manifest rows without a file in this upload ({len(unused)}): "
+                    + ", ".join(unused)
+                )
+    archive.file.delete(save=False)  # its images are stored; the zip itself is not kept
+    UploadArchive.objects.filter(pk=archive_id).update(
+        status=UploadArchive.Status.DONE,
+        accepted=len(result.accepted),
+        warnings=result.warnings,
+        file="",
+        finished_at=timezone.now(),
+    )
     refresh_run_status(run_id=run.pk)
-    return result
+    return True
+
+
+class _ArchiveProgress:
+    """Counts an archive's stored members on its row as they go (every 25)."""
+
+    def __init__(self, archive_id: int):
+        self.archive_id = archive_id
+
+    def watch(self, files):
+        for n, incoming in enumerate(files, 1):
+            yield incoming
+            if n % 25 == 0 or n == len(files):
+                UploadArchive.objects.filter(pk=self.archive_id).update(done_members=n)
+
+
+def mark_archive_failed(*, archive_id: int, error: str | BaseException) -> None:
+    jobs.fail(UploadArchive, archive_id, error, finished_at=timezone.now())
+    run_id = UploadArchive.objects.filter(pk=archive_id).values_list("run_id", flat=True).first()
+    if run_id:
+        refresh_run_status(run_id=run_id)
 
 
 def enqueue_images(image_ids: list[int], *, fresh: bool = True) -> None:
@@ -265,6 +414,17 @@ def requeue_stuck_images(
     return counts
 
 
+def requeue_stuck_archives(*, older_than_s: float) -> int:
+    """Send again big zips whose unpacking message or worker was lost (unpacking is idempotent)."""
+    stale = UploadArchive.objects.filter(
+        status__in=[UploadArchive.Status.PENDING, UploadArchive.Status.PROCESSING],
+        created_at__lt=timezone.now() - timedelta(seconds=older_than_s),
+    ).values_list("pk", flat=True)
+    for archive_id in stale:
+        _enqueue_archive(archive_id)
+    return len(stale)
+
+
 def retry_failed_images(*, run: InspectionRun) -> int:
     """Queue a run's failed images again (those with a stored file); return how many."""
     ids = list(
@@ -302,6 +462,10 @@ def refresh_run_status(*, run_id: int) -> None:
         SurveyImage.objects.filter(run_id=run_id).values_list("status").annotate(n=Count("id"))
     )
     active = sum(counts.get(s, 0) for s in ACTIVE)
+    active += UploadArchive.objects.filter(
+        run_id=run_id,
+        status__in=[UploadArchive.Status.PENDING, UploadArchive.Status.PROCESSING],
+    ).count()
     run = InspectionRun.objects.filter(pk=run_id)
     if active:
         run.exclude(status=InspectionRun.Status.PROCESSING).update(

@@ -33,8 +33,18 @@ def segment_image_task(self, image_id: int) -> None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
+def expand_archive_task(archive_id: int) -> None:
+    """Unpack a big zip of an upload into the run's images; a failure is shown on the run page."""
+    try:
+        services.expand_archive(archive_id=archive_id)
+    except Exception as exc:
+        services.mark_archive_failed(archive_id=archive_id, error=exc)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def sweep_stuck_images_task() -> dict[str, int]:
     """Periodic (Celery beat): re-send images whose message or worker was lost."""
+    services.requeue_stuck_archives(older_than_s=settings.IMAGE_QUEUED_TIMEOUT_S)
     return services.requeue_stuck_images(
         queued_after_s=settings.IMAGE_QUEUED_TIMEOUT_S,
         processing_after_s=settings.IMAGE_PROCESSING_TIMEOUT_S,

@@ -93,6 +93,7 @@ def run_detail(request, pk: int):
             "tunnel": run.tunnel,
             "images": images,
             "failed": selectors.failed_images(run)[:500],
+            "archives": run.archives.all(),
             "reports": run.reports.select_related("created_by")[:20],
             "form": form,
             "progress": selectors.run_progress(run),
@@ -104,6 +105,9 @@ def run_detail(request, pk: int):
 def run_progress(request, pk: int):
     run = get_object_or_404(InspectionRun.objects.visible_to(request.user), pk=pk)
     data = selectors.run_progress(run)
+    data["archives"] = list(
+        run.archives.values("id", "name", "status", "members", "done_members", "error")
+    )
     # statuses of the rows the page shows (?ids=1,2,3), so thousands of images stay cheap
     raw = [i for i in request.GET.get("ids", "").split(",") if i]
     if not all(_ID.fullmatch(i) for i in raw):
