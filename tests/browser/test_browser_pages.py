@@ -40,7 +40,7 @@ def test_map_draws_cracks_filters_zooms_and_opens_a_crack(
 ):
     login(page, live_server, "inspector", "inspect-pass-123")
     page.goto(f"{live_server.url}/tunnels/T-TEST-01/map/")
-    page.wait_for_function("document.getElementById('map-count').textContent === '3'")
+    page.wait_for_function("() => document.getElementById('map-count').textContent === '3'")
     assert page.evaluate(DRAWN) == 3
     coloured = page.evaluate("""() => {
         const c = document.querySelector('#map canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -49,13 +49,13 @@ def test_map_draws_cracks_filters_zooms_and_opens_a_crack(
     page.screenshot(path=str(artifacts_dir / "map.png"), full_page=True)
 
     page.uncheck("input[name=severity][value=critical]")
-    page.wait_for_function("document.getElementById('map-count').textContent === '2'")
+    page.wait_for_function("() => document.getElementById('map-count').textContent === '2'")
     page.check("#f-new")
     page.wait_for_function(
-        "document.getElementById('map-count').textContent === '1'"
+        "() => document.getElementById('map-count').textContent === '1'"
     )  # the transverse one
     page.uncheck("#f-new")
-    page.wait_for_function("document.getElementById('map-count').textContent === '2'")
+    page.wait_for_function("() => document.getElementById('map-count').textContent === '2'")
 
     zoom_before = page.evaluate("window.crackMap.getZoom()")
     page.evaluate(
@@ -71,7 +71,7 @@ def test_map_draws_cracks_filters_zooms_and_opens_a_crack(
     assert "mm long" in page.inner_text(".leaflet-tooltip")
     page.mouse.click(box["x"] + point[0], box["y"] + point[1])
     page.wait_for_url(f"**/cracks/{inspected_tunnel['grown'].pk}/")
-    page.wait_for_function("Chart.getChart(document.getElementById('history-chart')) !== undefined")
+    page.wait_for_function("() => Chart.getChart(document.getElementById('history-chart')) !== undefined")
     assert page.locator("#history tbody tr").count() == 2
     assert "mm/year" in page.inner_text("#growth")
     page.screenshot(path=str(artifacts_dir / "crack_page.png"), full_page=True)
