@@ -71,7 +71,9 @@ def test_map_draws_cracks_filters_zooms_and_opens_a_crack(
     assert "mm long" in page.inner_text(".leaflet-tooltip")
     page.mouse.click(box["x"] + point[0], box["y"] + point[1])
     page.wait_for_url(f"**/cracks/{inspected_tunnel['grown'].pk}/")
-    page.wait_for_function("() => Chart.getChart(document.getElementById('history-chart')) !== undefined")
+    page.wait_for_function(
+        "() => Chart.getChart(document.getElementById('history-chart')) !== undefined"
+    )
     assert page.locator("#history tbody tr").count() == 2
     assert "mm/year" in page.inner_text("#growth")
     page.screenshot(path=str(artifacts_dir / "crack_page.png"), full_page=True)

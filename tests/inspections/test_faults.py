@@ -179,18 +179,13 @@ def _all_done(run) -> bool:
     return not run.images.exclude(status="done").exists()
 
 
-def test_a_worker_killed_mid_image_is_replaced_and_the_image_ends_done_once(
-    redis_server, workers_for, tunnel
-):
-    workers = workers_for(
-        redis_server.url,
-        CELERY_VISIBILITY_TIMEOUT=5,  # an unacked message comes back this soon after its worker died
-        CELERY_UNACKED_RESTORE_INTERVAL_S=1,
-        CELERY_UNACKED_RESTORE_THROTTLE=1,
-    )
-    doomed = workers.start("doomed")
+def _kill_a_worker_mid_image(workers, tunnel, name: str, seed: int):
+    """Start a worker, give it a large image and SIGKILL its whole process group mid-image."""
+    doomed = workers.start(name)
     # large enough that the kill lands while the worker is still loading / predicting
-    run = _upload(tunnel, [("big.jpg", survey_jpeg(seed=5, width=3000, height=2400, n_cracks=3))])
+    run = _upload(
+        tunnel, [("big.jpg", survey_jpeg(seed=seed, width=3000, height=2400, n_cracks=3))]
+    )
     image = run.images.get()
     wait_for(
         lambda: SurveyImage.objects.filter(pk=image.pk, status="processing").exists(),
@@ -202,6 +197,19 @@ def test_a_worker_killed_mid_image_is_replaced_and_the_image_ends_done_once(
     doomed.wait(timeout=10)
     image.refresh_from_db()
     assert image.status == "processing", "the image finished before the kill; use a larger one"
+    return run, image
+
+
+def test_a_worker_killed_mid_image_is_replaced_and_the_image_ends_done_once(
+    redis_server, workers_for, tunnel
+):
+    workers = workers_for(
+        redis_server.url,
+        CELERY_VISIBILITY_TIMEOUT=5,  # an unacked message comes back this soon after its worker died
+        CELERY_UNACKED_RESTORE_INTERVAL_S=1,
+        CELERY_UNACKED_RESTORE_THROTTLE=1,
+    )
+    run, image = _kill_a_worker_mid_image(workers, tunnel, "doomed", seed=5)
     assert image.cracks.count() == 0
 
     workers.start("rescuer")
@@ -310,20 +318,9 @@ def test_a_lost_worker_host_is_noticed_within_a_minute_or_two(redis_server, work
         SWEEP_INTERVAL_S=5,
         IMAGE_LOST_AFTER_S=10,
     )
-    doomed = workers.start("lost-host")
-    run = _upload(tunnel, [("big.jpg", survey_jpeg(seed=6, width=3000, height=2400, n_cracks=3))])
-    image = run.images.get()
-    wait_for(
-        lambda: SurveyImage.objects.filter(pk=image.pk, status="processing").exists(),
-        timeout=60,
-        what="the first worker to start on the image",
-    )
-    time.sleep(0.5)
-    os.killpg(doomed.pid, signal.SIGKILL)
-    doomed.wait(timeout=10)
+    run, image = _kill_a_worker_mid_image(workers, tunnel, "lost-host", seed=6)
     killed_at = time.monotonic()
-    image.refresh_from_db()
-    assert image.status == "processing" and image.worker.startswith("lost-host")
+    assert image.worker.startswith("lost-host")
 
     workers.start("survivor", beat=True)
     wait_for(lambda: _all_done(run), timeout=180, what="the survivor to finish the image")
