@@ -1,5 +1,7 @@
 """Schemathesis against the API's own OpenAPI schema, as an admin: no request may cause a 5xx."""
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -48,7 +50,7 @@ def admin_token(db, admin_user, tunnel, keep_test_connection):
 @pytest.mark.django_db
 @schema.parametrize()
 @settings(
-    max_examples=12,
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 12)),  # a longer run: FUZZ_EXAMPLES=300
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
