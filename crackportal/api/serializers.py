@@ -99,6 +99,8 @@ class CrackSerializer(serializers.ModelSerializer):
             "area_mm2",
             "orientation",
             "severity",
+            "review",
+            "review_reason",
             "created_at",
         ]
         read_only_fields = fields

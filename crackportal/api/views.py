@@ -176,9 +176,12 @@ class RunViewSet(
         """Request a PDF or XLSX report (built by a worker; poll /api/reports/ID/)."""
         body = s.ReportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        report = reports.request_report(
-            run=self.get_object(), kind=body.validated_data["kind"], user=request.user
-        )
+        try:
+            report = reports.request_report(
+                run=self.get_object(), kind=body.validated_data["kind"], user=request.user
+            )
+        except ValueError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
         return Response(s.ReportSerializer(report, context={"request": request}).data, status=202)
 
 

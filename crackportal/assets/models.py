@@ -44,6 +44,10 @@ class Tunnel(models.Model):
         help_text="Lining arc length: the height of the unrolled map",
     )
     notes = models.TextField(blank=True)
+    require_review = models.BooleanField(
+        default=False,
+        help_text="Reports of an inspection are issued only when every detection was reviewed",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,

@@ -23,7 +23,8 @@ def tunnel_dashboard(tunnels) -> list[dict]:
         latest = tunnel.runs.order_by("-date", "-created_at").first()
         by_severity = (
             dict(
-                Crack.objects.filter(image__run=latest)
+                Crack.objects.counted()
+                .filter(image__run=latest)
                 .values_list("severity")
                 .annotate(n=Count("id"))
             )

@@ -45,10 +45,12 @@ class MapFilters:
 
 def cracks_for_map(run: InspectionRun, filters: MapFilters):
     """The run's cracks after filters, as a queryset."""
-    cracks = filter_cracks(Crack.objects.filter(image__run=run), filters)
+    cracks = filter_cracks(Crack.objects.counted().filter(image__run=run), filters)
     if filters.new_only:
         # new: its track was not seen in an earlier inspection of the tunnel (or it has no track yet)
-        earlier = Crack.objects.filter(track=OuterRef("track"), image__run__date__lt=run.date)
+        earlier = Crack.objects.counted().filter(
+            track=OuterRef("track"), image__run__date__lt=run.date
+        )
         cracks = cracks.filter(Q(track__isnull=True) | ~Exists(earlier))
     return cracks
 

@@ -22,6 +22,10 @@ class TrackQuerySet(TunnelScopedQuerySet):
 class CrackQuerySet(TunnelScopedQuerySet):
     tunnel_path = "image__run__tunnel"
 
+    def counted(self):
+        """The cracks every figure counts: all but those a reviewer rejected."""
+        return self.exclude(review=Crack.Review.REJECTED)
+
 
 class InspectionRun(models.Model):
     """One inspection of a tunnel: a survey of images taken on one date."""
@@ -221,6 +225,20 @@ class CrackTrack(models.Model):
 class Crack(models.Model):
     """A crack found on one survey image, with its geometry in pixels and tunnel metres."""
 
+    class Review(models.TextChoices):
+        UNREVIEWED = "", "not reviewed"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+
+    class RejectReason(models.TextChoices):
+        NONE = "", "—"
+        JOINT = "joint", "segment or construction joint"
+        FORMWORK = "formwork", "formwork line"
+        EDGE = "edge", "edge of the lining or image"
+        STAIN = "stain", "stain or moisture"
+        CABLE = "cable", "cable or fixture"
+        OTHER = "other", "other"
+
     class Orientation(models.TextChoices):
         LONGITUDINAL = "longitudinal"
         TRANSVERSE = "transverse"
@@ -254,6 +272,9 @@ class Crack(models.Model):
         "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # the latest review (its history: CrackReview); rejected cracks leave map, tracks, reports
+    review = models.CharField(max_length=20, choices=Review.choices, blank=True, db_index=True)
+    review_reason = models.CharField(max_length=20, choices=RejectReason.choices, blank=True)
 
     objects = CrackQuerySet.as_manager()
 
@@ -312,3 +333,21 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"annotation of {self.image} ({self.source})"
+
+
+class CrackReview(models.Model):
+    """One reviewer's decision on a detected crack: the history behind Crack.review."""
+
+    crack = models.ForeignKey(Crack, on_delete=models.CASCADE, related_name="reviews")
+    decision = models.CharField(max_length=20, choices=Crack.Review.choices)
+    reason = models.CharField(max_length=20, choices=Crack.RejectReason.choices, blank=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.crack} by {self.reviewer}"

@@ -60,13 +60,19 @@ def growing_cracks(run):
 
     from crackportal.inspections.models import Crack
 
-    earlier_smaller = Crack.objects.filter(
-        track=OuterRef("track"), image__run__date__lt=run.date
-    ).filter(
-        Q(length_mm__lt=OuterRef("length_mm") / (1 + settings.GROWTH_ALERT_LENGTH_FRACTION))
-        | Q(width_max_mm__lt=OuterRef("width_max_mm") - settings.GROWTH_ALERT_WIDTH_MM)
+    earlier_smaller = (
+        Crack.objects.counted()
+        .filter(track=OuterRef("track"), image__run__date__lt=run.date)
+        .filter(
+            Q(length_mm__lt=OuterRef("length_mm") / (1 + settings.GROWTH_ALERT_LENGTH_FRACTION))
+            | Q(width_max_mm__lt=OuterRef("width_max_mm") - settings.GROWTH_ALERT_WIDTH_MM)
+        )
     )
-    return Crack.objects.filter(image__run=run, track__isnull=False).filter(Exists(earlier_smaller))
+    return (
+        Crack.objects.counted()
+        .filter(image__run=run, track__isnull=False)
+        .filter(Exists(earlier_smaller))
+    )
 
 
 def failed_images(run: InspectionRun):

@@ -118,7 +118,8 @@ def _overlap(a, b, tolerance_m: float) -> float:
 def _latest_track_geometries(run: InspectionRun) -> dict[int, object]:
     """For each track of earlier inspections of the tunnel, its geometry when last seen."""
     earlier = (
-        Crack.objects.filter(
+        Crack.objects.counted()
+        .filter(
             image__run__tunnel_id=run.tunnel_id,
             image__run__date__lte=run.date,
             track__isnull=False,
@@ -146,7 +147,9 @@ def track_run(
     result = TrackingResult()
     with transaction.atomic():
         InspectionRun.objects.select_for_update().filter(pk=run.pk).first()
-        cracks = list(Crack.objects.filter(image__run=run).select_related("image").order_by("id"))
+        cracks = list(
+            Crack.objects.counted().filter(image__run=run).select_related("image").order_by("id")
+        )
         result.cracks = len(cracks)
         if not cracks:
             return result

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from crackportal.accounts.roles import INSPECTOR, MANAGER, role_required
 from crackportal.assets.models import Tunnel
-from crackportal.inspections import annotations, maps, selectors, services, thumbnails
+from crackportal.inspections import annotations, maps, reviews, selectors, services, thumbnails
 from crackportal.inspections.forms import FootprintForm, RunForm, UploadForm
 from crackportal.inspections.growth import growth_per_year
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
@@ -97,6 +97,7 @@ def run_detail(request, pk: int):
             "reports": run.reports.select_related("created_by")[:20],
             "form": form,
             "progress": selectors.run_progress(run),
+            "review": reviews.review_progress(run),
         },
     )
 
@@ -161,6 +162,7 @@ def image_detail(request, pk: int):
             "run": image.run,
             "tunnel": image.run.tunnel,
             "cracks": image.cracks.all(),
+            "reject_reasons": Crack.RejectReason.choices[1:],
             "crack_boxes": [{"id": c.pk, "bbox": c.bbox_px} for c in image.cracks.all()],
             "previous_id": siblings[position - 1] if position > 0 else None,
             "next_id": siblings[position + 1] if position + 1 < len(siblings) else None,
@@ -197,6 +199,35 @@ def image_footprint(request, pk: int):
             request, "Footprint corrected: the cracks moved with it and tracking runs again."
         )
     return redirect(image)
+
+
+@role_required(INSPECTOR)
+@require_POST
+def crack_review(request, pk: int):
+    """Accept a detected crack, or reject it with a reason (the ✗ button or the keys)."""
+    crack = get_object_or_404(Crack.objects.visible_to(request.user), pk=pk)
+    decision = "rejected" if "reject" in request.POST else request.POST.get("decision", "")
+    try:
+        reviews.review_crack(
+            crack=crack,
+            decision=decision,
+            reason=request.POST.get("reason", ""),
+            reviewer=request.user,
+        )
+    except reviews.ReviewError as exc:
+        messages.error(request, f"Not recorded: {exc}.")
+    return redirect(crack.image)
+
+
+@role_required(INSPECTOR)
+@require_POST
+def image_review(request, pk: int):
+    """Accept every detection of the image still waiting for a decision."""
+    image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
+    n = reviews.accept_the_rest(image=image, reviewer=request.user)
+    messages.success(request, f"{n} detection(s) accepted; the image is reviewed.")
+    following = reviews.review_progress(image.run)["next_image"]
+    return redirect(following or image.run)
 
 
 @role_required(INSPECTOR)

@@ -57,7 +57,8 @@ def crack_rows(run: InspectionRun) -> Iterator[dict]:
     """One dict per crack of the run (COLUMNS plus polyline_m), widest first."""
     new, growing = change_sets(run)
     cracks = (
-        Crack.objects.filter(image__run=run)
+        Crack.objects.counted()
+        .filter(image__run=run)
         .select_related("image", "track")
         .order_by("-width_max_mm", "id")
         .iterator(chunk_size=2000)
@@ -149,7 +150,7 @@ def xlsx_bytes(run: InspectionRun, progress=None) -> bytes:
     summary.append(["Inspection", run.date.isoformat(), spreadsheet_safe(run.label)])
     sheet = workbook.create_sheet("Cracks")
     sheet.append(COLUMNS)
-    total = Crack.objects.filter(image__run=run).count() or 1
+    total = Crack.objects.counted().filter(image__run=run).count() or 1
     by_severity: dict[str, int] = {}
     for n, row in enumerate(crack_rows(run), 1):
         sheet.append([spreadsheet_safe(row[c]) for c in COLUMNS])

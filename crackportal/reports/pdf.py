@@ -11,6 +11,7 @@ from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
 from crackportal.inspections.models import SurveyImage
+from crackportal.inspections.reviews import review_progress
 from crackportal.inspections.severity import (
     severity_actions,
     severity_classes,
@@ -146,6 +147,7 @@ def build_pdf(run, progress=None) -> bytes:
         "map_uri": map_uri,
         "thumbs": thumbs,
         "model_version": run.model_version,
+        "review": review_progress(run),
     }
     report(0.75, "laying out the PDF")
     html = render_to_string("reports/report_pdf.html", context)

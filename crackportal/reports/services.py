@@ -16,6 +16,15 @@ def request_report(*, run, kind: str, user=None) -> Report:
         raise ValueError(
             f"unknown report kind {kind!r}; choose one of {', '.join(Report.Kind.values)}"
         )
+    if run.tunnel.require_review:
+        from crackportal.inspections.reviews import review_progress
+
+        progress = review_progress(run)
+        if not progress["complete"]:
+            raise ValueError(
+                f"{run.tunnel.code} requires review before a report: {progress['reviewed']} of "
+                f"{progress['images']} images are reviewed"
+            )
     report = Report.objects.create(run=run, kind=kind, created_by=user, message="queued")
     transaction.on_commit(lambda: _enqueue(report.pk))
     return report

@@ -35,8 +35,12 @@ def report_request(request, pk: int):
     kind = request.POST.get("kind", "")
     if kind not in Report.Kind.values:
         return HttpResponse(f"Unknown report kind {kind!r}.", status=400, content_type="text/plain")
-    services.request_report(run=run, kind=kind, user=request.user)
-    messages.success(request, "Report queued: it appears under Reports when it is ready.")
+    try:
+        services.request_report(run=run, kind=kind, user=request.user)
+    except ValueError as exc:
+        messages.error(request, f"No report: {exc}.")
+    else:
+        messages.success(request, "Report queued: it appears under Reports when it is ready.")
     return redirect(f"{run.get_absolute_url()}#reports")
 
 

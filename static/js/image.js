@@ -50,8 +50,32 @@
     document.querySelectorAll(".crack-box, #cracks tbody tr").forEach((node) => node.classList.toggle("selected", node.dataset.crack === String(id)));
   }
 
+  // review shortcuts on the selected crack: a accept; j joint, f formwork, e edge, s stain,
+  // c cable, o other (reject with that reason); ↓ ↑ select the next / previous crack
+  const REASONS = { j: "joint", f: "formwork", e: "edge", s: "stain", c: "cable", o: "other" };
+  function review(decision, reason) {
+    const row = document.querySelector("#cracks tbody tr.selected");
+    const form = row && row.querySelector("form.review");
+    if (!form) return;
+    form.querySelector("[name=decision]").value = decision;
+    form.querySelector("[name=reason]").value = reason || "";
+    form.submit();
+  }
+  function step(delta) {
+    const rows = [...document.querySelectorAll("#cracks tbody tr")];
+    const at = rows.findIndex((r) => r.classList.contains("selected"));
+    const next = rows[Math.min(rows.length - 1, Math.max(0, at + delta))];
+    if (next) select(next.dataset.crack);
+  }
+
   document.addEventListener("keydown", function (event) {
-    if (event.target.closest("input, textarea, select")) return;
+    if (event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "a") return review("accepted");
+    if (REASONS[event.key]) return review("rejected", REASONS[event.key]);
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      return step(event.key === "ArrowDown" ? 1 : -1);
+    }
     const link = document.getElementById(event.key === "ArrowLeft" ? "prev-image" : event.key === "ArrowRight" ? "next-image" : "");
     if (link) window.location = link.href;
   });
