@@ -11,9 +11,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_inspector_rejects_a_joint_with_a_key_and_accepts_the_rest(
-    live_server, page, inspector, tunnel, settings, tmp_path, artifacts_dir
+    live_server, page, inspector, tunnel, settings, tmp_path, artifacts_dir, monkeypatch
 ):
+    from crackportal.inspections import services
+
     settings.MEDIA_ROOT = tmp_path
+    queued = []  # the re-tracking a rejection asks for (no worker in this test)
+    monkeypatch.setattr(services, "enqueue_tracking", queued.append)
     run = make_run(tunnel)
     image = make_image(run, "a.jpg", (0.0, 0.48), (0.0, 0.32), (480, 320))
     image.file.save("a.jpg", ContentFile(survey_jpeg(seed=3)))
@@ -27,6 +31,7 @@ def test_inspector_rejects_a_joint_with_a_key_and_accepts_the_rest(
     page.screenshot(path=str(artifacts_dir / "review-image.png"), full_page=True)
     joint.refresh_from_db()
     assert (joint.review, joint.review_reason) == ("rejected", "joint")
+    assert queued == [run.pk]
     page.click("text=Accept the rest")
     page.wait_for_selector("#review-progress")
     assert "Reviewed 1 of 1 images" in page.locator("#review-progress").inner_text()

@@ -31,9 +31,10 @@ def zipped(members: dict) -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def media(settings, tmp_path):
+def media(settings, tmp_path, monkeypatch):
     settings.MEDIA_ROOT = tmp_path
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    # committed data here: keep the session's real worker (integration tests) out of it
+    monkeypatch.setattr(services, "enqueue_tracking", lambda run_id: None)
 
 
 def _footprints(run) -> dict:
