@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from crackportal.modelops.models import ModelVersion
@@ -58,15 +58,20 @@ def active_model_version() -> ModelVersion:
     folder = Path(settings.MODEL_DIR) / settings.DEFAULT_MODEL_NAME
     if not (folder / "config.json").is_file():
         raise NoModelError(f"no active model version and no default model at {folder}")
-    with transaction.atomic():
-        existing = (
-            ModelVersion.objects.select_for_update()
-            .filter(name=settings.DEFAULT_MODEL_NAME)
-            .first()
-        )
-        version = existing or register_model_version(
-            folder=folder, name=settings.DEFAULT_MODEL_NAME
-        )
-        if not ModelVersion.objects.filter(is_active=True).exists():
-            activate_model_version(version=version)
+    try:
+        with transaction.atomic():
+            existing = (
+                ModelVersion.objects.select_for_update()
+                .filter(name=settings.DEFAULT_MODEL_NAME)
+                .first()
+            )
+            version = existing or register_model_version(
+                folder=folder, name=settings.DEFAULT_MODEL_NAME
+            )
+            if not ModelVersion.objects.filter(is_active=True).exists():
+                activate_model_version(version=version)
+    except IntegrityError:
+        # two workers of a fresh install registered it at the same moment: the other won,
+        # and its transaction (registration and activation) has committed
+        pass
     return ModelVersion.objects.get(is_active=True)
