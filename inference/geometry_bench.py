@@ -172,11 +172,6 @@ def _dark_crack_image(shape, points, width, rng, darkness=0.35):
     return image.clip(0, 255).astype(np.uint8), mask
 
 
-def _segment(predictor, image):
-    mask, proba = predictor.predict_mask_and_proba(image)
-    return mask, proba
-
-
 def model_figures(predictor, seed: int) -> dict:
     """The network on drawn cracks: a 1-px hairline's width and a long crack's continuity."""
     rng = np.random.default_rng(seed + 3)
@@ -184,7 +179,7 @@ def model_figures(predictor, seed: int) -> dict:
     for _ in range(5):
         a, b = rng.uniform(30, 90, 2), rng.uniform(330, 390, 2)
         image, _ = _dark_crack_image((420, 420), np.stack([a, b]), 1.0, rng)
-        mask, proba = _segment(predictor, image)
+        mask, proba = predictor.predict_mask_and_proba(image)
         cracks = extract_cracks(
             mask, proba=proba, threshold=predictor.config.threshold, image=image
         )
@@ -194,7 +189,7 @@ def model_figures(predictor, seed: int) -> dict:
     image, _ = _dark_crack_image((4000, 6000), points, 3.0, rng, darkness=0.45)
     true_length = float(np.hypot(*np.diff(points, axis=0).T).sum())
     started = time.perf_counter()
-    mask, proba = _segment(predictor, image)
+    mask, proba = predictor.predict_mask_and_proba(image)
     predict_s = time.perf_counter() - started
     started = time.perf_counter()
     cracks = extract_cracks(mask, proba=proba, threshold=predictor.config.threshold, image=image)
@@ -223,7 +218,7 @@ def real_figures(predictor, dataset: Path, limit: int | None = None) -> dict:
     errors, wrong, split, long_total = [], [], 0, 0
     for sample in samples:
         truth = extract_cracks(sample.mask)
-        mask, proba = _segment(predictor, sample.image)
+        mask, proba = predictor.predict_mask_and_proba(sample.image)
         found = extract_cracks(
             mask, proba=proba, threshold=predictor.config.threshold, image=sample.image
         )

@@ -113,7 +113,7 @@ def _robust_max(values: np.ndarray, window: int, percentile: float) -> float:
     return float(np.percentile(smooth, percentile))
 
 
-def _excluded(path_len: int, steps: np.ndarray, ends: tuple[float, float]) -> np.ndarray:
+def _excluded(steps: np.ndarray, ends: tuple[float, float]) -> np.ndarray:
     """True for samples within ends[0] of the path's start or ends[1] of its end (arc length)."""
     along = np.concatenate([[0.0], np.cumsum(steps)])
     return (along < ends[0]) | (along > along[-1] - ends[1])
@@ -154,7 +154,7 @@ def measure_widths(
             for kind, h in zip(kinds, hints, strict=True)
         ]
         steps = np.hypot(*np.diff(points, axis=0).T)
-        valid = ~np.isnan(widths) & ~_excluded(len(points), steps, tuple(zone))
+        valid = ~np.isnan(widths) & ~_excluded(steps, tuple(zone))
         samples.append(widths[~np.isnan(widths)])
         if valid.sum() == 0:
             continue

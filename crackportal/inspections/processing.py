@@ -77,6 +77,16 @@ def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
     return rows
 
 
+def _replace_cracks(image: SurveyImage, cracks, version) -> None:
+    """The image's crack rows replaced by cracks (inside the caller's transaction).
+
+    One writer per image at a time: a duplicate delivery waits, then replaces; never adds.
+    """
+    SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
+    Crack.objects.filter(image=image).delete()
+    Crack.objects.bulk_create(_crack_rows(image, cracks, version))
+
+
 def claim_image(*, image_id: int, worker: str = "") -> bool:
     """Move a queued image (or one whose worker was lost) to processing and count the attempt.
 
@@ -141,10 +151,7 @@ def segment_survey_image(*, image_id: int) -> int:
     image.probability.save(f"{base}_proba.png", _png(proba, "L"), save=False)
     try:
         with transaction.atomic():
-            # one writer per image at a time: a duplicate delivery waits, then replaces
-            SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
-            Crack.objects.filter(image=image).delete()
-            Crack.objects.bulk_create(_crack_rows(image, cracks, version))
+            _replace_cracks(image, cracks, version)
             image.status = SurveyImage.Status.DONE
             image.processed_at = timezone.now()
             image.model_version = version
@@ -197,7 +204,5 @@ def remeasure_image(*, image_id: int) -> int:
     )
     cracks = measure_cracks(image, _read_rgb(image), mask > 127, proba, threshold)
     with transaction.atomic():
-        SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
-        Crack.objects.filter(image=image).delete()
-        Crack.objects.bulk_create(_crack_rows(image, cracks, image.model_version))
+        _replace_cracks(image, cracks, image.model_version)
     return len(cracks)

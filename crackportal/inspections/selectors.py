@@ -46,10 +46,9 @@ def images_with_crack_counts(run: InspectionRun):
 
 def track_history(crack) -> list[Observation]:
     """The crack's track, one row per inspection (stitched pieces merged), oldest first."""
-    cracks = crack.track.cracks.all() if crack.track_id is not None else [crack]
-    if crack.track_id is not None:
-        cracks = cracks.select_related("image__run")
-    return observations(cracks)
+    if crack.track_id is None:
+        return observations([crack])
+    return observations(crack.track.cracks.select_related("image__run"))
 
 
 def growing_cracks(run):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from shapely import STRtree
 from shapely.geometry import LineString, MultiLineString, Point, box
 from shapely.ops import unary_union
@@ -206,13 +207,10 @@ def track_from(run: InspectionRun, **options) -> list[TrackingResult]:
     a corrected footprint, re-measured cracks) they are matched again, so history never breaks.
     """
     later = InspectionRun.objects.filter(
-        tunnel_id=run.tunnel_id, status=InspectionRun.Status.DONE, date__gte=run.date
-    ).exclude(pk=run.pk)
-    later = [
-        r
-        for r in later.order_by("date", "created_at")
-        if (r.date, r.created_at) > (run.date, run.created_at)
-    ]
+        Q(date__gt=run.date) | Q(date=run.date, created_at__gt=run.created_at),
+        tunnel_id=run.tunnel_id,
+        status=InspectionRun.Status.DONE,
+    ).order_by("date", "created_at")
     return [track_run(r, **options) for r in [run, *later]]
 
 
