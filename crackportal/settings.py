@@ -225,6 +225,8 @@ if REDIS_URL:
         "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
         "unacked_restore_interval": envint("CELERY_UNACKED_RESTORE_INTERVAL_S", 10),
         "unacked_restore_throttle": envint("CELERY_UNACKED_RESTORE_THROTTLE", 10),
+        # a worker killed while it scans for lost messages leaves the scan's lock this long
+        "unacked_mutex_expire": envint("CELERY_UNACKED_MUTEX_EXPIRE_S", 300),
     }
 else:
     CELERY_BROKER_URL = "filesystem://"

@@ -208,12 +208,22 @@ def test_a_worker_killed_mid_image_is_replaced_and_the_image_ends_done_once(
         CELERY_VISIBILITY_TIMEOUT=5,  # an unacked message comes back this soon after its worker died
         CELERY_UNACKED_RESTORE_INTERVAL_S=1,
         CELERY_UNACKED_RESTORE_THROTTLE=1,
+        # the doomed worker scans for lost messages every second under a Redis lock; killed
+        # inside a scan, its lock would block the rescuer's scans for the default 300 s
+        CELERY_UNACKED_MUTEX_EXPIRE_S=3,
     )
     run, image = _kill_a_worker_mid_image(workers, tunnel, "doomed", seed=5)
     assert image.cracks.count() == 0
 
     workers.start("rescuer")
-    wait_for(lambda: _all_done(run), timeout=180, what="the rescuer to finish the image")
+    try:
+        wait_for(lambda: _all_done(run), timeout=180, what="the rescuer to finish the image")
+    except pytest.fail.Exception:
+        image.refresh_from_db()
+        pytest.fail(
+            f"the rescuer did not finish the image (status {image.status}, attempts "
+            f"{image.attempts}); rescuer log:\n{workers.log('rescuer')}"
+        )
     _assert_processed_once(image)
     assert image.attempts == 2
     run.refresh_from_db()
