@@ -1,4 +1,6 @@
 # CrackPortal entry points. `make demo` and `make test` bootstrap everything they need.
+DATASETS = cfd deepcrack masonry concrete-uav tunnel-lining
+
 .PHONY: help install demo test test-fast lint format migrate worker serve bench bench-map bench-load train evaluate
 
 help:
@@ -8,11 +10,11 @@ help:
 	@echo "make lint       ruff check"
 	@echo "make worker     a Celery worker (inference, training, maintenance queues) with the sweeper clock (-B)"
 	@echo "make serve      the development server on :8000 (no worker)"
-	@echo "make evaluate   evaluate the shipped model on ../shared/datasets/cfd/test"
+	@echo "make evaluate   the shipped model on every test split of ../shared/datasets: one row per dataset"
 	@echo "make bench      inference throughput: default model vs the seed's DeepLabV3+MobileNetV2"
 	@echo "make bench-map  crack-map data request time for a tunnel with 5,000 cracks"
 	@echo "make bench-load inspectors browse while 1,000 images upload and 2 workers process them"
-	@echo "make train      CPU recipe on ../shared/datasets: base, then hard-negative fine-tune (GPU recipe of the shipped model: models/default/MODEL_CARD.md)"
+	@echo "make train      CPU recipe (~15 min): fine-tune the shipped default on all five ../shared/datasets (GPU recipe: training/gpu_recipe.sh, MODEL_CARD.md)"
 
 install:
 	scripts/bootstrap.sh
@@ -42,7 +44,7 @@ serve: install
 	DEBUG=1 .venv/bin/python manage.py runserver 127.0.0.1:8000
 
 evaluate: install
-	.venv/bin/python -m training.evaluate --data ../shared/datasets/cfd/test
+	.venv/bin/python -m training.evaluate --split test $(foreach d,$(DATASETS),--data ../shared/datasets/$(d))
 
 bench: install
 	.venv/bin/python -m inference.bench
@@ -55,9 +57,6 @@ bench-load: install
 	.venv/bin/python scripts/load_bench.py --images 1000 --inspectors 8 --workers 2
 
 train: install
-	.venv/bin/python -m training.train --config training/configs/unet-mobilenetv2.json \
-		--data ../shared/datasets/cfd --data ../shared/datasets/deepcrack \
-		--out runs/base --export runs/export/base
-	.venv/bin/python -m training.train --config training/configs/unet-mobilenetv2-lookalikes.json \
-		--init runs/export/base --data ../shared/datasets/cfd --data ../shared/datasets/deepcrack \
-		--out runs/lookalikes --export runs/export/unet-mobilenetv2
+	.venv/bin/python -m training.train --config training/configs/unet-mobilenetv2-cpu-real.json \
+		--init models/default $(foreach d,$(DATASETS),--data ../shared/datasets/$(d)) \
+		--out runs/cpu-real --export runs/export/cpu-real

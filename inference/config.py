@@ -27,6 +27,12 @@ class ModelConfig:
     threshold: float = 0.5
     tile_size: int = 512
     tile_overlap: int = 64
+    # the outermost border_px rows and columns of an image are never crack: a photo's edge
+    # (a scan margin, a dark frame, the step to what lies beyond) is not a crack
+    border_px: int = 2
+    # calibration (Platt scaling, fitted on validation): p = sigmoid(logit_scale·logit + logit_bias)
+    logit_scale: float = 1.0
+    logit_bias: float = 0.0
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 

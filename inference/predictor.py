@@ -55,6 +55,19 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def clear_border(rows: np.ndarray, first_row: int, height: int, border_px: int) -> None:
+    """Zero the image's outer border_px ring in rows (image rows first_row…), in place."""
+    if border_px <= 0:
+        return
+    rows[:, :border_px] = 0
+    rows[:, -border_px:] = 0
+    top = max(0, border_px - first_row)
+    rows[:top] = 0
+    bottom = height - border_px - first_row  # index of the first bottom-ring row in rows
+    if bottom < len(rows):
+        rows[max(bottom, 0) :] = 0
+
+
 @dataclass
 class Predictor:
     """A loaded model version: call `predict_proba` or `predict_mask` on RGB uint8 arrays."""
@@ -84,6 +97,9 @@ class Predictor:
             logits = (
                 logits + self.backend(np.ascontiguousarray(batch[:, :, :, ::-1]))[:, :, ::-1]
             ) / 2
+        cfg = self.config
+        if cfg.logit_scale != 1.0 or cfg.logit_bias != 0.0:  # calibration (Platt scaling)
+            logits = logits * np.float32(cfg.logit_scale) + np.float32(cfg.logit_bias)
         return 1.0 / (1.0 + np.exp(-logits, dtype=np.float32))
 
     def _padded_size(self, h: int, w: int) -> tuple[int, int]:
@@ -130,6 +146,7 @@ class Predictor:
                     weight[i][t.y0 : t.y1, t.x0 : t.x1] += win
         for o, w in zip(out, weight, strict=True):
             np.divide(o, w, out=o)
+            clear_border(o, 0, o.shape[0], cfg.border_px)
         return out
 
     def predict_mask(self, image: np.ndarray) -> np.ndarray:
@@ -154,6 +171,7 @@ class Predictor:
         proba = np.zeros((h, w), dtype=np.uint8) if keep_proba else None
 
         def finish(lo: int, hi: int, acc_rows: np.ndarray, wt_rows: np.ndarray) -> None:
+            clear_border(acc_rows, lo, h, cfg.border_px)
             mask[lo:hi] = acc_rows >= cfg.threshold * wt_rows
             if proba is not None:
                 p = acc_rows / np.maximum(wt_rows, 1e-6)

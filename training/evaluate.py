@@ -1,6 +1,10 @@
 """Evaluate a model version on a folder of images/ and masks/.
 
-python -m training.evaluate [--model DIR] --data DIR [--json] [--threshold T] [--tta] [--lookalikes]
+python -m training.evaluate [--model DIR] --data DIR [--data DIR ...] [--split test] [--json]
+    [--threshold T] [--tta] [--lookalikes] [--record NAME]
+
+With one --data: that folder's figures. With several: a cross-dataset table, one row per
+dataset (the folder's name) and a mean row; --json then prints {name: figures}.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import inference
 from training.data import find_pairs, load_pair
-from training.metrics import PixelCounter, ToleranceCounter
+from training.metrics import CalibrationCounter, PixelCounter, ToleranceCounter
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
 
@@ -38,17 +42,20 @@ def evaluate_model(
     pairs, problems = find_pairs(data, split)
     threshold = predictor.config.threshold if threshold is None else threshold
     pixel, tolerant = PixelCounter(threshold), ToleranceCounter(tolerance_px)
+    calibration = CalibrationCounter()
     started, n = time.monotonic(), 0
     for sample in _readable(pairs, problems):
         prob = predictor.predict_proba(sample.image)
         pixel.update(prob, sample.mask)
         tolerant.update(prob, sample.mask)
+        calibration.update(prob, sample.mask)
         n += 1
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
     return {
         **pixel.result(),
         **tolerant.result(),
+        **calibration.result(),
         "threshold": threshold,
         "images": n,
         "skipped": len(problems),
@@ -104,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
+        action="append",
         required=True,
-        help="folder with images/ and masks/ (or a dataset root with test/)",
+        help="folder with images/ and masks/ (or a dataset root with test/); repeat for a "
+        "cross-dataset table",
     )
     parser.add_argument(
-        "--split", default=None, help="only this split of a dataset root (e.g. test)"
+        "--split", default=None, help="only this split of each dataset root (e.g. test)"
     )
     parser.add_argument(
         "--threshold", type=float, default=None, help="override the model's threshold"
@@ -132,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     except inference.ModelLoadError as exc:
         parser.exit(2, f"error: {exc}\n")
     predictor.flip_tta = args.tta
+    if len(args.data) > 1:
+        if args.record:
+            parser.error("--record takes one --data")
+        return _table(parser, predictor, args)
     try:
-        metrics = evaluate_model(predictor, args.data, args.split, args.threshold)
-        if args.lookalikes:
-            metrics.update(evaluate_lookalikes(predictor, args.data, args.split, args.threshold))
+        metrics = _evaluate_one(predictor, args.data[0], args)
     except FileNotFoundError as exc:
         parser.exit(2, f"error: {exc}\n")
     if args.record:
@@ -162,6 +173,46 @@ def main(argv: list[str] | None = None) -> int:
                     f"{kind:>12}: fp pixel rate {k['fp_pixel_rate']:.4f}, "
                     f"flagged {k['flagged_fraction']:.3f} ({k['cases']} cases)"
                 )
+    return 0
+
+
+def _evaluate_one(predictor, data: Path, args) -> dict:
+    metrics = evaluate_model(predictor, data, args.split, args.threshold)
+    if args.lookalikes:
+        metrics.update(evaluate_lookalikes(predictor, data, args.split, args.threshold))
+    return metrics
+
+
+TABLE_COLUMNS = ("precision", "recall", "f1", "iou", "ods", "ois", "ece")
+
+
+def _table(parser, predictor, args) -> int:
+    """One row per dataset, then the mean of the rows."""
+    names = [data.name or str(data) for data in args.data]
+    if len(set(names)) < len(names):
+        parser.error("two --data folders share a name; the table names rows by folder")
+    for data in args.data:
+        if not data.is_dir():
+            parser.exit(2, f"error: dataset folder not found: {data}\n")
+    rows = {}
+    for name, data in zip(names, args.data, strict=True):
+        try:
+            rows[name] = _evaluate_one(predictor, data, args)
+        except FileNotFoundError as exc:
+            parser.exit(2, f"error: {exc}\n")
+        print(f"{name}: done ({rows[name]['images']} images)", file=sys.stderr, flush=True)
+    columns = TABLE_COLUMNS + (("lookalike_fp_pixel_rate",) if args.lookalikes else ())
+    mean = {k: sum(r[k] for r in rows.values()) / len(rows) for k in columns}
+    if args.json:
+        print(json.dumps(_rounded({**rows, "mean": mean})))
+        return 0
+    width = max(len(n) for n in [*names, "mean"])
+    header = ["dataset".ljust(width), *(c[:10].rjust(10) for c in columns), "images", "thr"]
+    print("  ".join(header))
+    for name, r in rows.items():
+        cells = [name.ljust(width), *(f"{r[c]:10.4f}" for c in columns)]
+        print("  ".join([*cells, f"{r['images']:6d}", f"{r['threshold']:.2f}"]))
+    print("  ".join(["mean".ljust(width), *(f"{mean[c]:10.4f}" for c in columns)]))
     return 0
 
 

@@ -17,11 +17,11 @@ from tqdm import tqdm
 
 from inference.arrays import normalise, pad_to_multiple
 from inference.config import ModelConfig, build_network
-from training.augment import train_transform
+from training.augment import add_frame, train_transform, uneven_light
 from training.data import Sample
 from training.lookalikes import draw_lookalikes
-from training.losses import dice_bce_loss
-from training.metrics import ThresholdSweep
+from training.losses import crack_loss
+from training.metrics import ThresholdSweep, best_across
 
 
 @dataclass
@@ -42,6 +42,17 @@ class TrainSettings:
     num_workers: int = 0
     hard_negatives: float = 0.0  # share of crops given drawn look-alikes (training/lookalikes.py)
     balance_sources: bool = False  # each dataset gives the same share of crops, whatever its size
+    # share of crops per dataset (folder name -> weight; unnamed datasets weigh 1); wins over
+    # balance_sources. Example: {"tunnel-lining": 3, "cfd": 1} gives tunnel crops 3 times
+    # cfd's share, however many images each has.
+    mix: dict[str, float] | None = None
+    survey_augment: bool = False  # scale 0.5–2×, strong blur, low contrast, JPEG (augment.py)
+    uneven_light: float = 0.0  # share of crops under a smooth uneven light field
+    frames: float = 0.0  # share of crops that meet a photo edge (a margin labelled background)
+    skeleton_weight: float = 0.0  # weight of the clDice term beside Dice + BCE (losses.py)
+    # "pooled": threshold and checkpoint by F1 over all validation pixels; "mean": by the mean
+    # of each dataset's F1 at one threshold (one threshold right across surfaces)
+    select_by: str = "pooled"
 
 
 @dataclass
@@ -88,6 +99,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def sampling_weights(samples: list[Sample], settings: TrainSettings) -> list[float] | None:
+    """Per-sample weights that give each dataset its share of crops (None: uniform).
+
+    With `mix`, a dataset's share is its weight over the sum of the weights of the datasets
+    present (unnamed ones weigh 1); with `balance_sources`, every dataset weighs 1.
+    """
+    if not settings.mix and not settings.balance_sources:
+        return None
+    sizes = Counter(s.source for s in samples)
+    mix = settings.mix or {}
+    return [float(mix.get(s.source, 1.0)) / sizes[s.source] for s in samples]
+
+
+def crop_shares(samples: list[Sample], settings: TrainSettings) -> dict[str, float]:
+    """Each dataset's expected share of training crops under the settings (for the log)."""
+    weights = sampling_weights(samples, settings) or [1.0] * len(samples)
+    total = sum(weights)
+    shares: Counter = Counter()
+    for s, w in zip(samples, weights, strict=True):
+        shares[s.source] += w / total
+    return dict(sorted(shares.items()))
+
+
 class _CropDataset(Dataset):
     def __init__(
         self,
@@ -95,10 +129,12 @@ class _CropDataset(Dataset):
         config: ModelConfig,
         crop_size: int,
         repeats: int,
-        hard_negatives: float = 0.0,
+        settings: TrainSettings | None = None,
     ):
-        self.samples, self.repeats, self.hard_negatives = samples, repeats, hard_negatives
-        self.transform = train_transform(crop_size)
+        settings = settings or TrainSettings()
+        self.samples, self.repeats, self.settings = samples, repeats, settings
+        self.hard_negatives = settings.hard_negatives
+        self.transform = train_transform(crop_size, survey=settings.survey_augment)
         self.mean, self.std = config.mean, config.std
 
     def __len__(self) -> int:
@@ -111,6 +147,12 @@ class _CropDataset(Dataset):
             count = 1 + int(np.random.random() < 0.3)
             rng = np.random.default_rng(np.random.randint(2**31))
             out["image"] = draw_lookalikes(out["image"], out["mask"].astype(bool), rng, count)
+        if self.settings.uneven_light and np.random.random() < self.settings.uneven_light:
+            rng = np.random.default_rng(np.random.randint(2**31))
+            out["image"] = uneven_light(out["image"], rng)
+        if self.settings.frames and np.random.random() < self.settings.frames:
+            rng = np.random.default_rng(np.random.randint(2**31))
+            out["image"], out["mask"] = add_frame(out["image"], out["mask"], rng)
         image = normalise(out["image"], self.mean, self.std)
         return torch.from_numpy(image), torch.from_numpy(out["mask"][None].astype(np.float32))
 
@@ -146,19 +188,34 @@ def split_train_val(samples: list[Sample], fraction: float, seed: int):
 
 @torch.inference_mode()
 def validate(
-    network, samples: list[Sample], config: ModelConfig, device
+    network,
+    samples: list[Sample],
+    config: ModelConfig,
+    device,
+    select_by: str = "pooled",
+    skeleton_weight: float = 0.0,
 ) -> tuple[float, float, dict]:
-    """Whole-image validation: (loss, best threshold, metrics at that threshold)."""
+    """Whole-image validation: (loss, best threshold, metrics at that threshold).
+
+    select_by="mean" picks the threshold with the best mean of the datasets' F1 and reports
+    those means, with each dataset's own figures under "by_source".
+    """
     network.eval()
-    sweep, losses = ThresholdSweep(), []
+    pooled, by_source, losses = ThresholdSweep(), {}, []
     for s in samples:
         image, (h, w) = pad_to_multiple(s.image, config.multiple)
         x = torch.from_numpy(normalise(image, config.mean, config.std)[None])
-        logits = network(x.to(device))[:, :, :h, :w]
+        logits = network(x.to(device))[:, :, :h, :w].float()
         target = torch.from_numpy(s.mask[None, None].astype(np.float32)).to(device)
-        losses.append(float(dice_bce_loss(logits, target)))
-        sweep.update(torch.sigmoid(logits)[0, 0].cpu().numpy(), s.mask)
-    threshold, metrics = sweep.best()
+        losses.append(float(crack_loss(logits, target, skeleton_weight)))
+        prob = torch.sigmoid(logits)[0, 0].cpu().numpy()
+        pooled.update(prob, s.mask)
+        by_source.setdefault(s.source or "data", ThresholdSweep()).update(prob, s.mask)
+    if select_by == "mean":
+        threshold, metrics, per_source = best_across(by_source)
+        metrics = {**metrics, "by_source": per_source}
+    else:
+        threshold, metrics = pooled.best()
     return float(np.mean(losses)), threshold, metrics
 
 
@@ -216,10 +273,9 @@ def train(
 
     generator = torch.Generator().manual_seed(settings.seed + state["epoch"])
     if settings.crops_per_epoch:
-        dataset = _CropDataset(train_set, config, settings.crop_size, 1, settings.hard_negatives)
-        if settings.balance_sources:
-            sizes = Counter(s.source for s in train_set)
-            weights = [1.0 / sizes[s.source] for s in train_set]
+        dataset = _CropDataset(train_set, config, settings.crop_size, 1, settings)
+        weights = sampling_weights(train_set, settings)
+        if weights is not None:
             sampler = WeightedRandomSampler(
                 weights, settings.crops_per_epoch, replacement=True, generator=generator
             )
@@ -236,9 +292,15 @@ def train(
             config,
             settings.crop_size,
             max(1, -(-100 // len(train_set))),
-            settings.hard_negatives,
+            settings,
         )
         sampler = RandomSampler(dataset, generator=generator)
+    unknown = set(settings.mix or {}) - {s.source for s in train_set}
+    if unknown:
+        print(f"mix names datasets not in the data: {', '.join(sorted(unknown))}", flush=True)
+    if len({s.source for s in train_set}) > 1:
+        shares = crop_shares(train_set, settings)
+        print("crop shares: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()), flush=True)
     if settings.num_workers:
         import cv2
 
@@ -280,7 +342,7 @@ def train(
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=on_gpu):
                 logits = network(x)
-            loss = dice_bce_loss(logits.float(), y)
+            loss = crack_loss(logits.float(), y, settings.skeleton_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -288,7 +350,10 @@ def train(
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
         if not timed:
             scheduler.step()
-        val_loss, threshold, val = validate(network, val_set, config, dev)
+        val_loss, threshold, val = validate(
+            network, val_set, config, dev, settings.select_by, settings.skeleton_weight
+        )
+        per_source = val.pop("by_source", None)
         state["seconds"] += time.monotonic() - started
         state["epoch"] = epoch
         row = {
@@ -297,6 +362,7 @@ def train(
             "val_loss": val_loss,
             "threshold": threshold,
             **{f"val_{k}": v for k, v in val.items()},
+            **({"val_by_source": per_source} if per_source else {}),
             "seconds": state["seconds"],
         }
         state["history"].append(row)
@@ -317,7 +383,12 @@ def train(
         print(
             f"epoch {epoch}: loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
             f"val_f1 {val['f1']:.4f} (thr {threshold:.2f}) best {state['best_f1']:.4f} "
-            f"[{state['seconds'] / 60:.1f} min]",
+            f"[{state['seconds'] / 60:.1f} min]"
+            + (
+                " (" + ", ".join(f"{k} {v['f1']:.3f}" for k, v in per_source.items()) + ")"
+                if per_source
+                else ""
+            ),
             flush=True,
         )
         if progress is not None:

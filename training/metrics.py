@@ -131,6 +131,60 @@ class ThresholdSweep:
         return float(self.thresholds[i]), results[i]
 
 
+@dataclass
+class CalibrationCounter:
+    """Expected calibration error over a split: pixels binned by predicted probability; in
+    each bin, |mean probability − share that is crack|, weighted by the bin's pixels.
+
+    A calibrated map (ECE near 0) means what it says: of the pixels called 0.7, about 70 %
+    are crack, so a threshold on it is a statement about risk.
+    """
+
+    bins: int = 10
+    counts: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros((self.bins, 3), dtype=np.float64)  # pixels, sum p, cracks
+
+    def update(self, prob: np.ndarray, truth: np.ndarray) -> None:
+        index = np.minimum((prob.ravel() * self.bins).astype(np.int64), self.bins - 1)
+        self.counts[:, 0] += np.bincount(index, minlength=self.bins)
+        self.counts[:, 1] += np.bincount(index, weights=prob.ravel(), minlength=self.bins)
+        self.counts[:, 2] += np.bincount(
+            index, weights=truth.ravel().astype(np.float64), minlength=self.bins
+        )
+
+    def result(self) -> dict[str, float]:
+        n, p, y = self.counts.T
+        filled = n > 0
+        gap = np.abs(p[filled] / n[filled] - y[filled] / n[filled])
+        return {"ece": float(np.sum(gap * n[filled]) / max(n.sum(), 1))}
+
+
+def best_across(sweeps: dict[str, ThresholdSweep]) -> tuple[float, dict[str, float], dict]:
+    """One threshold for several surfaces: the one with the best mean F1 over the sources.
+
+    Returns (threshold, the mean of each source's precision/recall/F1/IoU there, each
+    source's own figures there). A pooled sweep would let the dataset with the most crack
+    pixels choose for all of them.
+    """
+    sweeps = [(name, s) for name, s in sorted(sweeps.items()) if s.counts.any()]
+    if not sweeps:
+        raise ValueError("no validation pixels")
+    per_threshold = [
+        [prf(*s.counts[i]) for _, s in sweeps] for i in range(len(sweeps[0][1].thresholds))
+    ]
+    means = [float(np.mean([r["f1"] for r in rows])) for rows in per_threshold]
+    i = int(np.argmax(means))
+    rows = per_threshold[i]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("precision", "recall", "f1", "iou")}
+    return (
+        float(sweeps[0][1].thresholds[i]),
+        mean,
+        {n: r for (n, _), r in zip(sweeps, rows, strict=True)},
+    )
+
+
 def evaluate_probabilities(
     pairs: list[tuple[np.ndarray, np.ndarray]], threshold: float = 0.5, tolerance_px: float = 2.0
 ) -> dict[str, float]:

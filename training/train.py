@@ -5,6 +5,10 @@
 
 Each --data folder contributes its train split (or all pairs, for a flat images/ + masks/
 folder). Interrupt and run the same command again to resume from runs/.../last.pt.
+
+Leave-one-dataset-out: give every dataset and `--exclude NAME` (a --data folder's name) to
+train without it, then `python -m training.evaluate` on NAME's test split is the zero-shot
+figure, what a new tunnel will see.
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, action="append", required=True, help="dataset folder (repeatable)"
     )
     parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave out the --data folder of this name (repeatable): leave-one-dataset-out",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("runs/latest"), help="work folder for checkpoints"
     )
     parser.add_argument("--export", type=Path, help="write the best model here as a model version")
@@ -80,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    names = {root.name for root in args.data}
+    unknown = [name for name in args.exclude if name not in names]
+    if unknown:
+        parser.error(
+            f"--exclude {', '.join(unknown)}: no --data folder of that name "
+            f"(have: {', '.join(sorted(names))})"
+        )
+    args.data = [root for root in args.data if root.name not in args.exclude]
+    if not args.data:
+        parser.error("--exclude left no --data folder to train on")
     model_config, settings = load_run_config(args.config)
     if args.epochs:
         settings = replace(settings, epochs=args.epochs)
@@ -131,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         model_config.threshold = result.threshold
         model_config.provenance = {
             "data": [f"{root} (train split)" for root in args.data],
+            **({"excluded": args.exclude} if args.exclude else {}),
             **({"initialised_from": str(args.init)} if args.init else {}),
             "command": "python -m training.train "
             + shlex.join(argv if argv is not None else sys.argv[1:]),
