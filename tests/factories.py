@@ -147,6 +147,7 @@ def page_cases(o) -> list[tuple]:
         ("image-footprint", "post", f"/images/{o['image']}/footprint/", "manager", 302),
         ("image-review", "post", f"/images/{o['image']}/review/", "inspector", 302),
         ("model-list", "get", "/models/", "admin", 200),
+        ("model-activate", "get", f"/models/{o['version']}/activate/", "admin", 200),
         ("model-activate", "post", f"/models/{o['version']}/activate/", "admin", 302),
         ("training-list", "get", "/training/", "admin", 200),
         ("training-detail", "get", f"/training/{o['training']}/", "admin", 200),

@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
@@ -288,10 +288,20 @@ class ModelVersionViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAdmin]
     queryset = ModelVersion.objects.order_by("-created_at")
 
-    @extend_schema(request=None, responses={200: s.ModelVersionSerializer})
+    @extend_schema(
+        request=inline_serializer("Activation", {"reason": serializers.CharField(required=False)}),
+        responses={200: s.ModelVersionSerializer},
+    )
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        version = modelops.activate_model_version(version=self.get_object())
+        """Make this version active; one worse than the active model needs a "reason"."""
+        reason = request.data.get("reason", "") if hasattr(request.data, "get") else ""
+        try:
+            version = modelops.activate_model_version(
+                version=self.get_object(), by=request.user, reason=str(reason or "")
+            )
+        except modelops.ActivationRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(s.ModelVersionSerializer(version).data)
 
 

@@ -74,3 +74,29 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"training #{self.pk} ({self.config_name}, {self.status})"
+
+
+class ModelActivation(models.Model):
+    """Every change of the active model: who, when, why, and the figures of both then."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="activations")
+    previous = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    activated_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField(blank=True)
+    worse_on = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Splits on which it was worse than the model it replaced",
+    )
+    comparison = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-activated_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.version} activated {self.activated_at:%Y-%m-%d %H:%M}"

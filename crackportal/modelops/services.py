@@ -1,19 +1,62 @@
-"""Model versions: registering the shipped default, choosing the active one."""
+"""Model versions: registering the shipped default, choosing the active one, safely."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from crackportal.modelops.models import ModelVersion
+from crackportal.modelops.models import ModelActivation, ModelVersion
 from inference.config import ModelConfig
 
 
 class NoModelError(RuntimeError):
     """No active model version and no shipped default to register."""
+
+
+class ActivationRefused(ValueError):
+    """An activation that needs a stated reason (the candidate is worse) and has none."""
+
+
+COMPARED = ("f1", "iou", "ods")
+WORSE_BY = 0.005  # an F1 this much below the active model's counts as worse
+
+
+@dataclass
+class Comparison:
+    """A candidate's figures beside the active model's, split by split."""
+
+    rows: list[dict] = field(default_factory=list)  # split, candidate, active, delta_f1
+    worse_on: list[str] = field(default_factory=list)
+
+    @property
+    def shared(self) -> list[dict]:
+        return [r for r in self.rows if r["candidate"] and r["active"]]
+
+
+def _figures(metrics: dict) -> dict:
+    return {k: metrics[k] for k in COMPARED if isinstance(metrics.get(k), int | float)}
+
+
+def compare_versions(candidate: ModelVersion, active: ModelVersion | None) -> Comparison:
+    """Rows for every split either model has figures on; worse_on = the splits both have where
+    the candidate's F1 is lower by more than WORSE_BY (held-back images first, then the test
+    splits, then each model's own validation split)."""
+    comparison = Comparison()
+    theirs = active.metrics if active is not None and active.pk != candidate.pk else {}
+    order = lambda split: (not split.startswith("held-back"), split == "val", split)  # noqa: E731
+    for split in sorted(set(candidate.metrics) | set(theirs), key=order):
+        mine, other = _figures(candidate.metrics.get(split, {})), _figures(theirs.get(split, {}))
+        delta = mine["f1"] - other["f1"] if "f1" in mine and "f1" in other else None
+        comparison.rows.append(
+            {"split": split, "candidate": mine, "active": other, "delta_f1": delta}
+        )
+        if delta is not None and delta < -WORSE_BY:
+            comparison.worse_on.append(split)
+    return comparison
 
 
 def register_model_version(
@@ -36,17 +79,41 @@ def register_model_version(
         training_run=training_run,
     )
     if activate:
-        activate_model_version(version=version)
+        activate_model_version(version=version, require_reason=False)
     return version
 
 
 @transaction.atomic
-def activate_model_version(*, version: ModelVersion) -> ModelVersion:
-    """Make version the one the workers use (promote or roll back)."""
+def activate_model_version(
+    *, version: ModelVersion, by=None, reason: str = "", require_reason: bool = True
+) -> ModelVersion:
+    """Make version the one the workers use (promote or roll back), and keep the record.
+
+    A version worse than the active one (see `compare_versions`) needs a stated reason unless
+    require_reason is False (the system's own activation of the shipped default).
+    """
+    active = ModelVersion.objects.select_for_update().filter(is_active=True).first()
+    if active is not None and active.pk == version.pk:
+        return version
+    comparison = compare_versions(version, active)
+    reason = reason.strip()
+    if comparison.worse_on and require_reason and not reason:
+        raise ActivationRefused(
+            f"{version.name} is worse than the active {active.name} on "
+            f"{', '.join(comparison.worse_on)}: state a reason to make it active anyway"
+        )
     ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
     version.is_active = True
     version.activated_at = timezone.now()
     version.save(update_fields=["is_active", "activated_at"])
+    ModelActivation.objects.create(
+        version=version,
+        previous=active,
+        activated_by=by,
+        reason=reason,
+        worse_on=comparison.worse_on,
+        comparison=comparison.rows,
+    )
     return version
 
 
@@ -69,7 +136,11 @@ def active_model_version() -> ModelVersion:
                 folder=folder, name=settings.DEFAULT_MODEL_NAME
             )
             if not ModelVersion.objects.filter(is_active=True).exists():
-                activate_model_version(version=version)
+                activate_model_version(
+                    version=version,
+                    reason="the shipped default, registered on first use",
+                    require_reason=False,
+                )
     except IntegrityError:
         # two workers of a fresh install registered it at the same moment: the other won,
         # and its transaction (registration and activation) has committed

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from crackportal.accounts.roles import ADMIN, role_required
 from crackportal.api.serializers import TrainingRunSerializer
 from crackportal.modelops import services, training_services
-from crackportal.modelops.models import ModelVersion, TrainingRun
+from crackportal.modelops.models import ModelActivation, ModelVersion, TrainingRun
 
 
 class TrainingForm(forms.Form):
@@ -30,15 +30,50 @@ class TrainingForm(forms.Form):
 
 @role_required(ADMIN)
 def model_list(request):
-    return render(request, "modelops/model_list.html", {"versions": ModelVersion.objects.all()})
+    return render(
+        request,
+        "modelops/model_list.html",
+        {
+            "versions": ModelVersion.objects.all(),
+            "activations": ModelActivation.objects.select_related(
+                "version", "previous", "activated_by"
+            )[:50],
+        },
+    )
+
+
+class ActivationForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept with the activation. Required when the model is worse than the active one.",
+    )
 
 
 @role_required(ADMIN)
-@require_POST
 def model_activate(request, pk: int):
-    version = services.activate_model_version(version=get_object_or_404(ModelVersion, pk=pk))
-    messages.success(request, f"{version.name} is now the active model; new images use it.")
-    return redirect("model-list")
+    """Confirm an activation: the candidate's figures beside the active model's first."""
+    version = get_object_or_404(ModelVersion, pk=pk)
+    active = ModelVersion.objects.filter(is_active=True).first()
+    comparison = services.compare_versions(version, active)
+    form = ActivationForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.activate_model_version(
+                version=version, by=request.user, reason=form.cleaned_data["reason"]
+            )
+        except services.ActivationRefused as exc:
+            form.add_error("reason", str(exc))
+        else:
+            messages.success(request, f"{version.name} is now the active model; new images use it.")
+            return redirect("model-list")
+    return render(
+        request,
+        "modelops/model_activate.html",
+        {"version": version, "active": active, "comparison": comparison, "form": form},
+    )
 
 
 @role_required(ADMIN)
