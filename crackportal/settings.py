@@ -255,6 +255,10 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 960)
 IMAGE_PROCESSING_TIMEOUT_S = envfloat("IMAGE_PROCESSING_TIMEOUT_S", CELERY_TASK_TIME_LIMIT + 60)
 # an image processing this long on a worker that does not answer the sweeper's ping is lost
 IMAGE_LOST_AFTER_S = envfloat("IMAGE_LOST_AFTER_S", 60)
+# training-time estimate on the training form: seconds per training crop and per validation
+# image on this host (2-core CPU, batch 8 of 320 px: ~0.2 s; a GPU host: ~0.002)
+TRAINING_SECONDS_PER_CROP = envfloat("TRAINING_SECONDS_PER_CROP", 0.2)
+TRAINING_SECONDS_PER_VAL_IMAGE = envfloat("TRAINING_SECONDS_PER_VAL_IMAGE", 0.3)
 WORKER_PING_TIMEOUT_S = envfloat("WORKER_PING_TIMEOUT_S", 3)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-images": {

@@ -83,6 +83,18 @@ class TrainResult:
     seconds: float = 0.0
 
 
+@dataclass
+class StepReport:
+    """What a step-progress callback receives every few seconds inside an epoch."""
+
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    train_loss: float  # running mean over the epoch so far
+    seconds: float  # training time of the whole run so far
+
+
 class CancelledError(RuntimeError):
     """The progress callback asked the run to stop."""
 
@@ -219,6 +231,14 @@ def validate(
     return float(np.mean(losses)), threshold, metrics
 
 
+def _report_step(step_progress, epoch: int, epochs: int, steps: int, losses, seconds: float):
+    """Tell step_progress where the epoch stands; a False answer cancels the run."""
+    step = len(losses)
+    mean = float(np.mean(losses)) if losses else float("nan")
+    if step_progress(StepReport(epoch, epochs, step, steps, mean, seconds)) is False:
+        raise CancelledError(f"cancelled in epoch {epoch} (step {step} of {steps})")
+
+
 def train(
     samples: list[Sample],
     config: ModelConfig,
@@ -228,8 +248,14 @@ def train(
     device: str | None = None,
     resume: bool = True,
     init_state: dict | None = None,
+    step_progress: Callable[[StepReport], bool | None] | None = None,
+    step_every_s: float = 5.0,
 ) -> TrainResult:
-    """Train config's network on samples; checkpoints in workdir; progress(report) may return False to cancel."""
+    """Train config's network on samples; checkpoints in workdir.
+
+    progress(report) runs after each epoch, step_progress(report) every step_every_s seconds
+    inside one (and before validation); either may return False to cancel the run.
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     seed_everything(settings.seed)
@@ -329,8 +355,15 @@ def train(
         started = time.monotonic()
         network.train()
         losses = []
+        steps = len(loader)
+        last_report = time.monotonic()
+
         bar = tqdm(loader, desc=f"epoch {epoch}/{settings.epochs}", leave=False, mininterval=5)
         for x, y in bar:
+            if step_progress is not None and time.monotonic() - last_report >= step_every_s:
+                last_report = time.monotonic()
+                seconds = state["seconds"] + time.monotonic() - started
+                _report_step(step_progress, epoch, settings.epochs, steps, losses, seconds)
             if timed:
                 spent = state["seconds"] + time.monotonic() - started
                 if spent >= budget_s and losses:
@@ -350,6 +383,9 @@ def train(
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
         if not timed:
             scheduler.step()
+        if step_progress is not None:
+            seconds = state["seconds"] + time.monotonic() - started
+            _report_step(step_progress, epoch, settings.epochs, steps, losses, seconds)
         val_loss, threshold, val = validate(
             network, val_set, config, dev, settings.select_by, settings.skeleton_weight
         )

@@ -181,7 +181,14 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     percent = serializers.SerializerMethodField()
 
     def get_percent(self, run) -> int:
-        return round(100 * run.epoch / run.epochs) if run.epochs else 0
+        """Share of the epochs done, counting the steps of the epoch under way."""
+        if not run.epochs:
+            return 0
+        done = float(run.epoch)
+        live = run.live or {}
+        if run.status == "running" and live.get("epoch") == run.epoch + 1 and live.get("steps"):
+            done += live.get("step", 0) / live["steps"]
+        return min(100, round(100 * done / run.epochs))
 
     class Meta:
         model = TrainingRun
@@ -194,6 +201,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "epoch",
             "epochs",
             "percent",
+            "live",
+            "init_from_active",
             "history",
             "log_tail",
             "error",
@@ -210,6 +219,9 @@ class TrainingRequestSerializer(serializers.Serializer):
     dataset = serializers.CharField(required=False, allow_blank=True, default="")
     include_annotations = serializers.BooleanField(default=False)
     epochs = serializers.IntegerField(required=False, min_value=1, max_value=500)
+    init_from_active = serializers.BooleanField(
+        default=False, help_text="fine-tune the active model (same network as the config)"
+    )
 
 
 class UploadSerializer(serializers.Serializer):

@@ -52,6 +52,16 @@ class TrainingRun(models.Model):
     config = models.JSONField(default=dict)
     dataset = models.CharField(max_length=500, help_text="Dataset folder on the training host")
     include_annotations = models.BooleanField(default=False)
+    init_from_active = models.BooleanField(
+        default=False,
+        help_text="Fine-tune the active model's weights instead of starting from scratch",
+    )
+    init_from = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # inside the current epoch, refreshed every few seconds: step, steps, running loss, and
+    # the points of the running-loss curve [[epoch + step / steps, loss], ...]
+    live = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     epoch = models.PositiveIntegerField(default=0)
     epochs = models.PositiveIntegerField(default=0)

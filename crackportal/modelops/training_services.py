@@ -18,6 +18,12 @@ from crackportal.modelops.services import register_model_version
 
 CONFIG_DIR = Path(settings.BASE_DIR) / "training" / "configs"
 ACTIVE = (TrainingRun.Status.PENDING, TrainingRun.Status.RUNNING)
+# the shipped recipe, sized for the CPU: a fine-tune of the active model on the five-dataset
+# mix (models/default/MODEL_CARD.md); what the training form starts from
+DEFAULT_CONFIG = "unet-mobilenetv2-cpu-real"
+NETWORK_KEYS = ("architecture", "encoder", "encoder_depth", "decoder_channels", "in_channels")
+CANCEL_CHECK_S = 5.0  # a running run looks for a cancel this often (inside epochs too)
+LIVE_POINTS = 400  # points of the running-loss curve kept
 
 
 class TrainingError(ValueError):
@@ -26,6 +32,56 @@ class TrainingError(ValueError):
 
 def available_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def load_config(name: str) -> dict:
+    return json.loads((CONFIG_DIR / f"{name}.json").read_text())
+
+
+def verified_annotation_count() -> int:
+    """Images with a verified annotation: what "include the portal's annotations" adds."""
+    from crackportal.inspections.models import Annotation
+
+    return Annotation.objects.values("image").distinct().count()
+
+
+def _dataset_images(folder: str) -> int:
+    root = Path(folder)
+    images = root / "train" / "images" if (root / "train" / "images").is_dir() else root / "images"
+    return sum(1 for p in images.iterdir() if p.is_file()) if images.is_dir() else 0
+
+
+def estimate_minutes(config: dict, images: int, epochs: int | None = None) -> float:
+    """Rough training time on this host: crops per epoch at TRAINING_SECONDS_PER_CROP, plus a
+    whole-image validation pass over the validation share at TRAINING_SECONDS_PER_VAL_IMAGE."""
+    train = config.get("train", {})
+    epochs = epochs or train.get("epochs", 40)
+    crops = train.get("crops_per_epoch") or max(100, images)
+    val_images = max(1, round(images * train.get("val_fraction", 0.15))) if images else 0
+    per_epoch = crops * settings.TRAINING_SECONDS_PER_CROP + (
+        val_images * settings.TRAINING_SECONDS_PER_VAL_IMAGE
+    )
+    return epochs * per_epoch / 60
+
+
+def form_facts() -> dict:
+    """What the training form shows beside its fields: each config's epochs and crops, each
+    dataset's image count, the verified annotations, and the per-crop time used to estimate."""
+    configs = {}
+    for name in available_configs():
+        train = load_config(name).get("train", {})
+        configs[name] = {
+            "epochs": train.get("epochs", 40),
+            "crops_per_epoch": train.get("crops_per_epoch"),
+            "val_fraction": train.get("val_fraction", 0.15),
+        }
+    return {
+        "configs": configs,
+        "datasets": {name: _dataset_images(path) for name, path in available_datasets().items()},
+        "annotations": verified_annotation_count(),
+        "seconds_per_crop": settings.TRAINING_SECONDS_PER_CROP,
+        "seconds_per_val_image": settings.TRAINING_SECONDS_PER_VAL_IMAGE,
+    }
 
 
 def available_datasets() -> dict[str, str]:
@@ -39,9 +95,13 @@ def start_training_run(
     dataset: str,
     include_annotations: bool,
     epochs: int | None = None,
+    init_from_active: bool = False,
     created_by=None,
 ) -> TrainingRun:
-    """Record a training run and queue it (one at a time)."""
+    """Record a training run and queue it (one at a time).
+
+    init_from_active fine-tunes the active model: the configuration must describe the same
+    network (architecture, encoder, depth, decoder channels)."""
     if config_name not in available_configs():
         raise TrainingError(
             f"unknown config {config_name!r}; choose one of {', '.join(available_configs())}"
@@ -51,9 +111,25 @@ def start_training_run(
         raise TrainingError(f"unknown dataset {dataset!r}")
     if not dataset and not include_annotations:
         raise TrainingError("choose a dataset, or include the portal's annotations, or both")
-    config = json.loads((CONFIG_DIR / f"{config_name}.json").read_text())
+    config = load_config(config_name)
     if epochs:
         config.setdefault("train", {})["epochs"] = int(epochs)
+    init_from = None
+    if init_from_active:
+        from crackportal.modelops.services import active_model_version
+
+        init_from = active_model_version()
+        theirs = {k: init_from.config.get(k) for k in NETWORK_KEYS}
+        from inference.config import ModelConfig
+
+        ours = ModelConfig.from_dict(config["model"]).__dict__
+        different = [k for k in NETWORK_KEYS if theirs.get(k) != ours.get(k)]
+        if different:
+            raise TrainingError(
+                f"{config_name} builds a different network from the active model "
+                f"{init_from.name} ({', '.join(different)}): choose a configuration of the same "
+                "network, or untick 'start from the active model'"
+            )
     with transaction.atomic():
         if TrainingRun.objects.select_for_update().filter(status__in=ACTIVE).exists():
             raise TrainingError(
@@ -64,6 +140,8 @@ def start_training_run(
             config=config,
             dataset=datasets.get(dataset, ""),
             include_annotations=include_annotations,
+            init_from_active=init_from is not None,
+            init_from=init_from,
             epochs=config.get("train", {}).get("epochs", 0),
             created_by=created_by,
         )
@@ -85,6 +163,8 @@ def retry_training_run(*, run: TrainingRun, created_by=None) -> TrainingRun:
             config=run.config,
             dataset=run.dataset,
             include_annotations=run.include_annotations,
+            init_from_active=run.init_from_active,
+            init_from=run.init_from,
             epochs=run.epochs,
             created_by=created_by,
         )
@@ -99,7 +179,8 @@ def _enqueue(run_id: int) -> None:
 
 
 def request_cancel(*, run: TrainingRun) -> None:
-    """Ask a run to stop after its current epoch (a queued run is cancelled at once)."""
+    """Ask a run to stop: a running one stops within CANCEL_CHECK_S seconds and the current
+    training step (a validation pass under way finishes first); a queued one at once."""
     TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.PENDING).update(
         status=TrainingRun.Status.CANCELLED, finished_at=timezone.now(), cancel_requested=True
     )
@@ -159,6 +240,12 @@ def execute_training_run(*, run_id: int) -> None:
         _log(run_id, f"training {run.config_name} on {len(samples)} images")
         model_config = ModelConfig.from_dict(run.config["model"])
         train_settings = TrainSettings(**run.config.get("train", {}))
+        init_state = None
+        if run.init_from is not None:
+            from inference.predictor import _load_state_dict
+
+            init_state = _load_state_dict(run.init_from.folder)
+            _log(run_id, f"starting from the weights of {run.init_from.name}")
 
         def progress(report) -> bool:
             row = {
@@ -175,18 +262,48 @@ def execute_training_run(*, run_id: int) -> None:
             )
             return not current.cancel_requested
 
+        points: list[list[float]] = []
+
+        def step_progress(report) -> bool:
+            if report.steps and report.train_loss == report.train_loss:  # not NaN
+                points.append(
+                    [
+                        round(report.epoch - 1 + report.step / report.steps, 4),
+                        round(report.train_loss, 5),
+                    ]
+                )
+            live = {
+                "epoch": report.epoch,
+                "step": report.step,
+                "steps": report.steps,
+                "train_loss": round(report.train_loss, 5) if points else None,
+                "seconds": round(report.seconds, 1),
+                "points": points[-LIVE_POINTS:],
+            }
+            TrainingRun.objects.filter(pk=run_id).update(live=live)
+            return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
         # unique per run (ids can repeat after a database reset); the same run resumes its own checkpoint
         workdir = (
             Path(settings.VAR_DIR) / "training" / f"run-{run_id}-{run.created_at:%Y%m%dT%H%M%S%f}"
         )
         result = train(
-            samples, model_config, train_settings, workdir, progress=progress, resume=True
+            samples,
+            model_config,
+            train_settings,
+            workdir,
+            progress=progress,
+            resume=True,
+            init_state=init_state,
+            step_progress=step_progress,
+            step_every_s=CANCEL_CHECK_S,
         )
         model_config.threshold = result.threshold
         model_config.name = f"{model_config.name}-run{run_id}"
         model_config.provenance = {
             "data": [run.dataset or "(none)"]
             + (["portal annotations"] if run.include_annotations else []),
+            **({"initialised_from": run.init_from.name} if run.init_from else {}),
             "command": f"portal training run #{run_id}",
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,

@@ -14,18 +14,34 @@ from crackportal.modelops.models import ModelActivation, ModelVersion, TrainingR
 
 class TrainingForm(forms.Form):
     config_name = forms.ChoiceField(label="Configuration")
+    init_from_active = forms.BooleanField(
+        label="Start from the active model (fine-tune)", required=False, initial=True
+    )
     dataset = forms.ChoiceField(label="Base dataset", required=False)
     include_annotations = forms.BooleanField(
-        label="Include the portal's verified annotations", required=False
+        label="Include the portal's verified annotations", required=False, initial=True
     )
-    epochs = forms.IntegerField(min_value=1, max_value=500, initial=20)
+    epochs = forms.IntegerField(min_value=1, max_value=500)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, facts: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["config_name"].choices = [(c, c) for c in training_services.available_configs()]
-        self.fields["dataset"].choices = [("", "— none —")] + [
-            (n, n) for n in training_services.available_datasets()
-        ]
+        configs = training_services.available_configs()
+        self.fields["config_name"].choices = [(c, c) for c in configs]
+        default = training_services.DEFAULT_CONFIG
+        if default in configs:
+            self.fields["config_name"].initial = default
+            self.fields["epochs"].initial = facts["configs"][default]["epochs"] if facts else None
+        datasets = list(training_services.available_datasets())
+        self.fields["dataset"].choices = [("", "— none —")] + [(n, n) for n in datasets]
+        if datasets:
+            self.fields["dataset"].initial = datasets[0]
+        if facts is not None:
+            n = facts["annotations"]
+            self.fields["include_annotations"].help_text = (
+                f"{n} image{'s' if n != 1 else ''} with a verified annotation"
+                if n
+                else "No verified annotations yet: correct or confirm masks on image pages first"
+            )
 
 
 @role_required(ADMIN)
@@ -78,7 +94,8 @@ def model_activate(request, pk: int):
 
 @role_required(ADMIN)
 def training_list(request):
-    form = TrainingForm(request.POST or None)
+    facts = training_services.form_facts()
+    form = TrainingForm(request.POST or None, facts=facts)
     if request.method == "POST" and form.is_valid():
         try:
             run = training_services.start_training_run(created_by=request.user, **form.cleaned_data)
@@ -93,6 +110,7 @@ def training_list(request):
             "form": form,
             "runs": TrainingRun.objects.select_related("result")[:50],
             "busy": TrainingRun.objects.filter(status__in=training_services.ACTIVE).exists(),
+            "facts": facts,
         },
     )
 
@@ -117,7 +135,7 @@ def training_status(request, pk: int):
 @require_POST
 def training_cancel(request, pk: int):
     training_services.request_cancel(run=get_object_or_404(TrainingRun, pk=pk))
-    messages.info(request, "Cancel requested: the run stops after its current epoch.")
+    messages.info(request, "Cancel requested: the run stops within 30 seconds.")
     return redirect("training-detail", pk=pk)
 
 

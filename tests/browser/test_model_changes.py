@@ -1,0 +1,68 @@
+"""An admin changes the active model in the browser: figures first, a reason when it is
+worse, the record afterwards; and the training form says what a run will use and cost."""
+
+import pytest
+
+from crackportal.modelops import services
+from crackportal.modelops.models import ModelActivation, ModelVersion
+from tests.conftest import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_activating_a_worse_model_needs_a_reason_and_is_recorded(
+    live_server, page, admin_user, artifacts_dir
+):
+    default = ModelVersion.objects.create(
+        name="default",
+        path="default",
+        architecture="Unet",
+        encoder="mobilenet_v2",
+        metrics={"val": {"f1": 0.883}, "cfd-test": {"f1": 0.735, "iou": 0.581, "ods": 0.946}},
+    )
+    services.activate_model_version(version=default, require_reason=False)
+    tiny = ModelVersion.objects.create(
+        name="unet-tiny-run3",
+        path="x",
+        architecture="Unet",
+        encoder="resnet18",
+        metrics={"val": {"f1": 0.059, "iou": 0.031}},
+    )
+    login(page, live_server, "admin", "admin-pass-123")
+    page.goto(f"{live_server.url}/models/")
+    page.click(f"tr[data-model='{tiny.name}'] a.button")
+    page.wait_for_selector("#comparison")
+    assert "Worse than the active model" in page.inner_text("#worse-warning")
+    assert "0.059" in page.inner_text("#comparison") and "0.883" in page.inner_text("#comparison")
+    page.screenshot(path=str(artifacts_dir / "model-activate-worse.png"), full_page=True)
+    page.click("#confirm-activation")
+    page.wait_for_selector(".errorlist")
+    assert "state a reason" in page.inner_text(".errorlist")
+    assert ModelVersion.objects.get(is_active=True) == default
+    page.fill("#id_reason", "try the small network on the demo tunnel")
+    page.click("#confirm-activation")
+    page.wait_for_selector("#activations")
+    assert ModelVersion.objects.get(is_active=True) == tiny
+    row = page.inner_text("#activations tbody tr:first-child")
+    assert "unet-tiny-run3" in row and "admin" in row and "try the small network" in row
+    page.screenshot(path=str(artifacts_dir / "model-activations.png"), full_page=True)
+    assert ModelActivation.objects.first().activated_by == admin_user
+
+
+def test_training_form_estimates_the_run_from_the_chosen_settings(
+    live_server, page, admin_user, synthetic_dataset, artifacts_dir
+):
+    login(page, live_server, "admin", "admin-pass-123")
+    page.goto(f"{live_server.url}/training/")
+    estimate = page.locator("#training-estimate")
+    page.wait_for_function(
+        "() => document.getElementById('training-estimate').textContent.length > 0"
+    )
+    assert "Uses 6 images" in estimate.inner_text() and "12 epochs" in estimate.inner_text()
+    page.fill("#id_epochs", "24")
+    page.dispatch_event("#id_epochs", "input")
+    assert "24 epochs" in estimate.inner_text()
+    page.select_option("#id_dataset", "")
+    assert "No images chosen" in estimate.inner_text()
+    page.select_option("#id_dataset", "synthetic")
+    page.screenshot(path=str(artifacts_dir / "training-form.png"), full_page=True)
