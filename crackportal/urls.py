@@ -25,6 +25,7 @@ urlpatterns = [
     path("runs/<int:pk>/progress.json", inspections.run_progress, name="run-progress"),
     path("runs/<int:pk>/retry/", inspections.run_retry_failed, name="run-retry"),
     path("runs/<int:pk>/track/", inspections.run_track, name="run-track"),
+    path("runs/<int:pk>/reprocess/", inspections.run_reprocess, name="run-reprocess"),
     path("runs/<int:pk>/reports/", reports.report_request, name="report-request"),
     path("runs/<int:pk>/cracks.csv", reports.run_export_csv, name="run-export-csv"),
     path("runs/<int:pk>/cracks.geojson", reports.run_export_geojson, name="run-export-geojson"),

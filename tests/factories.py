@@ -146,6 +146,7 @@ def page_cases(o) -> list[tuple]:
         ("image-annotate", "post", f"/images/{o['image']}/annotate/", "inspector", 302),
         ("image-footprint", "post", f"/images/{o['image']}/footprint/", "manager", 302),
         ("image-review", "post", f"/images/{o['image']}/review/", "inspector", 302),
+        ("run-reprocess", "post", f"/runs/{o['run']}/reprocess/", "admin", 302),
         ("model-list", "get", "/models/", "admin", 200),
         ("model-activate", "get", f"/models/{o['version']}/activate/", "admin", 200),
         ("model-activate", "post", f"/models/{o['version']}/activate/", "admin", 302),

@@ -56,6 +56,14 @@ class InspectionRun(models.Model):
         null=True, blank=True, help_text="When its cracks were last matched to earlier inspections"
     )
     tracking_error = models.TextField(blank=True, help_text="Why the last tracking failed")
+    requested_model = models.ForeignKey(
+        "modelops.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Segment with this model rather than the active one (a reprocess asked for it)",
+    )
 
     objects = RunQuerySet.as_manager()
 
@@ -351,3 +359,27 @@ class CrackReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} {self.crack} by {self.reviewer}"
+
+
+class Reprocessing(models.Model):
+    """An inspection segmented again with a chosen model: what it was before, for comparison."""
+
+    run = models.ForeignKey(InspectionRun, on_delete=models.CASCADE, related_name="reprocessings")
+    version = models.ForeignKey(
+        "modelops.ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    previous_version = models.ForeignKey(
+        "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    before = models.JSONField(default=dict, help_text="The run's summary before it was reprocessed")
+    reviews_discarded = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.run} reprocessed with {self.version}"

@@ -131,8 +131,9 @@ def segment_survey_image(*, image_id: int) -> int:
     so cracks can be measured again without the network. Running it again replaces all of
     them and the image's cracks; it never adds duplicates.
     """
-    image = SurveyImage.objects.select_related("run").get(pk=image_id)
-    version = modelops.active_model_version()
+    image = SurveyImage.objects.select_related("run__requested_model").get(pk=image_id)
+    # a reprocess may ask for a model other than the active one
+    version = image.run.requested_model or modelops.active_model_version()
     predictor = get_predictor(version)
     rgb = _read_rgb(image)
     mask, proba = predictor.predict_mask_and_proba(rgb)

@@ -11,9 +11,17 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from crackportal.accounts.roles import INSPECTOR, MANAGER, role_required
+from crackportal.accounts.roles import ADMIN, INSPECTOR, MANAGER, has_role, role_required
 from crackportal.assets.models import Tunnel
-from crackportal.inspections import annotations, maps, reviews, selectors, services, thumbnails
+from crackportal.inspections import (
+    annotations,
+    maps,
+    reprocessing,
+    reviews,
+    selectors,
+    services,
+    thumbnails,
+)
 from crackportal.inspections.forms import FootprintForm, RunForm, UploadForm
 from crackportal.inspections.growth import growth_per_year
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
@@ -98,8 +106,51 @@ def run_detail(request, pk: int):
             "form": form,
             "progress": selectors.run_progress(run),
             "review": reviews.review_progress(run),
+            **_reprocess_context(request, run),
         },
     )
+
+
+def _reprocess_context(request, run) -> dict:
+    """For admins: the models to reprocess with, and each earlier reprocess with its changes."""
+    if not has_role(request.user, ADMIN):
+        return {}
+    from crackportal.modelops.models import ModelVersion
+
+    now = reprocessing.run_summary(run)
+    records = run.reprocessings.select_related("version", "previous_version", "requested_by")
+    return {
+        "model_versions": ModelVersion.objects.order_by("-is_active", "-created_at"),
+        "reprocessings": [(r, reprocessing.changes(r.before, now)) for r in records[:5]],
+    }
+
+
+@role_required(ADMIN)
+@require_POST
+def run_reprocess(request, pk: int):
+    """Segment the run again with a chosen model, then track it again."""
+    from crackportal.modelops.models import ModelVersion
+
+    run = get_object_or_404(InspectionRun.objects.visible_to(request.user), pk=pk)
+    version = ModelVersion.objects.filter(pk=request.POST.get("version") or 0).first()
+    if version is None:
+        messages.error(request, "Choose a model version to reprocess with.")
+    elif not request.POST.get("confirm"):
+        messages.error(
+            request,
+            "Tick the box to confirm: reprocessing replaces this inspection's detections and "
+            "their reviews.",
+        )
+    else:
+        try:
+            reprocessing.reprocess_run(run=run, version=version, by=request.user)
+        except reprocessing.ReprocessError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request, f"Reprocessing {run.images.count()} images with {version.name}."
+            )
+    return redirect(run)
 
 
 @role_required(INSPECTOR)
