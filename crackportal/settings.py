@@ -259,6 +259,9 @@ IMAGE_LOST_AFTER_S = envfloat("IMAGE_LOST_AFTER_S", 60)
 # image on this host (2-core CPU, batch 8 of 320 px: ~0.2 s; a GPU host: ~0.002)
 TRAINING_SECONDS_PER_CROP = envfloat("TRAINING_SECONDS_PER_CROP", 0.2)
 TRAINING_SECONDS_PER_VAL_IMAGE = envfloat("TRAINING_SECONDS_PER_VAL_IMAGE", 0.3)
+# an adaptation judges the candidate against the active model on this many test images of
+# each base dataset (besides the held-back fifth of the tunnels' annotated images)
+ADAPT_TEST_IMAGES = envint("ADAPT_TEST_IMAGES", 20)
 WORKER_PING_TIMEOUT_S = envfloat("WORKER_PING_TIMEOUT_S", 3)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-images": {

@@ -47,6 +47,7 @@ urlpatterns = [
     path("models/", modelops.model_list, name="model-list"),
     path("models/<int:pk>/activate/", modelops.model_activate, name="model-activate"),
     path("training/", modelops.training_list, name="training-list"),
+    path("training/adapt/", modelops.training_adapt, name="training-adapt"),
     path("training/<int:pk>/", modelops.training_detail, name="training-detail"),
     path("training/<int:pk>/status.json", modelops.training_status, name="training-status"),
     path("training/<int:pk>/cancel/", modelops.training_cancel, name="training-cancel"),

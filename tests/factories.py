@@ -151,6 +151,7 @@ def page_cases(o) -> list[tuple]:
         ("model-activate", "get", f"/models/{o['version']}/activate/", "admin", 200),
         ("model-activate", "post", f"/models/{o['version']}/activate/", "admin", 302),
         ("training-list", "get", "/training/", "admin", 200),
+        ("training-adapt", "post", "/training/adapt/", "admin", 302),
         ("training-detail", "get", f"/training/{o['training']}/", "admin", 200),
         ("training-status", "get", f"/training/{o['training']}/status.json", "admin", 200),
         ("training-cancel", "post", f"/training/{o['training']}/cancel/", "admin", 302),

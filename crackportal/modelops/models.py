@@ -48,8 +48,20 @@ class TrainingRun(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    class Kind(models.TextChoices):
+        TRAIN = "train", "training"
+        ADAPT = "adapt", "adaptation to tunnels"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRAIN)
     config_name = models.CharField(max_length=100)
     config = models.JSONField(default=dict)
+    # adaptation: the tunnels whose verified annotations it learns from, its time budget, the
+    # annotated images held back to judge it, and the active model against the candidate on
+    # them and on the base datasets' test splits (training/adapt.py)
+    tunnels = models.ManyToManyField("assets.Tunnel", blank=True, related_name="+")
+    minutes = models.FloatField(null=True, blank=True)
+    held_back = models.JSONField(default=list, blank=True)
+    comparison = models.JSONField(default=dict, blank=True)
     dataset = models.CharField(max_length=500, help_text="Dataset folder on the training host")
     include_annotations = models.BooleanField(default=False)
     init_from_active = models.BooleanField(

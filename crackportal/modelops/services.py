@@ -47,6 +47,11 @@ def compare_versions(candidate: ModelVersion, active: ModelVersion | None) -> Co
     splits, then each model's own validation split)."""
     comparison = Comparison()
     theirs = active.metrics if active is not None and active.pk != candidate.pk else {}
+    run = candidate.training_run
+    if run is not None and active is not None and active.pk != candidate.pk:
+        # an adaptation judged the model it started from on the same images: use those figures
+        if run.comparison.get("baseline_model") == active.name:
+            theirs = {**theirs, **run.comparison.get("baseline", {})}
     order = lambda split: (not split.startswith("held-back"), split == "val", split)  # noqa: E731
     for split in sorted(set(candidate.metrics) | set(theirs), key=order):
         mine, other = _figures(candidate.metrics.get(split, {})), _figures(theirs.get(split, {}))

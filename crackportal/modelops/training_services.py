@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -189,12 +190,16 @@ def request_cancel(*, run: TrainingRun) -> None:
     )
 
 
-def _annotation_samples():
+def _annotation_samples(tunnel_ids: list[int] | None = None):
+    """The newest verified annotation of each image (of these tunnels, when given)."""
     from crackportal.inspections.models import Annotation
     from training.data import Sample
 
+    annotations = Annotation.objects.select_related("image").order_by("-created_at")
+    if tunnel_ids is not None:
+        annotations = annotations.filter(image__run__tunnel_id__in=tunnel_ids)
     samples, seen = [], set()
-    for annotation in Annotation.objects.select_related("image").order_by("-created_at"):
+    for annotation in annotations:
         if annotation.image_id in seen or not annotation.image.file:
             continue  # the newest annotation of an image wins
         seen.add(annotation.image_id)
@@ -202,8 +207,67 @@ def _annotation_samples():
             rgb = np.asarray(im.convert("RGB"))
         with annotation.mask.open("rb") as fh, Image.open(fh) as im:
             mask = np.asarray(im.convert("L")) > 127
+        if mask.shape != rgb.shape[:2]:
+            continue  # a mask of another size cannot teach this image
         samples.append(Sample(f"portal-{annotation.image_id}", rgb, mask))
     return samples
+
+
+def annotation_counts_by_tunnel() -> dict[int, int]:
+    """Tunnel id -> images with a verified annotation."""
+    from django.db.models import Count
+
+    from crackportal.inspections.models import Annotation
+
+    rows = (
+        Annotation.objects.values("image__run__tunnel_id")
+        .annotate(n=Count("image", distinct=True))
+        .order_by()
+    )
+    return {r["image__run__tunnel_id"]: r["n"] for r in rows}
+
+
+MIN_ADAPT_IMAGES = 2  # one to learn from, one to hold back
+
+
+def start_adaptation(*, tunnels, minutes: float, created_by=None) -> TrainingRun:
+    """Queue "adapt the active model to these tunnels" (one run at a time)."""
+    from crackportal.modelops.services import active_model_version
+
+    tunnels = list(tunnels)
+    if not tunnels:
+        raise TrainingError("choose at least one tunnel")
+    if not 0.5 <= minutes <= 600:
+        raise TrainingError("the time budget must be between 0.5 and 600 minutes")
+    counts = annotation_counts_by_tunnel()
+    have = sum(counts.get(t.pk, 0) for t in tunnels)
+    if have < MIN_ADAPT_IMAGES:
+        raise TrainingError(
+            f"adapting needs at least {MIN_ADAPT_IMAGES} images with a verified annotation in "
+            f"the chosen tunnels; they have {have}"
+        )
+    init_from = active_model_version()
+    config = load_config(DEFAULT_CONFIG)
+    config["base_datasets"] = available_datasets()  # as configured now, read by the worker
+    with transaction.atomic():
+        if TrainingRun.objects.select_for_update().filter(status__in=ACTIVE).exists():
+            raise TrainingError(
+                "a training run is already queued or running; wait for it or cancel it"
+            )
+        run = TrainingRun.objects.create(
+            kind=TrainingRun.Kind.ADAPT,
+            config_name=DEFAULT_CONFIG,
+            config=config,
+            include_annotations=True,
+            init_from_active=True,
+            init_from=init_from,
+            minutes=minutes,
+            epochs=0,
+            created_by=created_by,
+        )
+        run.tunnels.set(tunnels)
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
 
 
 def _log(run_id: int, line: str) -> None:
@@ -212,115 +276,79 @@ def _log(run_id: int, line: str) -> None:
     run.save(update_fields=["log_tail"])
 
 
-def execute_training_run(*, run_id: int) -> None:
-    """Train, save progress per epoch, export and register the result (not activated)."""
-    from inference.config import ModelConfig
-    from training.data import load_dataset
+def _callbacks(run_id: int):
+    """(progress after each epoch, step_progress inside epochs): both store what the page
+    shows and answer False once a cancel was asked for."""
+    points: list[list[float]] = []
+
+    def progress(report) -> bool:
+        row = {k: round(v, 5) if isinstance(v, float) else v for k, v in report.__dict__.items()}
+        current = TrainingRun.objects.get(pk=run_id)
+        current.epoch = report.epoch
+        current.history = [*current.history, row]
+        current.save(update_fields=["epoch", "history"])
+        _log(
+            run_id,
+            f"epoch {report.epoch}: loss {report.train_loss:.4f} "
+            f"val F1 {report.val_f1:.4f} IoU {report.val_iou:.4f}",
+        )
+        return not current.cancel_requested
+
+    def step_progress(report) -> bool:
+        if report.steps and report.train_loss == report.train_loss:  # not NaN
+            points.append(
+                [
+                    round(report.epoch - 1 + report.step / report.steps, 4),
+                    round(report.train_loss, 5),
+                ]
+            )
+        live = {
+            "epoch": report.epoch,
+            "step": report.step,
+            "steps": report.steps,
+            "train_loss": round(report.train_loss, 5) if points else None,
+            "seconds": round(report.seconds, 1),
+            "points": points[-LIVE_POINTS:],
+        }
+        TrainingRun.objects.filter(pk=run_id).update(live=live)
+        return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+    return progress, step_progress
+
+
+def _workdir(run: TrainingRun) -> Path:
+    # unique per run (ids can repeat after a database reset); the same run resumes its own checkpoint
+    return Path(settings.VAR_DIR) / "training" / f"run-{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}"
+
+
+def _register(run: TrainingRun, state_dict, model_config, metrics: dict, provenance: dict):
     from training.export import export_model_version
-    from training.loop import CancelledError, TrainSettings, train
+
+    model_config.name = f"{model_config.name}-run{run.pk}"
+    model_config.provenance = {"command": f"portal training run #{run.pk}", **provenance}
+    model_config.metrics = metrics
+    folder = Path(settings.TRAINED_MODEL_DIR) / model_config.name
+    export_model_version(state_dict, model_config, folder)
+    return register_model_version(folder=folder, name=model_config.name, training_run=run)
+
+
+def execute_training_run(*, run_id: int) -> None:
+    """Train (or adapt), save progress, export and register the result (not activated)."""
+    from training.loop import CancelledError
 
     claimable = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.PENDING)
     if not jobs.claim(claimable, status=TrainingRun.Status.RUNNING, started_at=timezone.now()):
         return
-    run = TrainingRun.objects.get(pk=run_id)
+    run = TrainingRun.objects.select_related("init_from").get(pk=run_id)
     try:
-        samples, problems = [], []
-        if run.dataset:
-            root = Path(run.dataset)
-            found, problems = load_dataset(root, "train" if (root / "train").is_dir() else None)
-            samples += found
-        if run.include_annotations:
-            samples += _annotation_samples()
-        for problem in problems[:20]:
-            _log(run_id, f"skipped: {problem}")
-        if not samples:
-            raise TrainingError(
-                "no training images: the dataset is empty and there are no annotations"
-            )
-        _log(run_id, f"training {run.config_name} on {len(samples)} images")
-        model_config = ModelConfig.from_dict(run.config["model"])
-        train_settings = TrainSettings(**run.config.get("train", {}))
-        init_state = None
-        if run.init_from is not None:
-            from inference.predictor import _load_state_dict
-
-            init_state = _load_state_dict(run.init_from.folder)
-            _log(run_id, f"starting from the weights of {run.init_from.name}")
-
-        def progress(report) -> bool:
-            row = {
-                k: round(v, 5) if isinstance(v, float) else v for k, v in report.__dict__.items()
-            }
-            current = TrainingRun.objects.get(pk=run_id)
-            current.epoch = report.epoch
-            current.history = [*current.history, row]
-            current.save(update_fields=["epoch", "history"])
-            _log(
-                run_id,
-                f"epoch {report.epoch}/{report.epochs}: loss {report.train_loss:.4f} "
-                f"val F1 {report.val_f1:.4f} IoU {report.val_iou:.4f}",
-            )
-            return not current.cancel_requested
-
-        points: list[list[float]] = []
-
-        def step_progress(report) -> bool:
-            if report.steps and report.train_loss == report.train_loss:  # not NaN
-                points.append(
-                    [
-                        round(report.epoch - 1 + report.step / report.steps, 4),
-                        round(report.train_loss, 5),
-                    ]
-                )
-            live = {
-                "epoch": report.epoch,
-                "step": report.step,
-                "steps": report.steps,
-                "train_loss": round(report.train_loss, 5) if points else None,
-                "seconds": round(report.seconds, 1),
-                "points": points[-LIVE_POINTS:],
-            }
-            TrainingRun.objects.filter(pk=run_id).update(live=live)
-            return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
-
-        # unique per run (ids can repeat after a database reset); the same run resumes its own checkpoint
-        workdir = (
-            Path(settings.VAR_DIR) / "training" / f"run-{run_id}-{run.created_at:%Y%m%dT%H%M%S%f}"
-        )
-        result = train(
-            samples,
-            model_config,
-            train_settings,
-            workdir,
-            progress=progress,
-            resume=True,
-            init_state=init_state,
-            step_progress=step_progress,
-            step_every_s=CANCEL_CHECK_S,
-        )
-        model_config.threshold = result.threshold
-        model_config.name = f"{model_config.name}-run{run_id}"
-        model_config.provenance = {
-            "data": [run.dataset or "(none)"]
-            + (["portal annotations"] if run.include_annotations else []),
-            **({"initialised_from": run.init_from.name} if run.init_from else {}),
-            "command": f"portal training run #{run_id}",
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "train_seconds": round(result.seconds, 1),
-            "machine": "portal training worker",
-        }
-        model_config.metrics = {"val": {k: round(v, 4) for k, v in result.best_val.items()}}
-        folder = Path(settings.TRAINED_MODEL_DIR) / model_config.name
-        export_model_version(result.state_dict, model_config, folder)
-        version = register_model_version(folder=folder, name=model_config.name, training_run=run)
+        if run.kind == TrainingRun.Kind.ADAPT:
+            version = _adapt(run)
+        else:
+            version = _train(run)
         TrainingRun.objects.filter(pk=run_id).update(
             status=TrainingRun.Status.DONE, finished_at=timezone.now(), result=version
         )
-        _log(
-            run_id,
-            f"done: model version {version.name} (val F1 {result.best_val.get('f1', 0):.4f})",
-        )
+        _log(run_id, f"done: model version {version.name}")
     except CancelledError as exc:
         TrainingRun.objects.filter(pk=run_id).update(
             status=TrainingRun.Status.CANCELLED, finished_at=timezone.now()
@@ -329,3 +357,170 @@ def execute_training_run(*, run_id: int) -> None:
     except Exception as exc:
         jobs.fail(TrainingRun, run_id, exc, finished_at=timezone.now())
         _log(run_id, traceback.format_exc(limit=3))
+
+
+def _init_state(run: TrainingRun):
+    if run.init_from is None:
+        return None
+    from inference.predictor import _load_state_dict
+
+    _log(run.pk, f"starting from the weights of {run.init_from.name}")
+    return _load_state_dict(run.init_from.folder)
+
+
+def _train(run: TrainingRun):
+    from inference.config import ModelConfig
+    from training.data import load_dataset
+    from training.loop import TrainSettings, train
+
+    samples, problems = [], []
+    if run.dataset:
+        root = Path(run.dataset)
+        found, problems = load_dataset(root, "train" if (root / "train").is_dir() else None)
+        samples += found
+    if run.include_annotations:
+        samples += _annotation_samples()
+    for problem in problems[:20]:
+        _log(run.pk, f"skipped: {problem}")
+    if not samples:
+        raise TrainingError("no training images: the dataset is empty and there are no annotations")
+    _log(run.pk, f"training {run.config_name} on {len(samples)} images")
+    model_config = ModelConfig.from_dict(run.config["model"])
+    progress, step_progress = _callbacks(run.pk)
+    result = train(
+        samples,
+        model_config,
+        # a Celery pool process is a daemon: no loader processes of its own
+        replace(TrainSettings(**run.config.get("train", {})), num_workers=0),
+        _workdir(run),
+        progress=progress,
+        resume=True,
+        init_state=_init_state(run),
+        step_progress=step_progress,
+        step_every_s=CANCEL_CHECK_S,
+    )
+    model_config.threshold = result.threshold
+    provenance = {
+        "data": [run.dataset or "(none)"]
+        + (["portal annotations"] if run.include_annotations else []),
+        **({"initialised_from": run.init_from.name} if run.init_from else {}),
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "train_seconds": round(result.seconds, 1),
+        "machine": "portal training worker",
+    }
+    metrics = {"val": {k: round(v, 4) for k, v in result.best_val.items()}}
+    return _register(run, result.state_dict, model_config, metrics, provenance)
+
+
+def _base_samples(datasets: dict[str, str]):
+    """Each base dataset's train split (source = its name)."""
+    from training.data import load_dataset
+
+    samples = []
+    for name, folder in datasets.items():
+        root = Path(folder)
+        found, _ = load_dataset(root, "train" if (root / "train").is_dir() else None)
+        for s in found:
+            s.source = name
+        samples += found
+    return samples
+
+
+def _test_samples(datasets: dict[str, str], limit: int):
+    """The first `limit` test images (by name) of each base dataset that has a test split."""
+    from training.data import find_pairs, load_samples
+
+    out = {}
+    for name, folder in datasets.items():
+        if not (Path(folder) / "test").is_dir():
+            continue
+        pairs, _ = find_pairs(folder, "test")
+        samples, _ = load_samples(sorted(pairs, key=lambda p: p.name)[:limit])
+        if samples:
+            out[name] = samples
+    return out
+
+
+def _rounded(figures: dict) -> dict:
+    return {k: round(v, 4) for k, v in figures.items() if isinstance(v, float)}
+
+
+def _adapt(run: TrainingRun):
+    """Fine-tune the active model on the tunnels' verified annotations (a fifth held back)
+    plus a share of the base datasets; then judge it against the model it started from."""
+    import inference
+    from training.adapt import AdaptSettings, adapt, compare, hold_back, judge
+
+    tunnel_ids = list(run.tunnels.values_list("pk", flat=True))
+    samples = _annotation_samples(tunnel_ids)
+    learn, held = hold_back(samples)
+    if not learn or not held:
+        raise TrainingError(
+            f"adapting needs at least {MIN_ADAPT_IMAGES} annotated images; found {len(samples)}"
+        )
+    held_ids = [int(s.name.split("-")[1]) for s in held]
+    TrainingRun.objects.filter(pk=run.pk).update(held_back=held_ids)
+    datasets = {n: f for n, f in run.config.get("base_datasets", {}).items() if Path(f).is_dir()}
+    base = _base_samples(datasets)
+    _log(
+        run.pk,
+        f"adapting {run.init_from.name} to {len(tunnel_ids)} tunnel(s): {len(learn)} annotated "
+        f"images (+{len(held)} held back), base datasets {', '.join(datasets) or '—'}; "
+        f"{run.minutes:g} min",
+    )
+    progress, step_progress = _callbacks(run.pk)
+    model_config, result = adapt(
+        _init_state(run),
+        learn,
+        base,
+        _workdir(run),
+        # a Celery pool process is a daemon: no loader processes of its own
+        AdaptSettings(minutes=run.minutes or 15.0, num_workers=0),
+        progress=progress,
+        step_progress=step_progress,
+    )
+    from training.export import export_model_version
+
+    # judge the candidate against the model it started from, on the same images
+    folder = _workdir(run) / "candidate"
+    export_model_version(result.state_dict, model_config, folder)
+    active, candidate = inference.load(run.init_from.folder), inference.load(folder)
+    _log(run.pk, f"judging on {len(held)} held-back images and the base test splits")
+    held_active, held_candidate = judge(active, held), judge(candidate, held)
+    tests = {}
+    for name, test in _test_samples(datasets, settings.ADAPT_TEST_IMAGES).items():
+        tests[name] = {"active": judge(active, test), "candidate": judge(candidate, test)}
+    metrics = {
+        "held-back": _rounded(held_candidate),
+        **{
+            f"{n}-test (first {settings.ADAPT_TEST_IMAGES})": _rounded(t["candidate"])
+            for n, t in tests.items()
+        },
+        "val": {k: round(v, 4) for k, v in result.best_val.items()},
+    }
+    baseline = {
+        "held-back": _rounded(held_active),
+        **{
+            f"{n}-test (first {settings.ADAPT_TEST_IMAGES})": _rounded(t["active"])
+            for n, t in tests.items()
+        },
+    }
+    TrainingRun.objects.filter(pk=run.pk).update(
+        comparison={
+            "baseline_model": run.init_from.name,
+            "baseline": baseline,
+            "held_back_rows": compare(held_active, held_candidate),
+        }
+    )
+    provenance = {
+        "data": [f"verified annotations of tunnel(s) {', '.join(map(str, tunnel_ids))}"]
+        + [f"{name} (train split, share)" for name in datasets],
+        "initialised_from": run.init_from.name,
+        "held_back_images": held_ids,
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "train_seconds": round(result.seconds, 1),
+        "machine": "portal training worker",
+    }
+    return _register(run, result.state_dict, model_config, metrics, provenance)

@@ -92,6 +92,48 @@ def model_activate(request, pk: int):
     )
 
 
+class AdaptForm(forms.Form):
+    tunnels = forms.ModelMultipleChoiceField(
+        queryset=None,
+        widget=forms.CheckboxSelectMultiple,
+        label="Tunnels whose verified annotations it learns from",
+    )
+    minutes = forms.FloatField(
+        label="Time budget (minutes of training)", min_value=0.5, max_value=600, initial=15
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from crackportal.assets.models import Tunnel
+
+        counts = training_services.annotation_counts_by_tunnel()
+        self.fields["tunnels"].queryset = Tunnel.objects.filter(pk__in=counts).order_by("code")
+        self.fields["tunnels"].label_from_instance = lambda t: (
+            f"{t.code} — {t.name} ({counts.get(t.pk, 0)} annotated images)"
+        )
+
+
+@role_required(ADMIN)
+@require_POST
+def training_adapt(request):
+    """Queue an adaptation of the active model to the chosen tunnels."""
+    form = AdaptForm(request.POST)
+    if form.is_valid():
+        try:
+            run = training_services.start_adaptation(
+                tunnels=form.cleaned_data["tunnels"],
+                minutes=form.cleaned_data["minutes"],
+                created_by=request.user,
+            )
+        except training_services.TrainingError as exc:
+            messages.error(request, str(exc))
+        else:
+            return redirect("training-detail", pk=run.pk)
+    else:
+        messages.error(request, "Choose tunnels with verified annotations and a time budget.")
+    return redirect("training-list")
+
+
 @role_required(ADMIN)
 def training_list(request):
     facts = training_services.form_facts()
@@ -111,6 +153,7 @@ def training_list(request):
             "runs": TrainingRun.objects.select_related("result")[:50],
             "busy": TrainingRun.objects.filter(status__in=training_services.ACTIVE).exists(),
             "facts": facts,
+            "adapt_form": AdaptForm(),
         },
     )
 
@@ -118,10 +161,29 @@ def training_list(request):
 @role_required(ADMIN)
 def training_detail(request, pk: int):
     run = get_object_or_404(TrainingRun.objects.select_related("result"), pk=pk)
+    comparison = None
+    if run.comparison:
+        baseline = run.comparison.get("baseline", {})
+        candidate = run.result.metrics if run.result else {}
+        comparison = {
+            "baseline_model": run.comparison.get("baseline_model"),
+            "splits": [
+                {
+                    "split": split,
+                    "active": figures,
+                    "candidate": candidate.get(split, {}),
+                    "change": candidate.get(split, {}).get("f1", 0) - figures.get("f1", 0)
+                    if "f1" in candidate.get(split, {}) and "f1" in figures
+                    else None,
+                }
+                for split, figures in baseline.items()
+            ],
+            "rows": run.comparison.get("held_back_rows", []),
+        }
     return render(
         request,
         "modelops/training_detail.html",
-        {"run": run, "state": TrainingRunSerializer(run).data},
+        {"run": run, "state": TrainingRunSerializer(run).data, "comparison": comparison},
     )
 
 

@@ -1,0 +1,134 @@
+"""Adapt a model to a new surface: fine-tune it on a few verified images of that surface plus
+a share of the base datasets (so it forgets nothing), within a time budget.
+
+The portal's "Adapt to this tunnel" action (crackportal/modelops/training_services.py) and
+`python -m training.adapt_bench` both run `adapt`; `judge` scores a predictor image by image
+on images it was not trained on (the portal's held-back fifth, a test split).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from inference.config import ModelConfig
+from training.data import Sample
+from training.loop import TrainResult, TrainSettings, train
+from training.metrics import PixelCounter, ToleranceCounter
+
+RECIPE = Path(__file__).resolve().parent / "configs" / "unet-mobilenetv2-cpu-real.json"
+NEW = "new"  # the source name of the surface's own images in the mix
+
+
+@dataclass
+class AdaptSettings:
+    minutes: float = 15.0  # training time (validation included), then it stops
+    new_share: float = 0.5  # share of training crops cut from the new surface's images
+    base_per_dataset: int = 40  # base images kept per dataset (keeps validation short on a CPU)
+    seed: int = 42
+    num_workers: int | None = None  # loader processes (None: the recipe's; 0 in a Celery worker)
+
+
+def hold_back(samples: list[Sample], every: int = 5) -> tuple[list[Sample], list[Sample]]:
+    """(train, held back): every `every`-th image by name is held back, at least one of two."""
+    ordered = sorted(samples, key=lambda s: s.name)
+    held = [s for i, s in enumerate(ordered) if i % every == every - 1]
+    if not held and len(ordered) >= 2:
+        held = ordered[-1:]
+    return [s for s in ordered if s not in held], held
+
+
+def recipe(minutes: float, config_path: Path = RECIPE) -> tuple[ModelConfig, TrainSettings]:
+    """The shipped CPU recipe as a timed run of `minutes`."""
+    data = json.loads(Path(config_path).read_text())
+    settings = TrainSettings(**data.get("train", {}))
+    settings = replace(settings, epochs=10_000, patience=10_000, schedule_minutes=minutes)
+    return ModelConfig.from_dict(data["model"]), settings
+
+
+def adapt(
+    init_state: dict,
+    new_samples: list[Sample],
+    base_samples: list[Sample],
+    workdir: Path | str,
+    adapt_settings: AdaptSettings | None = None,
+    config_path: Path = RECIPE,
+    progress=None,
+    step_progress=None,
+) -> tuple[ModelConfig, TrainResult]:
+    """Fine-tune init_state on new_samples plus a capped share of base_samples."""
+    adapt_settings = adapt_settings or AdaptSettings()
+    if not new_samples:
+        raise ValueError("no verified images of the new surface to adapt to")
+    config, settings = recipe(adapt_settings.minutes, config_path)
+    rng = random.Random(adapt_settings.seed)
+    by_source: dict[str, list[Sample]] = {}
+    for s in base_samples:
+        by_source.setdefault(s.source or "base", []).append(s)
+    base = []
+    for name in sorted(by_source):
+        group = sorted(by_source[name], key=lambda s: s.name)
+        base += rng.sample(group, min(len(group), adapt_settings.base_per_dataset))
+    for s in new_samples:
+        s.source = NEW
+    share = min(max(adapt_settings.new_share, 0.05), 0.95)
+    n_base = len(by_source)
+    mix = {name: 1.0 for name in by_source}
+    mix[NEW] = share / (1 - share) * n_base if n_base else 1.0
+    settings = replace(settings, mix=mix, seed=adapt_settings.seed)
+    if adapt_settings.num_workers is not None:
+        settings = replace(settings, num_workers=adapt_settings.num_workers)
+    result = train(
+        new_samples + base,
+        config,
+        settings,
+        workdir,
+        progress=progress,
+        step_progress=step_progress,
+        resume=False,
+        init_state=init_state,
+    )
+    config.threshold = result.threshold
+    return config, result
+
+
+def judge(predictor, samples: list[Sample]) -> dict:
+    """Figures of a predictor on samples: all pixels pooled (F1, IoU, ODS), and per image."""
+    pixel = PixelCounter(predictor.config.threshold)
+    tolerant = ToleranceCounter()
+    per_image = []
+    for s in samples:
+        prob = predictor.predict_proba(s.image)
+        one = PixelCounter(predictor.config.threshold)
+        one.update(prob, s.mask)
+        pixel.update(prob, s.mask)
+        tolerant.update(prob, s.mask)
+        figures = one.result()
+        per_image.append({"name": s.name, "f1": figures["f1"], "iou": figures["iou"]})
+    overall = {**pixel.result(), "ods": tolerant.result()["ods"]} if samples else {}
+    return {**{k: float(v) for k, v in overall.items()}, "images": len(samples), "per_image": per_image}
+
+
+def compare(active: dict, candidate: dict) -> list[dict]:
+    """Image-by-image rows: F1 of the active model and of the candidate, and the change."""
+    theirs = {r["name"]: r for r in active.get("per_image", [])}
+    rows = []
+    for r in candidate.get("per_image", []):
+        before = theirs.get(r["name"], {}).get("f1")
+        rows.append(
+            {
+                "name": r["name"],
+                "active_f1": before,
+                "candidate_f1": r["f1"],
+                "change": None if before is None else r["f1"] - before,
+            }
+        )
+    return sorted(rows, key=lambda r: (r["change"] is None, r["change"] or 0))
+
+
+def mean_f1(judged: dict) -> float:
+    return float(np.mean([r["f1"] for r in judged["per_image"]])) if judged.get("per_image") else 0.0

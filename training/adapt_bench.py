@@ -1,0 +1,123 @@
+"""How much does adapting to a new surface buy? The portal's adaptation, measured.
+
+    python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
+        [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
+
+Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
+tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
+`training.adapt.adapt` (the code behind the portal's "Adapt to tunnels") on --images train
+images of DIR plus a share of the other datasets beside DIR (minus --exclude), for --minutes
+of training, and prints DIR's test F1 / IoU / ODS before and after, beside the all-data
+model's (models/default). Targets (issue 18, 2-core CPU, 20 images, 15 minutes): F1 up by
+at least 0.15, and at least 90 % of the all-data model's F1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import inference
+from inference.config import ModelConfig
+from training.adapt import AdaptSettings, adapt
+from training.data import find_pairs, load_samples
+from training.evaluate import evaluate_model
+from training.export import export_model_version
+
+ROOT = Path(__file__).resolve().parent.parent
+GAIN_TARGET, SHARE_TARGET = 0.15, 0.90
+
+
+def _train_samples(root: Path):
+    pairs, _ = find_pairs(root, "train" if (root / "train").is_dir() else None)
+    samples, problems = load_samples(pairs)
+    for s in samples:
+        s.source = root.name
+    return samples, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.adapt_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, required=True, help="the new surface's dataset")
+    parser.add_argument("--images", type=int, default=20, help="its train images used (20)")
+    parser.add_argument("--minutes", type=float, default=15.0, help="training time (15)")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "zero-shot")
+    parser.add_argument("--reference", type=Path, default=ROOT / "models" / "default")
+    parser.add_argument("--exclude", action="append", default=[], metavar="NAME")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, help="export the adapted model here")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    args = parser.parse_args(argv)
+
+    name = args.data.name
+    if not (args.data / "test").is_dir():
+        parser.exit(2, f"error: {args.data} has no test split\n")
+    start_config = ModelConfig.load(args.model / "config.json")
+    seen = " ".join(start_config.provenance.get("data", []))
+    if f"/{name} " in f"{seen} " or f"/{name}/" in seen or seen.startswith(f"{name} "):
+        parser.exit(2, f"error: {args.model} was trained on {name}: give --model one that was not\n")
+    new_all, problems = _train_samples(args.data)
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    new = random.Random(args.seed).sample(sorted(new_all, key=lambda s: s.name), min(args.images, len(new_all)))
+    base = []
+    for root in sorted(p for p in args.data.parent.iterdir() if (p / "train").is_dir()):
+        if root.name != name and root.name not in args.exclude:
+            base += _train_samples(root)[0]
+    print(f"adapting {args.model} to {name}: {len(new)} images, {len(base)} base images from "
+          f"{', '.join(sorted({s.source for s in base}))}; {args.minutes:g} min", flush=True)
+
+    before = evaluate_model(inference.load(args.model), args.data, "test")
+    reference = evaluate_model(inference.load(args.reference), args.data, "test")
+    from inference.predictor import _load_state_dict
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as work:
+        config, result = adapt(
+            _load_state_dict(args.model), new, base, Path(work) / "run",
+            AdaptSettings(minutes=args.minutes, seed=args.seed),
+        )
+        out = args.out or Path(work) / "adapted"
+        config.name = f"{start_config.name}-adapted-{name}"
+        config.provenance = {
+            "initialised_from": str(args.model),
+            "data": [f"{len(new)} train images of {args.data}", "base: " + ", ".join(sorted({s.source for s in base}))],
+            "command": "python -m training.adapt_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "train_seconds": round(result.seconds, 1),
+        }
+        export_model_version(result.state_dict, config, out)
+        after = evaluate_model(inference.load(out), args.data, "test")
+    wall = time.monotonic() - started
+
+    keys = ("f1", "iou", "ods")
+    print(f"\n{name} test split ({before['images']} images)   F1      IoU     ODS")
+    for label, m in (("before (start model)", before), ("after adapting", after), ("all-data model", reference)):
+        print(f"{label:<28}" + "  ".join(f"{m[k]:.4f}" for k in keys))
+    gain = after["f1"] - before["f1"]
+    share = after["f1"] / reference["f1"] if reference["f1"] else 0.0
+    print(f"\nF1 gain {gain:+.3f} (target ≥ +{GAIN_TARGET})  {'ok' if gain >= GAIN_TARGET else 'MISSED'}")
+    print(f"share of the all-data model's F1 {share:.1%} (target ≥ {SHARE_TARGET:.0%})  "
+          f"{'ok' if share >= SHARE_TARGET else 'MISSED'}")
+    print(f"training {result.seconds / 60:.1f} min, {len(result.history)} epochs; wall {wall / 60:.1f} min")
+    if args.json:
+        figures = {
+            "dataset": name, "images": len(new), "minutes": args.minutes,
+            "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys},
+            "all_data": {k: reference[k] for k in keys}, "f1_gain": gain, "share_of_all_data": share,
+            "train_seconds": result.seconds, "wall_seconds": wall,
+        }
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
