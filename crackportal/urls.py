@@ -29,6 +29,7 @@ urlpatterns = [
     path("runs/<int:pk>/reports/", reports.report_request, name="report-request"),
     path("runs/<int:pk>/cracks.csv", reports.run_export_csv, name="run-export-csv"),
     path("runs/<int:pk>/cracks.geojson", reports.run_export_geojson, name="run-export-geojson"),
+    path("runs/<int:pk>/cracks.dxf", reports.run_export_dxf, name="run-export-dxf"),
     path("reports/<int:pk>/status.json", reports.report_status, name="report-status"),
     path("reports/<int:pk>/download/", reports.report_download, name="report-download"),
     path("images/<int:pk>/", inspections.image_detail, name="image-detail"),

@@ -134,6 +134,7 @@ def page_cases(o) -> list[tuple]:
         ("report-request", "post", f"/runs/{o['run']}/reports/", "manager", 302),
         ("run-export-csv", "get", f"/runs/{o['run']}/cracks.csv", "manager", 200),
         ("run-export-geojson", "get", f"/runs/{o['run']}/cracks.geojson", "manager", 200),
+        ("run-export-dxf", "get", f"/runs/{o['run']}/cracks.dxf", "manager", 200),
         ("report-status", "get", f"/reports/{o['report']}/status.json", "manager", 200),
         ("report-download", "get", f"/reports/{o['report']}/download/", "manager", 200),
         ("image-detail", "get", f"/images/{o['image']}/", "inspector", 200),

@@ -223,11 +223,18 @@ class CrackTrack(models.Model):
     objects = TrackQuerySet.as_manager()
 
     def __str__(self) -> str:
-        return f"track #{self.pk}"
+        return self.label
 
     def get_absolute_url(self) -> str:
         latest = self.cracks.order_by("-image__run__date").first()
         return latest.get_absolute_url() if latest else ""
+
+    @property
+    def label(self) -> str:
+        """The crack's stable name across inspections, in pages and reports: T-0042."""
+        from crackportal.inspections.stationing import track_label
+
+        return track_label(self.pk)
 
 
 class Crack(models.Model):

@@ -1,10 +1,10 @@
 """Reads for inspection pages."""
 
 from django.conf import settings
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 
 from crackportal.inspections.growth import Observation, observations
-from crackportal.inspections.models import InspectionRun, SurveyImage
+from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
 
 
 def run_progress(run: InspectionRun) -> dict:
@@ -27,8 +27,12 @@ BY_CHAINAGE = (F("chainage_start_m").asc(nulls_last=True), F("arc_start_m").asc(
 
 def images_with_crack_counts(run: InspectionRun):
     """A run's images along the tunnel (by chainage, then arc; refused files last)."""
+    counted = ~Q(cracks__review=Crack.Review.REJECTED)
     return (
-        run.images.annotate(n_cracks=Count("cracks"))
+        run.images.annotate(
+            n_cracks=Count("cracks", filter=counted),
+            widest_mm=Max("cracks__width_max_mm", filter=counted),
+        )
         .only(
             "id",
             "original_name",

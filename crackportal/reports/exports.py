@@ -1,4 +1,9 @@
-"""Crack tables of one inspection as rows, CSV, XLSX and GeoJSON (tunnel metres)."""
+"""Crack tables of one inspection as rows, CSV, XLSX, GeoJSON and DXF (tunnel metres).
+
+Every table names the tunnel and the inspection date, gives each crack its track's stable
+name (T-0042) and its chainage as engineers write it (0+400.030) beside the numbers, and
+puts the unit in each numeric column's name.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,18 @@ from collections.abc import Iterator
 from crackportal.inspections import selectors
 from crackportal.inspections.maps import MapFilters, cracks_for_map
 from crackportal.inspections.models import Crack, InspectionRun
+from crackportal.inspections.severity import severity_actions, severity_classes
+from crackportal.inspections.stationing import format_chainage, track_label
 
 COLUMNS = [
+    "tunnel",
+    "inspection_date",
+    "track",
     "crack_id",
     "image",
     "track_id",
+    "chainage_from",
+    "chainage_to",
     "chainage_min_m",
     "chainage_max_m",
     "arc_min_m",
@@ -26,6 +38,7 @@ COLUMNS = [
     "area_mm2",
     "orientation",
     "severity",
+    "recommended_action",
     "new",
     "growing",
     "length_growth_mm_per_year",
@@ -56,6 +69,8 @@ def change_sets(run: InspectionRun) -> tuple[set[int], set[int]]:
 def crack_rows(run: InspectionRun) -> Iterator[dict]:
     """One dict per crack of the run (COLUMNS plus polyline_m), widest first."""
     new, growing = change_sets(run)
+    actions = severity_actions()
+    tunnel, date = run.tunnel.code, run.date.isoformat()
     cracks = (
         Crack.objects.counted()
         .filter(image__run=run)
@@ -65,9 +80,14 @@ def crack_rows(run: InspectionRun) -> Iterator[dict]:
     )
     for c in cracks:
         yield {
+            "tunnel": tunnel,
+            "inspection_date": date,
+            "track": track_label(c.track_id),
             "crack_id": c.pk,
             "image": c.image.original_name,
             "track_id": c.track_id,
+            "chainage_from": format_chainage(c.chainage_min_m),
+            "chainage_to": format_chainage(c.chainage_max_m),
             "chainage_min_m": round(c.chainage_min_m, 3),
             "chainage_max_m": round(c.chainage_max_m, 3),
             "arc_min_m": round(c.arc_min_m, 3),
@@ -79,6 +99,7 @@ def crack_rows(run: InspectionRun) -> Iterator[dict]:
             "area_mm2": round(c.area_mm2, 1),
             "orientation": c.orientation,
             "severity": c.severity,
+            "recommended_action": actions.get(c.severity, ""),
             "new": c.pk in new,
             "growing": c.pk in growing,
             # the track's growth (growth.py), as on the crack page and in the API
@@ -140,29 +161,166 @@ def geojson(run: InspectionRun) -> dict:
     }
 
 
-def xlsx_bytes(run: InspectionRun, progress=None) -> bytes:
-    """The run's cracks as an Excel workbook: a summary sheet and a Cracks sheet."""
-    from openpyxl import Workbook
+# column widths (characters) of the Cracks sheets; the rest get 12
+_WIDTHS = {
+    "tunnel": 10,
+    "inspection_date": 12,
+    "track": 8,
+    "crack_id": 9,
+    "image": 24,
+    "chainage_from": 13,
+    "chainage_to": 13,
+    "orientation": 13,
+    "severity": 10,
+    "recommended_action": 48,
+}
 
-    workbook = Workbook(write_only=True)
-    summary = workbook.create_sheet("Summary")
-    summary.append(["Tunnel", *map(spreadsheet_safe, (run.tunnel.code, run.tunnel.name))])
-    summary.append(["Inspection", run.date.isoformat(), spreadsheet_safe(run.label)])
-    sheet = workbook.create_sheet("Cracks")
-    sheet.append(COLUMNS)
+
+def _sheet(workbook, title: str, columns: list[str], rows: list[list]):
+    """A sheet with a bold frozen header, filters on it and sensible column widths."""
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    sheet = workbook.create_sheet(title)
+    sheet.append(columns)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append([spreadsheet_safe(v) for v in row])
+    sheet.freeze_panes = "A2"
+    if columns:
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(1, len(rows) + 1)}"
+    for i, name in enumerate(columns, 1):
+        sheet.column_dimensions[get_column_letter(i)].width = _WIDTHS.get(name, 12)
+    return sheet
+
+
+def xlsx_bytes(run: InspectionRun, progress=None) -> bytes:
+    """The run's cracks as an Excel workbook, one sheet per purpose: Summary (tunnel,
+    inspection, counts by severity with the recommended action), Cracks (all, widest first),
+    New and growing (since the previous inspection), Actions (what to do, by severity)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     total = Crack.objects.counted().filter(image__run=run).count() or 1
-    by_severity: dict[str, int] = {}
+    rows = []
     for n, row in enumerate(crack_rows(run), 1):
-        sheet.append([spreadsheet_safe(row[c]) for c in COLUMNS])
-        by_severity[row["severity"]] = by_severity.get(row["severity"], 0) + 1
+        rows.append(row)
         if progress and n % 1000 == 0:
             progress(n / total, f"{n} of {total} cracks")
-    summary.append(["Cracks", sum(by_severity.values())])
-    for name, count in sorted(by_severity.items()):
-        summary.append([f"Severity {name}", count])
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    actions = severity_actions()
+    by_severity: dict[str, int] = {}
+    for row in rows:
+        by_severity[row["severity"]] = by_severity.get(row["severity"], 0) + 1
+    order = [name for _, name in severity_classes()][::-1]  # worst first
+    summary = _sheet(
+        workbook,
+        "Summary",
+        ["Severity", "Cracks", "Recommended action"],
+        [[name, by_severity.get(name, 0), actions.get(name, "")] for name in order],
+    )
+    summary.insert_rows(1, 4)
+    summary["A1"], summary["B1"] = "Tunnel", f"{run.tunnel.code} — {run.tunnel.name}"
+    summary["A2"], summary["B2"] = "Inspection", f"{run.date.isoformat()} {run.label}".strip()
+    summary["A3"], summary["B3"] = "Cracks", len(rows)
+    for cell in ("A1", "A2", "A3"):
+        summary[cell].font = Font(bold=True)
+    summary.freeze_panes = None
+    summary.auto_filter.ref = None
+    summary.column_dimensions["A"].width, summary.column_dimensions["C"].width = 14, 60
+    summary.column_dimensions["B"].width = 30
+    _sheet(workbook, "Cracks", COLUMNS, [[row[c] for c in COLUMNS] for row in rows])
+    changed = [row for row in rows if row["new"] or row["growing"]]
+    _sheet(workbook, "New and growing", COLUMNS, [[row[c] for c in COLUMNS] for row in changed])
+    work = [r for r in rows if actions.get(r["severity"])]
+    _sheet(
+        workbook,
+        "Actions",
+        ["track", "chainage_from", "chainage_to", "severity", "width_max_mm", "recommended_action"],
+        [
+            [
+                r["track"],
+                r["chainage_from"],
+                r["chainage_to"],
+                r["severity"],
+                r["width_max_mm"],
+                r["recommended_action"],
+            ]
+            for r in sorted(work, key=lambda r: (-r["width_max_mm"], r["chainage_min_m"]))
+        ],
+    )
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+# DXF layers: one per severity class (AutoCAD colour index, green to red), and the drawing
+DXF_COLOURS = [3, 2, 30, 1, 6]
+
+
+def dxf_bytes(run: InspectionRun) -> bytes:
+    """The unrolled crack map as a DXF drawing in metres (x chainage, y arc): each crack a
+    polyline on its severity's layer (CRACK-<SEVERITY>) with its track name beside it, a
+    1-m grid (GRID), chainage and arc labels in engineering form (AXES)."""
+    import math
+
+    import ezdxf
+
+    doc = ezdxf.new("R2010", setup=True)
+    doc.units = ezdxf.units.M
+    names = [name for _, name in severity_classes()]
+    for i, name in enumerate(names):
+        colour = DXF_COLOURS[min(i * len(DXF_COLOURS) // max(len(names), 1), len(DXF_COLOURS) - 1)]
+        doc.layers.add(f"CRACK-{name.upper()}", color=colour)
+    doc.layers.add("LABELS", color=7)
+    doc.layers.add("GRID", color=8)
+    doc.layers.add("AXES", color=7)
+    msp = doc.modelspace()
+    xs, ys = [], []
+    for row in crack_rows(run):
+        layer = f"CRACK-{(row['severity'] or 'unclassified').upper()}"
+        if layer not in doc.layers:
+            doc.layers.add(layer, color=7)
+        for branch in row["polyline_m"]:
+            if len(branch) < 2:
+                continue
+            msp.add_lwpolyline(
+                [(float(x), float(y)) for x, y in branch], dxfattribs={"layer": layer}
+            )
+            xs += [p[0] for p in branch]
+            ys += [p[1] for p in branch]
+        label = row["track"] or f"#{row['crack_id']}"
+        msp.add_text(
+            f"{label} {row['width_max_mm']:.2f} mm",
+            height=0.05,
+            dxfattribs={"layer": "LABELS", "insert": (row["chainage_max_m"], row["arc_max_m"])},
+        )
+    if xs:
+        x0, x1 = math.floor(min(xs)), math.ceil(max(xs))
+        y0, y1 = math.floor(min(ys)), math.ceil(max(ys))
+        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+        for x in range(x0, x1 + 1):
+            msp.add_line((x, y0), (x, y1), dxfattribs={"layer": "GRID"})
+            msp.add_text(
+                format_chainage(x),
+                height=0.08,
+                dxfattribs={"layer": "AXES", "insert": (x, y0 - 0.15)},
+            )
+        for y in range(y0, y1 + 1):
+            msp.add_line((x0, y), (x1, y), dxfattribs={"layer": "GRID"})
+            msp.add_text(
+                f"{y:.1f} m", height=0.08, dxfattribs={"layer": "AXES", "insert": (x0 - 0.6, y)}
+            )
+        msp.add_text(
+            f"{run.tunnel.code} {run.date.isoformat()} — chainage (x) and arc (y) in metres",
+            height=0.1,
+            dxfattribs={"layer": "AXES", "insert": (x0, y1 + 0.2)},
+        )
+    stream = io.StringIO()
+    doc.write(stream)
+    return stream.getvalue().encode("utf-8")
 
 
 def geojson_text(run: InspectionRun) -> str:

@@ -78,3 +78,13 @@ def run_export_geojson(request, pk: int):
     name = f"{run.tunnel.code}-{run.date.isoformat()}-cracks.geojson"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+@role_required(MANAGER)
+def run_export_dxf(request, pk: int):
+    """The unrolled crack map as a DXF drawing for the contractor's CAD."""
+    run = _run(request, pk)
+    response = HttpResponse(exports.dxf_bytes(run), content_type="image/vnd.dxf")
+    name = f"{run.tunnel.code}-{run.date.isoformat()}-cracks.dxf"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

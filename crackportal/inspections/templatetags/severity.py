@@ -27,3 +27,13 @@ def severity_swatch(name: str):
         '<span class="swatch" style="background:{}"></span>',
         severity_colours().get(name, "#505050"),
     )
+
+
+@register.simple_tag
+def worst_severity(width_max_mm):
+    """The badge of the class of the widest crack (— when there is none)."""
+    if width_max_mm is None:
+        return "—"
+    from crackportal.inspections.severity import severity_for_width
+
+    return severity_badge(severity_for_width(width_max_mm))
