@@ -99,8 +99,9 @@ SETUP = """
 from django.contrib.auth.models import Group, User
 from crackportal.assets.models import Tunnel
 t = Tunnel.objects.create(code="T-LOAD", name="Load bench tunnel", length_m=5000, circumference_m=20)
-for i in range({inspectors}):
-    u = User.objects.create_user(f"inspector{{i}}", password="{password}")
+# the uploader is an inspector of its own: the browsing inspectors may be none (--inspectors 0)
+for name in ["uploader"] + [f"inspector{{i}}" for i in range({inspectors})]:
+    u = User.objects.create_user(name, password="{password}")
     u.groups.add(Group.objects.get(name="inspector"))
     t.members.add(u)
 print("ok")
@@ -294,7 +295,7 @@ def main(argv=None) -> int:
 
         uploader = requests.Session()
         token = uploader.post(
-            f"{base}/api/token/", data={"username": "inspector0", "password": PASSWORD}
+            f"{base}/api/token/", data={"username": "uploader", "password": PASSWORD}
         ).json()["token"]
         uploader.headers["Authorization"] = f"Token {token}"
         run_id = uploader.post(

@@ -62,22 +62,24 @@ def download_response(report: Report) -> FileResponse:
     return FileResponse(report.file.open("rb"), as_attachment=True, filename=report.filename)
 
 
+def _attachment(response, run: InspectionRun, extension: str):
+    name = f"{run.tunnel.code}-{run.date.isoformat()}-cracks.{extension}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
 @role_required(MANAGER)
 def run_export_csv(request, pk: int):
     run = _run(request, pk)
     response = StreamingHttpResponse(exports.csv_lines(run), content_type="text/csv; charset=utf-8")
-    name = f"{run.tunnel.code}-{run.date.isoformat()}-cracks.csv"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return _attachment(response, run, "csv")
 
 
 @role_required(MANAGER)
 def run_export_geojson(request, pk: int):
     run = _run(request, pk)
     response = HttpResponse(exports.geojson_text(run), content_type="application/geo+json")
-    name = f"{run.tunnel.code}-{run.date.isoformat()}-cracks.geojson"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return _attachment(response, run, "geojson")
 
 
 @role_required(MANAGER)
@@ -85,6 +87,4 @@ def run_export_dxf(request, pk: int):
     """The unrolled crack map as a DXF drawing for the contractor's CAD."""
     run = _run(request, pk)
     response = HttpResponse(exports.dxf_bytes(run), content_type="image/vnd.dxf")
-    name = f"{run.tunnel.code}-{run.date.isoformat()}-cracks.dxf"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return _attachment(response, run, "dxf")

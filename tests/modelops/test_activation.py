@@ -78,7 +78,8 @@ def test_a_better_model_needs_only_the_confirmation_and_roll_back_is_recorded(
     history = list(ModelActivation.objects.values_list("version__name", "reason"))
     assert history[:2] == [("default", "roll back: field report"), ("five-datasets", "")]
     listing = client.get(reverse("model-list")).content.decode()
-    assert "roll back: field report" in listing and 'id="activations"' in listing
+    assert "roll back: field report" in listing and listing.count('id="activations"') == 1
+    assert "<title>Models" in listing and "<title>Models<" not in listing.split("</title>")[1]
 
 
 def test_held_back_images_decide_before_the_test_splits():

@@ -12,23 +12,43 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_load_bench_runs_small_and_reports_no_errors_and_no_lost_images(tmp_path):
+def _bench(tmp_path, *args: str, timeout: int = 600) -> tuple[dict, dict]:
+    """Run the load benchmark with args; return its JSON figures and the environment used."""
     out = tmp_path / "load.json"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     result = subprocess.run(
-        [sys.executable, "scripts/load_bench.py", "--images", "12", "--batch", "6"]
-        + ["--inspectors", "2", "--workers", "2", "--max-minutes", "4", "--json", str(out)],
+        [sys.executable, "scripts/load_bench.py", *args, "--json", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    figures = json.loads(out.read_text())
+    return json.loads(out.read_text()), env
+
+
+def test_load_bench_runs_small_and_reports_no_errors_and_no_lost_images(tmp_path):
+    figures, env = _bench(
+        tmp_path,
+        *("--images", "12", "--batch", "6", "--inspectors", "2", "--workers", "2"),
+        *("--max-minutes", "4"),
+    )
     assert figures["images_done"] == 12 and figures["images_lost"] == 0
     assert figures["errors"] == 0 and figures["requests"] > 0
     assert {"tunnel map page", "map data (json)", "image page"} <= set(figures["latency"])
     assert figures["database"] == (
         "postgresql" if "postgres" in env.get("DATABASE_URL", "") else "sqlite"
     )
+
+
+def test_load_bench_with_no_browsing_inspectors_measures_processing_alone(tmp_path):
+    """--inspectors 0 crashed: the uploader signed in as an inspector that was not created."""
+    figures, _ = _bench(
+        tmp_path,
+        *("--images", "4", "--batch", "4", "--inspectors", "0", "--workers", "1"),
+        *("--max-minutes", "3"),
+        timeout=400,
+    )
+    assert figures["images_done"] == 4 and figures["images_lost"] == 0
+    assert figures["inspectors"] == 0 and figures["errors"] == 0
