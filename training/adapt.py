@@ -79,7 +79,8 @@ def adapt(
     n_base = len(by_source)
     mix = {name: 1.0 for name in by_source}
     mix[NEW] = share / (1 - share) * n_base if n_base else 1.0
-    settings = replace(settings, mix=mix, seed=adapt_settings.seed)
+    # the checkpoint and threshold that suit the new surface; the base share keeps the rest
+    settings = replace(settings, mix=mix, seed=adapt_settings.seed, select_by=f"source:{NEW}")
     if adapt_settings.num_workers is not None:
         settings = replace(settings, num_workers=adapt_settings.num_workers)
     result = train(
@@ -110,7 +111,11 @@ def judge(predictor, samples: list[Sample]) -> dict:
         figures = one.result()
         per_image.append({"name": s.name, "f1": figures["f1"], "iou": figures["iou"]})
     overall = {**pixel.result(), "ods": tolerant.result()["ods"]} if samples else {}
-    return {**{k: float(v) for k, v in overall.items()}, "images": len(samples), "per_image": per_image}
+    return {
+        **{k: float(v) for k, v in overall.items()},
+        "images": len(samples),
+        "per_image": per_image,
+    }
 
 
 def compare(active: dict, candidate: dict) -> list[dict]:
@@ -131,4 +136,6 @@ def compare(active: dict, candidate: dict) -> list[dict]:
 
 
 def mean_f1(judged: dict) -> float:
-    return float(np.mean([r["f1"] for r in judged["per_image"]])) if judged.get("per_image") else 0.0
+    return (
+        float(np.mean([r["f1"] for r in judged["per_image"]])) if judged.get("per_image") else 0.0
+    )

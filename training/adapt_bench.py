@@ -64,17 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     start_config = ModelConfig.load(args.model / "config.json")
     seen = " ".join(start_config.provenance.get("data", []))
     if f"/{name} " in f"{seen} " or f"/{name}/" in seen or seen.startswith(f"{name} "):
-        parser.exit(2, f"error: {args.model} was trained on {name}: give --model one that was not\n")
+        parser.exit(
+            2, f"error: {args.model} was trained on {name}: give --model one that was not\n"
+        )
     new_all, problems = _train_samples(args.data)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
-    new = random.Random(args.seed).sample(sorted(new_all, key=lambda s: s.name), min(args.images, len(new_all)))
+    new = random.Random(args.seed).sample(
+        sorted(new_all, key=lambda s: s.name), min(args.images, len(new_all))
+    )
     base = []
     for root in sorted(p for p in args.data.parent.iterdir() if (p / "train").is_dir()):
         if root.name != name and root.name not in args.exclude:
             base += _train_samples(root)[0]
-    print(f"adapting {args.model} to {name}: {len(new)} images, {len(base)} base images from "
-          f"{', '.join(sorted({s.source for s in base}))}; {args.minutes:g} min", flush=True)
+    print(
+        f"adapting {args.model} to {name}: {len(new)} images, {len(base)} base images from "
+        f"{', '.join(sorted({s.source for s in base}))}; {args.minutes:g} min",
+        flush=True,
+    )
 
     before = evaluate_model(inference.load(args.model), args.data, "test")
     reference = evaluate_model(inference.load(args.reference), args.data, "test")
@@ -83,15 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         config, result = adapt(
-            _load_state_dict(args.model), new, base, Path(work) / "run",
+            _load_state_dict(args.model),
+            new,
+            base,
+            Path(work) / "run",
             AdaptSettings(minutes=args.minutes, seed=args.seed),
         )
         out = args.out or Path(work) / "adapted"
         config.name = f"{start_config.name}-adapted-{name}"
         config.provenance = {
             "initialised_from": str(args.model),
-            "data": [f"{len(new)} train images of {args.data}", "base: " + ", ".join(sorted({s.source for s in base}))],
-            "command": "python -m training.adapt_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "data": [
+                f"{len(new)} train images of {args.data}",
+                "base: " + ", ".join(sorted({s.source for s in base})),
+            ],
+            "command": "python -m training.adapt_bench "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
             "train_seconds": round(result.seconds, 1),
         }
         export_model_version(result.state_dict, config, out)
@@ -100,20 +114,36 @@ def main(argv: list[str] | None = None) -> int:
 
     keys = ("f1", "iou", "ods")
     print(f"\n{name} test split ({before['images']} images)   F1      IoU     ODS")
-    for label, m in (("before (start model)", before), ("after adapting", after), ("all-data model", reference)):
+    for label, m in (
+        ("before (start model)", before),
+        ("after adapting", after),
+        ("all-data model", reference),
+    ):
         print(f"{label:<28}" + "  ".join(f"{m[k]:.4f}" for k in keys))
     gain = after["f1"] - before["f1"]
     share = after["f1"] / reference["f1"] if reference["f1"] else 0.0
-    print(f"\nF1 gain {gain:+.3f} (target ≥ +{GAIN_TARGET})  {'ok' if gain >= GAIN_TARGET else 'MISSED'}")
-    print(f"share of the all-data model's F1 {share:.1%} (target ≥ {SHARE_TARGET:.0%})  "
-          f"{'ok' if share >= SHARE_TARGET else 'MISSED'}")
-    print(f"training {result.seconds / 60:.1f} min, {len(result.history)} epochs; wall {wall / 60:.1f} min")
+    print(
+        f"\nF1 gain {gain:+.3f} (target ≥ +{GAIN_TARGET})  {'ok' if gain >= GAIN_TARGET else 'MISSED'}"
+    )
+    print(
+        f"share of the all-data model's F1 {share:.1%} (target ≥ {SHARE_TARGET:.0%})  "
+        f"{'ok' if share >= SHARE_TARGET else 'MISSED'}"
+    )
+    print(
+        f"training {result.seconds / 60:.1f} min, {len(result.history)} epochs; wall {wall / 60:.1f} min"
+    )
     if args.json:
         figures = {
-            "dataset": name, "images": len(new), "minutes": args.minutes,
-            "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys},
-            "all_data": {k: reference[k] for k in keys}, "f1_gain": gain, "share_of_all_data": share,
-            "train_seconds": result.seconds, "wall_seconds": wall,
+            "dataset": name,
+            "images": len(new),
+            "minutes": args.minutes,
+            "before": {k: before[k] for k in keys},
+            "after": {k: after[k] for k in keys},
+            "all_data": {k: reference[k] for k in keys},
+            "f1_gain": gain,
+            "share_of_all_data": share,
+            "train_seconds": result.seconds,
+            "wall_seconds": wall,
         }
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

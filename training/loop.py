@@ -51,7 +51,8 @@ class TrainSettings:
     frames: float = 0.0  # share of crops that meet a photo edge (a margin labelled background)
     skeleton_weight: float = 0.0  # weight of the clDice term beside Dice + BCE (losses.py)
     # "pooled": threshold and checkpoint by F1 over all validation pixels; "mean": by the mean
-    # of each dataset's F1 at one threshold (one threshold right across surfaces)
+    # of each dataset's F1 at one threshold (one threshold right across surfaces);
+    # "source:NAME": by that dataset's F1 alone (an adaptation to a new surface)
     select_by: str = "pooled"
 
 
@@ -223,7 +224,12 @@ def validate(
         prob = torch.sigmoid(logits)[0, 0].cpu().numpy()
         pooled.update(prob, s.mask)
         by_source.setdefault(s.source or "data", ThresholdSweep()).update(prob, s.mask)
-    if select_by == "mean":
+    source = select_by.removeprefix("source:") if select_by.startswith("source:") else None
+    if source in by_source:  # one surface decides (an adaptation judges by the new surface)
+        threshold, metrics = by_source[source].best()
+        per_source = {name: sweep.at(threshold) for name, sweep in sorted(by_source.items())}
+        metrics = {**metrics, "by_source": per_source}
+    elif select_by == "mean" or source is not None:
         threshold, metrics, per_source = best_across(by_source)
         metrics = {**metrics, "by_source": per_source}
     else:

@@ -125,6 +125,10 @@ class ThresholdSweep:
         fn = truth.sum() - tp
         self.counts += np.stack([tp, fp, fn], axis=1)
 
+    def at(self, threshold: float) -> dict[str, float]:
+        """Precision, recall, F1 and IoU at the sweep's threshold nearest to threshold."""
+        return prf(*self.counts[int(np.argmin(np.abs(self.thresholds - threshold)))])
+
     def best(self) -> tuple[float, dict[str, float]]:
         results = [prf(*c) for c in self.counts]
         i = int(np.argmax([r["f1"] for r in results]))

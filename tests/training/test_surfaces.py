@@ -341,3 +341,15 @@ def test_platt_scaling_recovers_a_known_miscalibration():
     truth = rng.random(true_logit.size) < 1 / (1 + np.exp(-true_logit))
     a, b = fit_platt((true_logit - 2.0) / 0.5, truth)  # a model 2× too sharp and biased
     assert a == pytest.approx(0.5, abs=0.03) and b == pytest.approx(2.0, abs=0.06)
+
+
+def test_an_adaptation_chooses_its_checkpoint_by_the_new_surface(tmp_path):
+    samples = _samples({"new": 4, "base": 4}, size=(96, 96))
+    config, settings = load_run_config(TINY)
+    settings = replace(
+        settings, epochs=1, crops_per_epoch=8, val_fraction=0.5, select_by="source:new"
+    )
+    result = train(samples, config, settings, tmp_path / "run")
+    row = result.history[0]
+    assert row["val_f1"] == pytest.approx(row["val_by_source"]["new"]["f1"])
+    assert set(row["val_by_source"]) == {"new", "base"}
