@@ -43,6 +43,8 @@ urlpatterns = [
         name="image-tile",
     ),
     path("images/<int:pk>/annotate/", inspections.image_annotate, name="image-annotate"),
+    path("images/<int:pk>/correct/", inspections.image_correct, name="image-correct"),
+    path("annotations/<int:pk>/mask.png", inspections.annotation_mask, name="annotation-mask"),
     path("images/<int:pk>/footprint/", inspections.image_footprint, name="image-footprint"),
     path("images/<int:pk>/review/", inspections.image_review, name="image-review"),
     path("models/", modelops.model_list, name="model-list"),

@@ -145,6 +145,7 @@ def page_cases(o) -> list[tuple]:
         ("image-dzi", "get", f"/images/{o['image']}/dz/photo.dzi", "inspector", 404),
         ("image-tile", "get", f"/images/{o['image']}/dz/photo_files/0/0_0.jpg", "inspector", 404),
         ("image-annotate", "post", f"/images/{o['image']}/annotate/", "inspector", 302),
+        ("image-correct", "get", f"/images/{o['image']}/correct/", "inspector", 200),
         ("image-footprint", "post", f"/images/{o['image']}/footprint/", "manager", 302),
         ("image-review", "post", f"/images/{o['image']}/review/", "inspector", 302),
         ("run-reprocess", "post", f"/runs/{o['run']}/reprocess/", "admin", 302),

@@ -1,4 +1,5 @@
-"""Ground-truth annotations: upload a mask, or confirm a prediction as ground truth."""
+"""Verified masks (annotations) of survey images: uploaded, confirmed from the prediction,
+or corrected in the browser. Each save is a new version; the newest is the current one."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import io
 
 import numpy as np
 from django.core.files.base import ContentFile
+from django.db import transaction
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from crackportal.inspections.imaging import mask_bool, upright_size
@@ -19,20 +21,41 @@ def _png(mask: np.ndarray) -> ContentFile:
     return ContentFile(buffer.getvalue())
 
 
+def _same_as_current(image: SurveyImage, mask: np.ndarray) -> Annotation | None:
+    current = image.annotations.filter(is_current=True).first()
+    if current is None or current.crack_pixels != int(mask.sum()):
+        return None
+    with current.mask.open("rb") as fh, Image.open(fh) as im:
+        same = np.array_equal(np.asarray(im.convert("L")) > 127, mask)
+    return current if same else None
+
+
 def _save(image: SurveyImage, mask: np.ndarray, source: str, user) -> Annotation:
+    """Store mask as the image's new current version (the same mask again is not a new one)."""
+    unchanged = _same_as_current(image, mask)
+    if unchanged is not None:
+        return unchanged
     annotation = Annotation(
         image=image, source=source, crack_pixels=int(mask.sum()), created_by=user
     )
     annotation.mask.save(f"img{image.pk}_{source}.png", _png(mask), save=False)
     try:
-        annotation.save()
+        with transaction.atomic():
+            SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
+            last = image.annotations.order_by("-version").values_list("version", flat=True).first()
+            image.annotations.filter(is_current=True).update(is_current=False)
+            annotation.version = (last or 0) + 1
+            annotation.is_current = True
+            annotation.save()
     except Exception:
         annotation.mask.delete(save=False)
         raise
     return annotation
 
 
-def upload_annotation(*, image: SurveyImage, stream, user=None) -> Annotation:
+def upload_annotation(
+    *, image: SurveyImage, stream, user=None, source: str = Annotation.Source.UPLOADED
+) -> Annotation:
     """Store an uploaded ground-truth mask (0/1, 0/255 or colour on black) for image."""
     try:
         with Image.open(stream) as im:
@@ -51,7 +74,7 @@ def upload_annotation(*, image: SurveyImage, stream, user=None) -> Annotation:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UploadError(f"the mask is not a readable image ({exc})") from None
-    return _save(image, mask, Annotation.Source.UPLOADED, user)
+    return _save(image, mask, source, user)
 
 
 def confirm_prediction(*, image: SurveyImage, user=None) -> Annotation:

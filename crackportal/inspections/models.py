@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
 
 from crackportal.assets.models import TunnelScopedQuerySet
@@ -333,21 +334,32 @@ class Annotation(models.Model):
     class Source(models.TextChoices):
         UPLOADED = "uploaded"
         CONFIRMED = "confirmed_prediction"
+        CORRECTED = "corrected", "corrected in the browser"
 
     image = models.ForeignKey(SurveyImage, on_delete=models.CASCADE, related_name="annotations")
     mask = models.FileField(upload_to="annotations/%Y/%m/", max_length=500)
     source = models.CharField(max_length=30, choices=Source.choices)
     crack_pixels = models.PositiveIntegerField(default=0)
+    # versions of an image's verified mask: 1, 2, ...; the newest is the current one, which
+    # training and the image's cracks use; older ones stay viewable
+    version = models.PositiveIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image"], condition=Q(is_current=True), name="one_current_annotation"
+            ),
+            models.UniqueConstraint(fields=["image", "version"], name="annotation_version"),
+        ]
 
     def __str__(self) -> str:
-        return f"annotation of {self.image} ({self.source})"
+        return f"annotation v{self.version} of {self.image} ({self.source})"
 
 
 class CrackReview(models.Model):

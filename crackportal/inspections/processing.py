@@ -19,7 +19,13 @@ from PIL import Image
 
 from crackportal import jobs
 from crackportal.inspections import imaging, pyramid, services
-from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
+from crackportal.inspections.models import (
+    Annotation,
+    Crack,
+    CrackReview,
+    InspectionRun,
+    SurveyImage,
+)
 from crackportal.inspections.severity import severity_for_width
 from crackportal.modelops import services as modelops
 from crackportal.modelops.predictors import get_predictor
@@ -206,4 +212,29 @@ def remeasure_image(*, image_id: int) -> int:
     cracks = measure_cracks(image, _read_rgb(image), mask > 127, proba, threshold)
     with transaction.atomic():
         _replace_cracks(image, cracks, image.model_version)
+    return len(cracks)
+
+
+def measure_from_annotation(*, annotation_id: int) -> int:
+    """The image's cracks measured again from its current verified mask (a correction).
+
+    The verified mask replaces the prediction as what the cracks are made of; widths are
+    refined on the photo. The new cracks count as reviewed (accepted by the annotator).
+    A superseded version does nothing: the newer one's own task measures.
+    """
+    annotation = Annotation.objects.select_related("image__model_version", "created_by").get(
+        pk=annotation_id
+    )
+    if not annotation.is_current:
+        return 0
+    image = annotation.image
+    mask = _read_png(annotation.mask) > 127
+    cracks = measure_cracks(image, _read_rgb(image), mask, None, 0.5)
+    with transaction.atomic():
+        _replace_cracks(image, cracks, image.model_version)
+        Crack.objects.filter(image=image).update(review=Crack.Review.ACCEPTED)
+        CrackReview.objects.bulk_create(
+            CrackReview(crack=c, decision=Crack.Review.ACCEPTED, reviewer=annotation.created_by)
+            for c in Crack.objects.filter(image=image)
+        )
     return len(cracks)

@@ -76,3 +76,15 @@ def track_run_task(run_id: int) -> None:
         services.mark_tracking_failed(run_id=run_id, error=exc)
     else:
         services.mark_tracked(run_id=run_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def measure_annotation_task(annotation_id: int) -> None:
+    """Measure an image's cracks from its corrected mask, then track its inspection again."""
+    from crackportal.inspections import processing
+    from crackportal.inspections.models import Annotation
+
+    processing.measure_from_annotation(annotation_id=annotation_id)
+    run_id = Annotation.objects.filter(pk=annotation_id).values_list("image__run_id", flat=True)
+    if run_id:
+        services.enqueue_tracking(run_id[0])

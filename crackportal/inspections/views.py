@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from django.contrib import messages
@@ -9,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from crackportal.accounts.roles import ADMIN, INSPECTOR, MANAGER, has_role, role_required
@@ -27,6 +29,8 @@ from crackportal.inspections.growth import growth_per_year
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
 from crackportal.inspections.severity import severity_colours
 from crackportal.inspections.uploads import Footprint, IncomingFile, UploadError
+
+log = logging.getLogger(__name__)
 
 IMAGES_PER_PAGE = 100
 _ID = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²" is a digit to str.isdigit
@@ -217,8 +221,82 @@ def image_detail(request, pk: int):
             "crack_boxes": [{"id": c.pk, "bbox": c.bbox_px} for c in image.cracks.all()],
             "previous_id": siblings[position - 1] if position > 0 else None,
             "next_id": siblings[position + 1] if position + 1 < len(siblings) else None,
+            "annotations": image.annotations.select_related("created_by")[:20],
         },
     )
+
+
+# a canvas this large (pixels) is the most a browser editor is offered on
+CORRECT_MAX_PIXELS = 40_000_000
+
+
+@role_required(INSPECTOR)
+def image_correct(request, pk: int):
+    """Correct the crack mask in the browser: brush, eraser, polyline, undo and redo over the
+    zoomable photo. Saving stores a new verified version and measures the cracks from it."""
+    from crackportal.inspections.models import Annotation
+    from crackportal.inspections.uploads import UploadError
+
+    image = get_object_or_404(
+        SurveyImage.objects.visible_to(request.user).select_related("run__tunnel"), pk=pk
+    )
+    if request.method == "POST":
+        upload = request.FILES.get("mask")
+        if upload is None:
+            return JsonResponse({"error": "no mask in the request"}, status=400)
+        try:
+            with transaction.atomic():
+                annotation = annotations.upload_annotation(
+                    image=image,
+                    stream=upload,
+                    user=request.user,
+                    source=Annotation.Source.CORRECTED,
+                )
+                transaction.on_commit(lambda: _measure_annotation(annotation.pk))
+        except UploadError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(
+            {"version": annotation.version, "crack_pixels": annotation.crack_pixels}
+        )
+    current = image.annotations.filter(is_current=True).first()
+    start = (
+        reverse("annotation-mask", args=[current.pk])
+        if current
+        else (reverse("image-mask", args=[image.pk]) if image.mask else "")
+    )
+    return render(
+        request,
+        "inspections/image_correct.html",
+        {
+            "image": image,
+            "run": image.run,
+            "tunnel": image.run.tunnel,
+            "has_pyramid": (image.pyramid_dir / "photo.dzi").is_file(),
+            "start_mask": start,
+            "current": current,
+            "too_large": (image.width or 0) * (image.height or 0) > CORRECT_MAX_PIXELS,
+        },
+    )
+
+
+def _measure_annotation(annotation_id: int) -> None:
+    from crackportal.inspections.tasks import measure_annotation_task
+
+    try:
+        measure_annotation_task.delay(annotation_id)
+    except Exception:  # broker down: the annotation is stored; re-measuring can be asked again
+        log.warning("could not queue measuring annotation %s", annotation_id)
+
+
+@role_required(INSPECTOR)
+def annotation_mask(request, pk: int):
+    """A stored version of a verified mask, for whoever may see its image."""
+    from crackportal.inspections.models import Annotation
+
+    annotation = get_object_or_404(
+        Annotation.objects.filter(image__in=SurveyImage.objects.visible_to(request.user)), pk=pk
+    )
+    return _serve(annotation.mask, "image/png")
 
 
 def _serve(field_file, content_type: str | None = None):

@@ -195,7 +195,7 @@ def _annotation_samples(tunnel_ids: list[int] | None = None):
     from crackportal.inspections.models import Annotation
     from training.data import Sample
 
-    annotations = Annotation.objects.select_related("image").order_by("-created_at")
+    annotations = Annotation.objects.filter(is_current=True).select_related("image")
     if tunnel_ids is not None:
         annotations = annotations.filter(image__run__tunnel_id__in=tunnel_ids)
     samples, seen = [], set()

@@ -1,0 +1,147 @@
+"""Correcting a mask (issue 18): versioned verified masks, one current per image, cracks
+measured again from the correction; drawn with the mouse in a real browser."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image
+
+from crackportal.inspections import annotations, processing
+from crackportal.inspections.models import Annotation, Crack, SurveyImage
+from inference.synthetic import survey_image
+from tests.conftest import login
+from tests.factories import make_image, make_run
+
+
+def _png(mask: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255, "L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def photo(db, tunnel, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    rgb, truth, _ = survey_image(480, 320, n_cracks=2, seed=11, widths_px=(3.0, 5.0))
+    run = make_run(tunnel)
+    image = make_image(run, "c.png", (0.0, 0.48), (0.0, 0.32), (480, 320))
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    image.file.save("c.png", ContentFile(buffer.getvalue()))
+    SurveyImage.objects.filter(pk=image.pk).update(status="done", mm_per_px=1.0)
+    image.refresh_from_db()
+    return image, truth
+
+
+def test_each_save_is_a_new_current_version_and_the_same_mask_is_not(photo, inspector):
+    image, truth = photo
+    first = annotations.upload_annotation(
+        image=image, stream=io.BytesIO(_png(truth)), user=inspector
+    )
+    again = annotations.upload_annotation(
+        image=image, stream=io.BytesIO(_png(truth)), user=inspector
+    )
+    assert again.pk == first.pk and image.annotations.count() == 1
+    fixed = truth.copy()
+    first_column = int(np.nonzero(truth.any(axis=0))[0][0])
+    fixed[:, first_column : first_column + 40] = False  # an eraser over a strip of crack
+    second = annotations.upload_annotation(
+        image=image,
+        stream=io.BytesIO(_png(fixed)),
+        user=inspector,
+        source=Annotation.Source.CORRECTED,
+    )
+    first.refresh_from_db()
+    assert (first.version, first.is_current) == (1, False)
+    assert (second.version, second.is_current, second.source) == (2, True, "corrected")
+    assert list(image.annotations.filter(is_current=True)) == [second]
+
+
+def test_the_correction_page_saves_a_version_and_refuses_a_wrong_size(client, photo, inspector):
+    image, truth = photo
+    client.force_login(inspector)
+    page = client.get(reverse("image-correct", args=[image.pk])).content.decode()
+    assert 'id="tool-brush"' in page and 'id="undo"' in page and "an empty mask" in page
+    response = client.post(
+        reverse("image-correct", args=[image.pk]),
+        {"mask": SimpleUploadedFile("m.png", _png(np.zeros((10, 10), bool)), "image/png")},
+    )
+    assert response.status_code == 400 and "10×10" in response.json()["error"]
+    response = client.post(
+        reverse("image-correct", args=[image.pk]),
+        {"mask": SimpleUploadedFile("m.png", _png(truth), "image/png")},
+    )
+    assert response.status_code == 200 and response.json()["version"] == 1
+    current = Annotation.objects.get(image=image)
+    assert client.get(reverse("annotation-mask", args=[current.pk])).status_code == 200
+    page = client.get(image.get_absolute_url()).content.decode()
+    assert 'id="annotations"' in page and "corrected in the browser" in page
+
+
+def test_cracks_are_measured_again_from_the_current_correction(photo, inspector):
+    image, truth = photo
+    annotation = annotations.upload_annotation(
+        image=image, stream=io.BytesIO(_png(truth)), user=inspector, source="corrected"
+    )
+    assert processing.measure_from_annotation(annotation_id=annotation.pk) >= 1
+    cracks = Crack.objects.filter(image=image)
+    assert cracks.exists() and set(cracks.values_list("review", flat=True)) == {"accepted"}
+    assert all(c.reviews.get().reviewer == inspector for c in cracks)
+    widths = sorted(c.width_max_mm for c in cracks)
+    assert (
+        2.0 <= widths[0] and widths[-1] <= 10.0
+    )  # drawn 3–5 px wide at 1 mm/px (wider where they cross)
+    # an older version superseded by a newer one does not measure
+    newer = annotations.upload_annotation(
+        image=image, stream=io.BytesIO(_png(np.zeros_like(truth))), user=inspector
+    )
+    assert processing.measure_from_annotation(annotation_id=annotation.pk) == 0
+    assert processing.measure_from_annotation(annotation_id=newer.pk) == 0
+    assert not Crack.objects.filter(image=image).exists()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_inspector_paints_a_crack_erases_undoes_and_saves(
+    live_server, page, photo, inspector, artifacts_dir, monkeypatch
+):
+    from crackportal.inspections import views
+
+    measured = []
+    monkeypatch.setattr(views, "_measure_annotation", measured.append)  # no worker here
+    image, _ = photo
+    login(page, live_server, "inspector", "inspect-pass-123")
+    page.goto(f"{live_server.url}/images/{image.pk}/correct/")
+    page.wait_for_function("() => document.getElementById('editor').dataset.ready === '1'")
+    box = page.locator("#editor").bounding_box()
+    page.click("#tool-brush")
+    page.fill("#tool-width", "6")
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.2, y)
+    page.mouse.down()
+    for k in range(1, 11):
+        page.mouse.move(box["x"] + box["width"] * (0.2 + 0.06 * k), y)
+    page.mouse.up()
+    # a second stroke, then undo it: only the first is saved
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] - 20)
+    page.mouse.up()
+    page.click("#undo")
+    page.screenshot(path=str(artifacts_dir / "correct-editor.png"), full_page=True)
+    page.click("#save")
+    page.wait_for_function("() => document.getElementById('editor').dataset.saved === '1'")
+    annotation = Annotation.objects.get(image=image)
+    assert (
+        annotation.source == "corrected" and annotation.is_current and measured == [annotation.pk]
+    )
+    with annotation.mask.open("rb") as fh:
+        mask = np.asarray(Image.open(fh).convert("L")) > 127
+    rows, cols = np.nonzero(mask)
+    assert mask.shape == (320, 480) and len(rows) > 0
+    assert rows.max() - rows.min() <= 15  # one horizontal stroke ~6 px wide, no vertical one
+    assert cols.max() - cols.min() > 150
