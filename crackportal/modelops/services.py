@@ -32,10 +32,6 @@ class Comparison:
     rows: list[dict] = field(default_factory=list)  # split, candidate, active, delta_f1
     worse_on: list[str] = field(default_factory=list)
 
-    @property
-    def shared(self) -> list[dict]:
-        return [r for r in self.rows if r["candidate"] and r["active"]]
-
 
 def _figures(metrics: dict) -> dict:
     return {k: metrics[k] for k in COMPARED if isinstance(metrics.get(k), int | float)}
@@ -44,7 +40,8 @@ def _figures(metrics: dict) -> dict:
 def compare_versions(candidate: ModelVersion, active: ModelVersion | None) -> Comparison:
     """Rows for every split either model has figures on; worse_on = the splits both have where
     the candidate's F1 is lower by more than WORSE_BY (held-back images first, then the test
-    splits, then each model's own validation split)."""
+    splits). Each model's own validation split counts only when they share nothing else:
+    validation splits of different training data are not the same images."""
     comparison = Comparison()
     theirs = active.metrics if active is not None and active.pk != candidate.pk else {}
     run = candidate.training_run
@@ -61,6 +58,9 @@ def compare_versions(candidate: ModelVersion, active: ModelVersion | None) -> Co
         )
         if delta is not None and delta < -WORSE_BY:
             comparison.worse_on.append(split)
+    shared = [r["split"] for r in comparison.rows if r["delta_f1"] is not None]
+    if any(split != "val" for split in shared) and "val" in comparison.worse_on:
+        comparison.worse_on.remove("val")
     return comparison
 
 

@@ -65,12 +65,12 @@ def test_a_better_model_needs_only_the_confirmation_and_roll_back_is_recorded(
     client, admin_user, default
 ):
     better = _candidate(
-        "five-datasets", val={"f1": 0.9}, **{"cfd-test": {"f1": 0.74, "iou": 0.6, "ods": 0.95}}
+        "five-datasets", val={"f1": 0.9}, **{"cfd-test": {"f1": 0.76, "iou": 0.6, "ods": 0.95}}
     )
     client.force_login(admin_user)
     assert client.post(reverse("model-activate", args=[better.pk])).status_code == 302
     assert ModelVersion.objects.get(is_active=True) == better
-    # rolling back to the old default is worse on both splits: it needs its reason too
+    # rolling back to the old default is worse on the shared test split: it needs a reason
     response = client.post(reverse("model-activate", args=[default.pk]))
     assert response.status_code == 200 and ModelVersion.objects.get(is_active=True) == better
     client.post(reverse("model-activate", args=[default.pk]), {"reason": "roll back: field report"})
@@ -90,6 +90,13 @@ def test_held_back_images_decide_before_the_test_splits():
     assert comparison.worse_on == ["held-back"]
     assert services.compare_versions(b, a).worse_on == ["cfd-test"]
     assert services.compare_versions(a, None).worse_on == []
+    # own validation splits count only when nothing else is shared
+    c = ModelVersion(pk=3, name="c", metrics={"val": {"f1": 0.5}, "cfd-test": {"f1": 0.9}})
+    d = ModelVersion(pk=4, name="d", metrics={"val": {"f1": 0.9}, "cfd-test": {"f1": 0.9}})
+    assert services.compare_versions(c, d).worse_on == []
+    assert services.compare_versions(
+        ModelVersion(pk=5, name="e", metrics={"val": {"f1": 0.5}}), d
+    ).worse_on == ["val"]
 
 
 def test_api_activation_asks_for_a_reason_when_worse(admin_user, default):
