@@ -213,6 +213,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "REDOC_DIST": "SIDECAR",  # served from static files, never a CDN
     "COMPONENT_SPLIT_REQUEST": True,
+    # two models have a field named "kind": name each enum after its model
+    "ENUM_NAME_OVERRIDES": {
+        "ReportKindEnum": "crackportal.reports.models.Report.Kind",
+        "TrainingRunKindEnum": "crackportal.modelops.models.TrainingRun.Kind",
+    },
 }
 
 # -- Celery ----------------------------------------------------------------------------

@@ -6,7 +6,13 @@ import datetime as dt
 
 from django.core.files.base import ContentFile
 
-from crackportal.inspections.models import Crack, CrackTrack, InspectionRun, SurveyImage
+from crackportal.inspections.models import (
+    Annotation,
+    Crack,
+    CrackTrack,
+    InspectionRun,
+    SurveyImage,
+)
 from crackportal.inspections.severity import severity_for_width
 from crackportal.inspections.tracking import track_run
 from crackportal.modelops.models import ModelVersion, TrainingRun
@@ -86,6 +92,8 @@ def make_page_objects(tunnel, manager, jpeg: bytes) -> dict:
     image.overlay.save("v.png", ContentFile(b""), save=False)
     image.save()
     crack = make_crack(image)
+    annotation = Annotation.objects.create(image=image, source="uploaded", crack_pixels=0)
+    annotation.mask.save("a.png", ContentFile(b"png"), save=True)
     track_run(run)
     report = reports.request_report(run=run, kind="xlsx", user=manager)
     reports.build_report(report_id=report.pk)
@@ -98,6 +106,7 @@ def make_page_objects(tunnel, manager, jpeg: bytes) -> dict:
         "run": run.pk,
         "image": image.pk,
         "crack": crack.pk,
+        "annotation": annotation.pk,
         "report": report.pk,
         "version": version.pk,
         "training": training.pk,
@@ -126,6 +135,9 @@ def page_cases(o) -> list[tuple]:
         ("crack-detail", "get", f"/cracks/{o['crack']}/", "inspector", 200),
         ("crack-thumbnail", "get", f"/cracks/{o['crack']}/thumb.jpg", "inspector", 200),
         ("crack-review", "post", f"/cracks/{o['crack']}/review/", "inspector", 302),
+        ("crack-split", "post", f"/cracks/{o['crack']}/split/", "inspector", 302),
+        ("crack-reclass", "post", f"/cracks/{o['crack']}/reclass/", "inspector", 302),
+        ("image-merge", "post", f"/images/{o['image']}/merge/", "inspector", 302),
         ("run-create", "get", f"/tunnels/{o['code']}/runs/new/", "inspector", 200),
         ("run-detail", "get", f"/runs/{o['run']}/", "inspector", 200),
         ("run-progress", "get", f"/runs/{o['run']}/progress.json", "inspector", 200),
@@ -146,6 +158,7 @@ def page_cases(o) -> list[tuple]:
         ("image-tile", "get", f"/images/{o['image']}/dz/photo_files/0/0_0.jpg", "inspector", 404),
         ("image-annotate", "post", f"/images/{o['image']}/annotate/", "inspector", 302),
         ("image-correct", "get", f"/images/{o['image']}/correct/", "inspector", 200),
+        ("annotation-mask", "get", f"/annotations/{o['annotation']}/mask.png", "inspector", 200),
         ("image-footprint", "post", f"/images/{o['image']}/footprint/", "manager", 302),
         ("image-review", "post", f"/images/{o['image']}/review/", "inspector", 302),
         ("run-reprocess", "post", f"/runs/{o['run']}/reprocess/", "admin", 302),

@@ -365,9 +365,19 @@ class Annotation(models.Model):
 class CrackReview(models.Model):
     """One reviewer's decision on a detected crack: the history behind Crack.review."""
 
+    class Action(models.TextChoices):
+        DECISION = "decision", "accepted or rejected"
+        RECLASS = "reclass", "re-classed"
+        MERGE = "merge", "merged"
+        SPLIT = "split", "split"
+
     crack = models.ForeignKey(Crack, on_delete=models.CASCADE, related_name="reviews")
-    decision = models.CharField(max_length=20, choices=Crack.Review.choices)
+    action = models.CharField(max_length=20, choices=Action.choices, default=Action.DECISION)
+    decision = models.CharField(max_length=20, choices=Crack.Review.choices, blank=True)
     reason = models.CharField(max_length=20, choices=Crack.RejectReason.choices, blank=True)
+    detail = models.JSONField(
+        default=dict, blank=True, help_text="What a re-class, merge or split changed"
+    )
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

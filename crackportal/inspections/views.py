@@ -350,6 +350,51 @@ def crack_review(request, pk: int):
 
 @role_required(INSPECTOR)
 @require_POST
+def image_merge(request, pk: int):
+    """Merge the ticked detections of an image into one crack."""
+    image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
+    ids = [int(i) for i in request.POST.getlist("crack") if i.isdigit()]
+    try:
+        merged = reviews.merge_cracks(
+            cracks=list(image.cracks.filter(pk__in=ids)), reviewer=request.user
+        )
+    except reviews.ReviewError as exc:
+        messages.error(request, f"Not merged: {exc}.")
+    else:
+        messages.success(request, f"{len(ids)} detections merged into crack {merged.index + 1}.")
+    return redirect(image)
+
+
+@role_required(INSPECTOR)
+@require_POST
+def crack_split(request, pk: int):
+    """Split a detection of several branches into one crack per branch."""
+    crack = get_object_or_404(Crack.objects.visible_to(request.user), pk=pk)
+    try:
+        parts = reviews.split_crack(crack=crack, reviewer=request.user)
+    except reviews.ReviewError as exc:
+        messages.error(request, f"Not split: {exc}.")
+    else:
+        messages.success(request, f"Split into {len(parts)} cracks.")
+    return redirect(crack.image)
+
+
+@role_required(INSPECTOR)
+@require_POST
+def crack_reclass(request, pk: int):
+    """Give a detection another class (orientation)."""
+    crack = get_object_or_404(Crack.objects.visible_to(request.user), pk=pk)
+    try:
+        reviews.reclass_crack(
+            crack=crack, orientation=request.POST.get("orientation", ""), reviewer=request.user
+        )
+    except reviews.ReviewError as exc:
+        messages.error(request, f"Not re-classed: {exc}.")
+    return redirect(crack if request.POST.get("next") == "crack" else crack.image)
+
+
+@role_required(INSPECTOR)
+@require_POST
 def image_review(request, pk: int):
     """Accept every detection of the image still waiting for a decision."""
     image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
@@ -453,6 +498,8 @@ def crack_detail(request, pk: int):
             "tunnel": crack.image.run.tunnel,
             "history": history,
             "growth": growth_per_year(history),
+            "orientations": Crack.Orientation.choices,
+            "edits": crack.reviews.select_related("reviewer")[:20],
         },
     )
 
