@@ -80,7 +80,9 @@ def adapt(
     mix = {name: 1.0 for name in by_source}
     mix[NEW] = share / (1 - share) * n_base if n_base else 1.0
     # the checkpoint and threshold that suit the new surface; the base share keeps the rest
-    settings = replace(settings, mix=mix, seed=adapt_settings.seed, select_by=f"source:{NEW}")
+    settings = replace(
+        settings, mix=mix, seed=adapt_settings.seed, select_by=f"source:{NEW}", stratify_val=True
+    )
     if adapt_settings.num_workers is not None:
         settings = replace(settings, num_workers=adapt_settings.num_workers)
     result = train(

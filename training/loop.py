@@ -54,6 +54,9 @@ class TrainSettings:
     # of each dataset's F1 at one threshold (one threshold right across surfaces);
     # "source:NAME": by that dataset's F1 alone (an adaptation to a new surface)
     select_by: str = "pooled"
+    # carve the validation share from each dataset alone (at least one image of each with
+    # two or more), so a small dataset is never missing from validation
+    stratify_val: bool = False
 
 
 @dataclass
@@ -191,8 +194,15 @@ def one_cycle_lr(max_lr: float, progress: float, pct_start: float = 0.1) -> floa
     return b + (a - b) * (1 + np.cos(np.pi * t)) / 2
 
 
-def split_train_val(samples: list[Sample], fraction: float, seed: int):
-    """Deterministic validation carve-out from the training samples."""
+def split_train_val(samples: list[Sample], fraction: float, seed: int, stratify: bool = False):
+    """Deterministic validation carve-out from the training samples (per dataset if stratify)."""
+    if stratify:
+        train_part, val_part = [], []
+        for source in sorted({s.source for s in samples}):
+            t, v = split_train_val([s for s in samples if s.source == source], fraction, seed)
+            train_part += t
+            val_part += v
+        return train_part, val_part
     order = sorted(samples, key=lambda s: s.name)
     random.Random(seed).shuffle(order)
     n_val = max(1, round(len(order) * fraction)) if len(order) > 1 and fraction > 0 else 0
@@ -266,7 +276,9 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     seed_everything(settings.seed)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    train_set, val_set = split_train_val(samples, settings.val_fraction, settings.seed)
+    train_set, val_set = split_train_val(
+        samples, settings.val_fraction, settings.seed, settings.stratify_val
+    )
     if not train_set:
         raise ValueError("no training samples")
     val_set = val_set or train_set[:1]

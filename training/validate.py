@@ -27,7 +27,7 @@ from training.metrics import ThresholdSweep, best_across
 from training.train import _train_pairs
 
 
-def validation_samples(roots: list[Path], fraction: float, seed: int):
+def validation_samples(roots: list[Path], fraction: float, seed: int, stratify: bool = False):
     samples = []
     for root in roots:
         pairs, _ = _train_pairs(root)
@@ -37,7 +37,7 @@ def validation_samples(roots: list[Path], fraction: float, seed: int):
         for s in loaded:
             s.source = root.name
         samples += loaded
-    return split_train_val(samples, fraction, seed)[1]
+    return split_train_val(samples, fraction, seed, stratify)[1]
 
 
 def _logits(predictor, image: np.ndarray) -> np.ndarray:
@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         args.fraction = trained.get("val_fraction", TrainSettings.val_fraction)
     if args.seed is None:
         args.seed = trained.get("seed", TrainSettings.seed)
-    val = validation_samples(args.data, args.fraction, args.seed)
+    val = validation_samples(
+        args.data, args.fraction, args.seed, bool(trained.get("stratify_val", False))
+    )
     print(f"{len(val)} validation images", file=sys.stderr)
     report = {}
     for folder in args.model:

@@ -66,3 +66,78 @@ def test_training_form_estimates_the_run_from_the_chosen_settings(
     assert "No images chosen" in estimate.inner_text()
     page.select_option("#id_dataset", "synthetic")
     page.screenshot(path=str(artifacts_dir / "training-form.png"), full_page=True)
+
+
+def test_an_adaptation_run_page_compares_active_and_candidate_image_by_image(
+    live_server, page, admin_user, tunnel, artifacts_dir
+):
+    from crackportal.modelops.models import TrainingRun
+    from tests.factories import make_image, make_run
+
+    run = make_run(tunnel)
+    held = [make_image(run, f"h{i}.jpg", (i, i + 0.48), (0, 0.32), (480, 320)) for i in range(2)]
+    default = ModelVersion.objects.create(
+        name="default",
+        path="default",
+        architecture="Unet",
+        encoder="mobilenet_v2",
+        metrics={"val": {"f1": 0.72}},
+    )
+    services.activate_model_version(version=default, require_reason=False)
+    adaptation = TrainingRun.objects.create(
+        kind="adapt",
+        config_name="unet-mobilenetv2-cpu-real",
+        status="done",
+        minutes=15,
+        init_from=default,
+        held_back=[h.pk for h in held],
+        comparison={
+            "baseline_model": "default",
+            "baseline": {
+                "held-back": {"f1": 0.31, "iou": 0.18},
+                "cfd-test (first 20)": {"f1": 0.72, "iou": 0.56},
+            },
+            "held_back_rows": [
+                {
+                    "name": f"portal-{held[0].pk}",
+                    "active_f1": 0.40,
+                    "candidate_f1": 0.35,
+                    "change": -0.05,
+                },
+                {
+                    "name": f"portal-{held[1].pk}",
+                    "active_f1": 0.22,
+                    "candidate_f1": 0.61,
+                    "change": 0.39,
+                },
+            ],
+        },
+    )
+    adaptation.tunnels.set([tunnel])
+    candidate = ModelVersion.objects.create(
+        name="unet-mobilenetv2-run9",
+        path="x",
+        architecture="Unet",
+        encoder="mobilenet_v2",
+        training_run=adaptation,
+        metrics={
+            "held-back": {"f1": 0.54, "iou": 0.37},
+            "cfd-test (first 20)": {"f1": 0.70, "iou": 0.54},
+            "val": {"f1": 0.6},
+        },
+    )
+    TrainingRun.objects.filter(pk=adaptation.pk).update(result=candidate)
+    login(page, live_server, "admin", "admin-pass-123")
+    page.goto(f"{live_server.url}/training/{adaptation.pk}/")
+    page.wait_for_selector("#comparison-images")
+    assert "T-TEST-01" in page.inner_text("#adapt-info")
+    splits = page.inner_text("#comparison-splits")
+    assert "held-back" in splits and "+0.230" in splits and "-0.020" in splits
+    rows = page.locator("#comparison-images tbody tr")
+    assert rows.count() == 2 and "-0.050" in rows.nth(0).inner_text()
+    page.screenshot(path=str(artifacts_dir / "adapt-compare.png"), full_page=True)
+    page.click("text=Make unet-mobilenetv2-run9 active…")
+    page.wait_for_selector("#comparison")
+    # worse on the base test images: a reason is due, and the held-back figures come first
+    assert page.locator("#comparison tbody tr").first.get_attribute("data-split") == "held-back"
+    assert "cfd-test (first 20)" in page.inner_text("#worse-warning")

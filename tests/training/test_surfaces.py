@@ -353,3 +353,13 @@ def test_an_adaptation_chooses_its_checkpoint_by_the_new_surface(tmp_path):
     row = result.history[0]
     assert row["val_f1"] == pytest.approx(row["val_by_source"]["new"]["f1"])
     assert set(row["val_by_source"]) == {"new", "base"}
+
+
+def test_a_stratified_split_keeps_every_dataset_in_validation():
+    from training.loop import split_train_val
+
+    samples = _samples({"big": 40, "small": 3}, size=(16, 16))
+    _, val = split_train_val(samples, 0.1, 42, stratify=True)
+    assert {s.source for s in val} == {"big", "small"} and len(val) == 4 + 1
+    train_set, val_plain = split_train_val(samples, 0.1, 42)
+    assert len(val_plain) == 4 and len(train_set) == 39  # the unstratified split is unchanged
