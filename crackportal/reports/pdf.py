@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections import Counter
 
 from django.template.loader import render_to_string
@@ -29,8 +30,20 @@ def _data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+def nice_step(span: float, ticks: int = 6) -> float:
+    """A round tick spacing (1, 2 or 5 × 10^k) giving about `ticks` ticks over span."""
+    raw = max(span, 1e-6) / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    return next(f * power for f in (1, 2, 5, 10) if f * power >= raw)
+
+
 def crack_map_png(run, rows: list[dict], width_px: int = 1600) -> bytes:
-    """The unrolled lining: image footprints in grey, cracks coloured by severity (PNG bytes)."""
+    """The unrolled lining as a drawing (PNG bytes): image footprints in grey, cracks coloured
+    by severity, chainage ticks along the bottom in engineering form (0+400.000) and arc
+    ticks on the left at round spacings, a dashed grid, and a legend of the classes."""
+    from crackportal.inspections.severity import severity_classes
+    from crackportal.inspections.stationing import format_chainage
+
     footprints = list(
         run.images.filter(chainage_start_m__isnull=False).values_list(
             "chainage_start_m", "chainage_end_m", "arc_start_m", "arc_end_m"
@@ -44,31 +57,60 @@ def crack_map_png(run, rows: list[dict], width_px: int = 1600) -> bytes:
         xs, ys = [0.0, 1.0], [0.0, 1.0]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     span_x, span_y = max(x1 - x0, 1e-3), max(y1 - y0, 1e-3)
-    margin = 40
-    scale = (width_px - 2 * margin) / span_x
-    height_px = int(min(900, max(240, span_y * scale + 2 * margin)))
-    scale_y = (height_px - 2 * margin) / span_y
+    left, right, top, bottom = 90, 30, 56, 48
+    scale = (width_px - left - right) / span_x
+    height_px = int(min(900, max(260, span_y * scale + top + bottom)))
+    scale_y = (height_px - top - bottom) / span_y
     canvas = Image.new("RGB", (width_px, height_px), "white")
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=16)
+    font = ImageFont.load_default(size=15)
 
     def to_px(x, y):
-        return margin + (x - x0) * scale, margin + (y - y0) * scale_y
+        return left + (x - x0) * scale, top + (y - y0) * scale_y
 
     for c0, c1, a0, a1 in footprints:
         (px0, py0), (px1, py1) = to_px(min(c0, c1), min(a0, a1)), to_px(max(c0, c1), max(a0, a1))
         draw.rectangle([px0, py0, px1, py1], fill=(238, 240, 243), outline=(200, 204, 210))
+    grey, ink = (205, 210, 218), (60, 60, 60)
+    step_x, step_y = nice_step(span_x), nice_step(span_y, 4)
+    decimals = 3 if step_x < 1 else 0
+    x = math.ceil(x0 / step_x) * step_x
+    while x <= x1 + 1e-9:
+        px, _ = to_px(x, y0)
+        for yy in range(top, height_px - bottom, 8):  # dashed grid line
+            draw.line([px, yy, px, min(yy + 4, height_px - bottom)], fill=grey)
+        draw.line([px, height_px - bottom, px, height_px - bottom + 6], fill=ink)
+        label = format_chainage(x, decimals)
+        label_x = min(max(px - 4 * len(label), 4), width_px - 8 * len(label) - 4)
+        draw.text((label_x, height_px - bottom + 9), label, fill=ink, font=font)
+        x += step_x
+    y = math.ceil(y0 / step_y) * step_y
+    while y <= y1 + 1e-9:
+        _, py = to_px(x0, y)
+        for xx in range(left, width_px - right, 8):
+            draw.line([xx, py, min(xx + 4, width_px - right), py], fill=grey)
+        draw.line([left - 6, py, left, py], fill=ink)
+        draw.text((8, py - 8), f"{y:.2f} m" if step_y < 1 else f"{y:.0f} m", fill=ink, font=font)
+        y += step_y
+    draw.rectangle([left, top, width_px - right, height_px - bottom], outline=ink)
     for row in sorted(rows, key=lambda r: r["width_max_mm"]):  # widest on top
         colour = severity_rgb(row["severity"])
         for branch in row["polyline_m"]:
             if len(branch) > 1:
                 draw.line([to_px(x, y) for x, y in branch], fill=colour, width=3)
-    draw.line([margin, height_px - 20, width_px - margin, height_px - 20], fill=(90, 90, 90))
-    for k in range(6):
-        x = x0 + span_x * k / 5
-        px = margin + (x - x0) * scale
-        draw.line([px, height_px - 24, px, height_px - 16], fill=(90, 90, 90))
-        draw.text((px - 24, height_px - 18), f"{x:.1f} m", fill=(60, 60, 60), font=font)
+    # axis titles and the legend along the top
+    draw.text(
+        (left, 8),
+        "chainage (km+m) along the tunnel; arc (m) around the lining, downwards",
+        fill=ink,
+        font=font,
+    )
+    lx = width_px - right
+    for _, name in reversed(severity_classes()):
+        text_w = 8 * len(name)
+        lx -= text_w + 34
+        draw.rectangle([lx, 12, lx + 18, 26], fill=severity_rgb(name))
+        draw.text((lx + 24, 10), name, fill=ink, font=font)
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()

@@ -32,7 +32,7 @@ def inspected_tunnel(tunnel):
 
 
 DRAWN = """() => Object.values(window.crackMap._layers).filter(
-    l => l instanceof L.Polyline && !(l instanceof L.Polygon)).length"""
+    l => l instanceof L.Polyline && !(l instanceof L.Polygon) && !l.options.grid).length"""
 
 
 def test_map_draws_cracks_filters_zooms_and_opens_a_crack(
@@ -77,6 +77,45 @@ def test_map_draws_cracks_filters_zooms_and_opens_a_crack(
     assert page.locator("#history tbody tr").count() == 2
     assert "mm/year" in page.inner_text("#growth")
     page.screenshot(path=str(artifacts_dir / "crack_page.png"), full_page=True)
+
+
+def test_map_reads_like_a_drawing_and_keeps_its_filters_and_view_in_the_address(
+    live_server, page, inspector, inspected_tunnel, artifacts_dir
+):
+    login(page, live_server, "inspector", "inspect-pass-123")
+    page.goto(f"{live_server.url}/tunnels/T-TEST-01/map/")
+    page.wait_for_function("() => document.getElementById('map-count').textContent === '3'")
+    labels = page.locator(".grid-label-x").all_inner_texts()
+    assert labels and all("+" in t for t in labels) and any(t.startswith("0+") for t in labels)
+    assert page.locator(".grid-label-y").count() > 0
+    assert page.inner_text("#scale-label").endswith(("m", "mm"))
+    assert page.evaluate("window.formatChainage(400.03)") == "0+400.030"
+    assert page.evaluate("window.formatChainage(999.9996)") == "1+000.000"
+    box = page.locator("#map").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert page.inner_text("#cursor-readout").startswith("chainage 0+")
+    for name, zoom in (("fitted", 0), ("closer", 2), ("close", 4)):
+        if zoom:
+            page.evaluate(
+                f"window.crackMap.setZoom(window.crackMap.getZoom() + {zoom // 2} * 2, {{animate: false}})"
+            )
+        page.screenshot(path=str(artifacts_dir / f"map-drawing-{name}.png"), full_page=True)
+    # filters and view live in the address: a reload shows the same map
+    page.uncheck("input[name=severity][value=critical]")
+    page.wait_for_function("() => document.getElementById('map-count').textContent === '2'")
+    assert "severity=" in page.url and "z=" in page.url
+    zoom = page.evaluate("window.crackMap.getZoom()")
+    page.reload()
+    page.wait_for_function("() => document.getElementById('map-count').textContent === '2'")
+    assert not page.is_checked("input[name=severity][value=critical]")
+    assert abs(page.evaluate("window.crackMap.getZoom()") - zoom) < 0.01
+    # zoom limits: never further out than a little beyond the whole inspection
+    page.evaluate("window.crackMap.setZoom(-50, {animate: false})")
+    assert (
+        page.evaluate("window.crackMap.getZoom()")
+        >= page.evaluate("window.crackMap.getMinZoom()")
+        > -6
+    )
 
 
 def test_dashboard_shows_severity_counts_and_growth(

@@ -99,3 +99,29 @@ def test_dxf_opens_in_cad_with_cracks_on_severity_layers_at_tunnel_coordinates(
     texts = [e.dxf.text for e in msp.query("TEXT")]
     assert "0+000.000" in texts and any(t.startswith("T-") and "1.50 mm" in t for t in texts)
     assert len(msp.query("LWPOLYLINE")) == 3
+
+
+def test_the_report_map_ticks_at_round_spacings():
+    from crackportal.reports.pdf import nice_step
+
+    # the PDF ticked 120.0 / 192.3 / 264.5 m; now 1, 2 or 5 × 10^k
+    assert nice_step(361.5) == 100 and nice_step(2.0) == 0.5 and nice_step(0.3, 4) == 0.1
+
+
+@pytest.mark.django_db
+def test_the_report_map_has_a_legend_and_both_axes(tunnel, artifacts_dir):
+    import numpy as np
+    from PIL import Image
+
+    from crackportal.inspections.severity import severity_rgb
+    from crackportal.reports.pdf import crack_map_png
+
+    run = _inspections(tunnel)
+    data = crack_map_png(run, list(exports.crack_rows(run)))
+    (artifacts_dir / "report-map.png").write_bytes(data)
+    png = np.asarray(Image.open(io.BytesIO(data)))
+    top = png[:40]
+    for name in ("hairline", "critical"):  # legend swatches along the top
+        assert (np.abs(top.astype(int) - severity_rgb(name)).sum(axis=2) == 0).sum() > 100
+    left_axis = png[60:-60, :80]
+    assert (left_axis < 100).any()  # arc labels drawn left of the frame
