@@ -181,7 +181,12 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     percent = serializers.SerializerMethodField()
 
     def get_percent(self, run) -> int:
-        """Share of the epochs done, counting the steps of the epoch under way."""
+        """Share of the epochs done, counting the steps of the epoch under way; for a timed run
+        (an adaptation), the share of its time budget spent."""
+        if run.minutes:
+            if run.status == "done":
+                return 100
+            return min(100, round(100 * (run.live or {}).get("seconds", 0) / (run.minutes * 60)))
         if not run.epochs:
             return 0
         done = float(run.epoch)

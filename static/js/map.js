@@ -23,6 +23,11 @@
   const renderer = L.canvas({ padding: 0.5, tolerance: 4 });
   const footprintLayer = L.layerGroup().addTo(map);
   const crackLayer = L.layerGroup().addTo(map);
+  // the grid lives in a pane of its own, under the cracks, and never takes the pointer
+  map.createPane("grid");
+  map.getPane("grid").style.zIndex = 350;
+  map.getPane("grid").style.pointerEvents = "none";
+  const gridRenderer = L.canvas({ pane: "grid", padding: 0.1 });
   const gridLayer = L.layerGroup().addTo(map);
   const lines = [];
   let fitted = params.has("z");
@@ -57,7 +62,7 @@
     const view = map.getBounds(), size = map.getSize();
     const perPixel = (view.getEast() - view.getWest()) / size.x;
     const step = niceStep(perPixel * 110);
-    const style = { color: "#9aa3b2", weight: 1, opacity: 0.5, interactive: false, dashArray: "3 4", grid: true };
+    const style = { renderer: gridRenderer, pane: "grid", color: "#9aa3b2", weight: 1, opacity: 0.5, interactive: false, dashArray: "3 4", grid: true };
     for (let x = Math.ceil(view.getWest() / step) * step; x <= view.getEast(); x += step) {
       L.polyline([[view.getSouth(), x], [view.getNorth(), x]], style).addTo(gridLayer);
       L.marker([view.getNorth(), x], { interactive: false, keyboard: false,
