@@ -14,7 +14,7 @@ from django.utils import timezone
 from PIL import Image
 
 from crackportal import jobs
-from crackportal.modelops.models import TrainingRun
+from crackportal.modelops.models import ModelVersion, TrainingRun
 from crackportal.modelops.services import register_model_version
 
 CONFIG_DIR = Path(settings.BASE_DIR) / "training" / "configs"
@@ -68,13 +68,21 @@ def estimate_minutes(config: dict, images: int, epochs: int | None = None) -> fl
 def form_facts() -> dict:
     """What the training form shows beside its fields: each config's epochs and crops, each
     dataset's image count, the verified annotations, and the per-crop time used to estimate."""
+    from inference.config import ModelConfig
+
+    active = ModelVersion.objects.filter(is_active=True).first()
     configs = {}
     for name in available_configs():
-        train = load_config(name).get("train", {})
+        data = load_config(name)
+        train = data.get("train", {})
+        network = ModelConfig.from_dict(data["model"]).__dict__
         configs[name] = {
             "epochs": train.get("epochs", 40),
             "crops_per_epoch": train.get("crops_per_epoch"),
             "val_fraction": train.get("val_fraction", 0.15),
+            # can it start from the active model's weights (the same network)?
+            "fits_active": active is not None
+            and all(active.config.get(k) == network.get(k) for k in NETWORK_KEYS),
         }
     return {
         "configs": configs,

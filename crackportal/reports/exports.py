@@ -222,8 +222,11 @@ def xlsx_bytes(run: InspectionRun, progress=None) -> bytes:
         [[name, by_severity.get(name, 0), actions.get(name, "")] for name in order],
     )
     summary.insert_rows(1, 4)
-    summary["A1"], summary["B1"] = "Tunnel", f"{run.tunnel.code} — {run.tunnel.name}"
-    summary["A2"], summary["B2"] = "Inspection", f"{run.date.isoformat()} {run.label}".strip()
+    # names and labels come from users: each in a cell of its own, defused
+    summary["A1"], summary["B1"] = "Tunnel", spreadsheet_safe(run.tunnel.code)
+    summary["C1"] = spreadsheet_safe(run.tunnel.name)
+    summary["A2"], summary["B2"] = "Inspection", run.date.isoformat()
+    summary["C2"] = spreadsheet_safe(run.label)
     summary["A3"], summary["B3"] = "Cracks", len(rows)
     for cell in ("A1", "A2", "A3"):
         summary[cell].font = Font(bold=True)

@@ -20,11 +20,21 @@
         `About ${minutes < 1 ? "<1" : Math.round(minutes)} min on this host: ${n} epochs × ${crops} crops.`
       : "No images chosen: pick a base dataset or include verified annotations.";
   }
+  // "start from the active model" only for a configuration of the active model's network
+  const initFromActive = field("init_from_active");
+  function fitNetwork() {
+    const c = facts.configs[config.value];
+    if (!initFromActive || !c) return;
+    initFromActive.disabled = !c.fits_active;
+    if (!c.fits_active) initFromActive.checked = false;
+  }
   config.addEventListener("change", () => {
     const c = facts.configs[config.value];
     if (c) epochs.value = c.epochs;
+    fitNetwork();
     estimate();
   });
+  fitNetwork();
   [epochs, dataset, annotations].forEach((el) => el.addEventListener("input", estimate));
   [dataset, annotations].forEach((el) => el.addEventListener("change", estimate));
   estimate();

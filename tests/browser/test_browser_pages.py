@@ -143,6 +143,8 @@ def test_admin_starts_one_epoch_training_and_watches_it_finish(
     login(page, live_server, "admin", "admin-pass-123")
     page.goto(f"{live_server.url}/training/")
     page.select_option("#id_config_name", "unet-tiny")
+    # the tiny network is not the active model's: the form stops offering to start from it
+    assert not page.is_checked("#id_init_from_active")
     page.select_option("#id_dataset", "synthetic")
     page.fill("#id_epochs", "1")
     page.click("text=Start training")
