@@ -180,8 +180,46 @@ def _wait_for_worker_sessions_to_close(connection, django_db_blocker) -> None:
 
 @pytest.fixture
 def worker(celery_worker_process, transactional_db):
-    """Tests that use the worker need committed data: transactional database access."""
-    return celery_worker_process
+    """Tests that use the worker need committed data: transactional database access.
+
+    At teardown it waits for the worker to go idle (a finished run queues its tracking, for
+    one): the database is emptied only then, or the flush and the worker deadlock."""
+    yield celery_worker_process
+    _wait_for_worker_idle()
+
+
+def _wait_for_worker_idle(timeout: float = 60.0) -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    from crackportal.celery import app
+
+    deadline, quiet = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and quiet < 2:
+        busy = False
+        try:
+            with app.connection_for_read() as conn:
+                client = (
+                    conn.default_channel.client
+                    if settings.CELERY_BROKER_URL.startswith("redis")
+                    else None
+                )
+                if client is not None:
+                    busy = any(client.llen(q) for q in ("inference", "training", "maintenance"))
+            active = app.control.inspect(timeout=1).active() or {}
+            busy = busy or any(active.values())
+        except Exception:  # a broker that cannot be asked: fall back to the database below
+            pass
+        if connection.vendor == "postgresql" and not busy:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                    "pid <> pg_backend_pid() AND state <> 'idle'",
+                    [connection.settings_dict["NAME"]],
+                )
+                busy = cursor.fetchone()[0] > 0
+        quiet = 0 if busy else quiet + 1
+        time.sleep(0.3)
 
 
 @pytest.fixture(scope="session")
