@@ -189,27 +189,27 @@ def worker(celery_worker_process, transactional_db):
 
 
 def _wait_for_worker_idle(timeout: float = 60.0) -> None:
+    """Until the broker's queues are empty, no message is out with a worker (kombu's
+    "unacked" hash) and no other database session is busy. Plain Redis and SQL only: Celery's
+    remote control would start threads in this process, and a later fork (a data loader's
+    workers) could inherit their locks and hang."""
     from django.conf import settings
     from django.db import connection
 
-    from crackportal.celery import app
+    client = None
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        import redis
 
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     deadline, quiet = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline and quiet < 2:
+    while time.monotonic() < deadline and quiet < 3:
         busy = False
-        try:
-            with app.connection_for_read() as conn:
-                client = (
-                    conn.default_channel.client
-                    if settings.CELERY_BROKER_URL.startswith("redis")
-                    else None
-                )
-                if client is not None:
-                    busy = any(client.llen(q) for q in ("inference", "training", "maintenance"))
-            active = app.control.inspect(timeout=1).active() or {}
-            busy = busy or any(active.values())
-        except Exception:  # a broker that cannot be asked: fall back to the database below
-            pass
+        if client is not None:
+            try:
+                queues = ("inference", "training", "maintenance")
+                busy = any(client.llen(q) for q in queues) or client.hlen("unacked") > 0
+            except redis.RedisError:
+                pass
         if connection.vendor == "postgresql" and not busy:
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -220,6 +220,8 @@ def _wait_for_worker_idle(timeout: float = 60.0) -> None:
                 busy = cursor.fetchone()[0] > 0
         quiet = 0 if busy else quiet + 1
         time.sleep(0.3)
+    if client is not None:
+        client.close()
 
 
 @pytest.fixture(scope="session")
