@@ -348,6 +348,11 @@ class TokenView(ObtainAuthToken):
         from axes.handlers.proxy import AxesProxyHandler
 
         data = request.data if hasattr(request.data, "get") else {}
+        if len(str(data.get("username", ""))) > 150:  # no such user; axes' log column is 255
+            return Response(
+                {"username": ["Ensure this field has no more than 150 characters."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         username = str(data.get("username", ""))[:150]
         # a NUL byte cannot reach PostgreSQL; the serializer below refuses such a name (400)
         credentials = {"username": username.replace("\x00", "")}
