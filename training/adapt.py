@@ -8,16 +8,13 @@ on images it was not trained on (the portal's held-back fifth, a test split).
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from inference.config import ModelConfig
 from training.data import Sample
-from training.loop import TrainResult, TrainSettings, train
+from training.loop import TrainResult, TrainSettings, load_run_config, train
 from training.metrics import PixelCounter, ToleranceCounter
 
 RECIPE = Path(__file__).resolve().parent / "configs" / "unet-mobilenetv2-cpu-real.json"
@@ -36,18 +33,19 @@ class AdaptSettings:
 def hold_back(samples: list[Sample], every: int = 5) -> tuple[list[Sample], list[Sample]]:
     """(train, held back): every `every`-th image by name is held back, at least one of two."""
     ordered = sorted(samples, key=lambda s: s.name)
-    held = [s for i, s in enumerate(ordered) if i % every == every - 1]
-    if not held and len(ordered) >= 2:
-        held = ordered[-1:]
-    return [s for s in ordered if s not in held], held
+    held_at = {i for i in range(len(ordered)) if i % every == every - 1}
+    if not held_at and len(ordered) >= 2:
+        held_at = {len(ordered) - 1}
+    return (
+        [s for i, s in enumerate(ordered) if i not in held_at],
+        [s for i, s in enumerate(ordered) if i in held_at],
+    )
 
 
 def recipe(minutes: float, config_path: Path = RECIPE) -> tuple[ModelConfig, TrainSettings]:
     """The shipped CPU recipe as a timed run of `minutes`."""
-    data = json.loads(Path(config_path).read_text())
-    settings = TrainSettings(**data.get("train", {}))
-    settings = replace(settings, epochs=10_000, patience=10_000, schedule_minutes=minutes)
-    return ModelConfig.from_dict(data["model"]), settings
+    config, settings = load_run_config(config_path)
+    return config, replace(settings, epochs=10_000, patience=10_000, schedule_minutes=minutes)
 
 
 def adapt(
@@ -135,9 +133,3 @@ def compare(active: dict, candidate: dict) -> list[dict]:
             }
         )
     return sorted(rows, key=lambda r: (r["change"] is None, r["change"] or 0))
-
-
-def mean_f1(judged: dict) -> float:
-    return (
-        float(np.mean([r["f1"] for r in judged["per_image"]])) if judged.get("per_image") else 0.0
-    )

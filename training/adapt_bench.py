@@ -25,20 +25,12 @@ from pathlib import Path
 import inference
 from inference.config import ModelConfig
 from training.adapt import AdaptSettings, adapt
-from training.data import find_pairs, load_samples
+from training.data import load_train_split
 from training.evaluate import evaluate_model
 from training.export import export_model_version
 
 ROOT = Path(__file__).resolve().parent.parent
 GAIN_TARGET, SHARE_TARGET = 0.15, 0.90
-
-
-def _train_samples(root: Path):
-    pairs, _ = find_pairs(root, "train" if (root / "train").is_dir() else None)
-    samples, problems = load_samples(pairs)
-    for s in samples:
-        s.source = root.name
-    return samples, problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(
             2, f"error: {args.model} was trained on {name}: give --model one that was not\n"
         )
-    new_all, problems = _train_samples(args.data)
+    new_all, problems = load_train_split(args.data)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
     new = random.Random(args.seed).sample(
@@ -76,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     base = []
     for root in sorted(p for p in args.data.parent.iterdir() if (p / "train").is_dir()):
         if root.name != name and root.name not in args.exclude:
-            base += _train_samples(root)[0]
+            base += load_train_split(root)[0]
     print(
         f"adapting {args.model} to {name}: {len(new)} images, {len(base)} base images from "
         f"{', '.join(sorted({s.source for s in base}))}; {args.minutes:g} min",

@@ -131,6 +131,16 @@ def load_samples(pairs: list[Pair]) -> tuple[list[Sample], list[str]]:
     return samples, problems
 
 
+def load_train_split(root: Path | str, source: str | None = None) -> tuple[list[Sample], list[str]]:
+    """A dataset's train split (all pairs of a flat images/ + masks/ folder), each sample
+    marked with its dataset (source, default the folder's name); returns (samples, problems)."""
+    root = Path(root)
+    samples, problems = load_dataset(root, "train" if (root / "train").is_dir() else None)
+    for sample in samples:
+        sample.source = source or root.name
+    return samples, problems
+
+
 def load_dataset(root: Path | str, split: str | None = None) -> tuple[list[Sample], list[str]]:
     """Find and load every pair under root; return (samples, problems)."""
     pairs, problems = find_pairs(root, split)

@@ -24,15 +24,10 @@ from pathlib import Path
 import torch
 
 import inference
-from training.data import find_pairs, load_samples
+from training.data import load_train_split
 from training.evaluate import evaluate_model
 from training.export import export_model_version
 from training.loop import load_run_config, train
-
-
-def _train_pairs(root: Path):
-    has_train = (root / "train").is_dir()
-    return find_pairs(root, "train" if has_train else None)
 
 
 def _machine(device: str | None) -> str:
@@ -121,12 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         init_state = _load_state_dict(args.init)
     samples, problems = [], []
     for root in args.data:
-        pairs, found_problems = _train_pairs(root)
-        loaded, load_problems = load_samples(pairs)
-        for sample in loaded:
-            sample.source = root.name
+        loaded, found_problems = load_train_split(root)
         samples += loaded
-        problems += found_problems + load_problems
+        problems += found_problems
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
     if not samples:

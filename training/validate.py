@@ -21,21 +21,17 @@ from pathlib import Path
 import numpy as np
 
 import inference
-from training.data import load_samples
+from training.data import load_train_split
 from training.loop import TrainSettings, split_train_val
 from training.metrics import ThresholdSweep, best_across
-from training.train import _train_pairs
 
 
 def validation_samples(roots: list[Path], fraction: float, seed: int, stratify: bool = False):
     samples = []
     for root in roots:
-        pairs, _ = _train_pairs(root)
-        loaded, problems = load_samples(pairs)
+        loaded, problems = load_train_split(root)
         for problem in problems:
             print(f"skipped: {problem}", file=sys.stderr)
-        for s in loaded:
-            s.source = root.name
         samples += loaded
     return split_train_val(samples, fraction, seed, stratify)[1]
 

@@ -423,16 +423,9 @@ def _train(run: TrainingRun):
 
 def _base_samples(datasets: dict[str, str]):
     """Each base dataset's train split (source = its name)."""
-    from training.data import load_dataset
+    from training.data import load_train_split
 
-    samples = []
-    for name, folder in datasets.items():
-        root = Path(folder)
-        found, _ = load_dataset(root, "train" if (root / "train").is_dir() else None)
-        for s in found:
-            s.source = name
-        samples += found
-    return samples
+    return [s for name, folder in datasets.items() for s in load_train_split(folder, name)[0]]
 
 
 def _test_samples(datasets: dict[str, str], limit: int):
