@@ -35,6 +35,14 @@ def available_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 
 
+def network_differences(version, config: dict) -> list[str]:
+    """The network settings in which a training config differs from a model version's."""
+    from inference.config import ModelConfig
+
+    ours = ModelConfig.from_dict(config["model"]).__dict__
+    return [k for k in NETWORK_KEYS if version.config.get(k) != ours.get(k)]
+
+
 def load_config(name: str) -> dict:
     return json.loads((CONFIG_DIR / f"{name}.json").read_text())
 
@@ -68,21 +76,17 @@ def estimate_minutes(config: dict, images: int, epochs: int | None = None) -> fl
 def form_facts() -> dict:
     """What the training form shows beside its fields: each config's epochs and crops, each
     dataset's image count, the verified annotations, and the per-crop time used to estimate."""
-    from inference.config import ModelConfig
-
     active = ModelVersion.objects.filter(is_active=True).first()
     configs = {}
     for name in available_configs():
         data = load_config(name)
         train = data.get("train", {})
-        network = ModelConfig.from_dict(data["model"]).__dict__
         configs[name] = {
             "epochs": train.get("epochs", 40),
             "crops_per_epoch": train.get("crops_per_epoch"),
             "val_fraction": train.get("val_fraction", 0.15),
             # can it start from the active model's weights (the same network)?
-            "fits_active": active is not None
-            and all(active.config.get(k) == network.get(k) for k in NETWORK_KEYS),
+            "fits_active": active is not None and not network_differences(active, data),
         }
     return {
         "configs": configs,
@@ -128,11 +132,7 @@ def start_training_run(
         from crackportal.modelops.services import active_model_version
 
         init_from = active_model_version()
-        theirs = {k: init_from.config.get(k) for k in NETWORK_KEYS}
-        from inference.config import ModelConfig
-
-        ours = ModelConfig.from_dict(config["model"]).__dict__
-        different = [k for k in NETWORK_KEYS if theirs.get(k) != ours.get(k)]
+        different = network_differences(init_from, config)
         if different:
             raise TrainingError(
                 f"{config_name} builds a different network from the active model "
