@@ -44,6 +44,28 @@ class Tunnel(models.Model):
         help_text="Lining arc length: the height of the unrolled map",
     )
     notes = models.TextField(blank=True)
+    ring_length_m = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.1, "A ring is at least 0.1 m long.")],
+        help_text="Length of one lining ring along the axis (m); blank: no ring grid or condition",
+    )
+    first_ring_chainage_m = models.FloatField(
+        default=0.0, help_text="Chainage (m) where ring 1 begins; rings are numbered from there"
+    )
+    segments_per_ring = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Segments around one ring (equal arcs from arc 0); blank: rings are rated whole",
+    )
+    lining_zones = models.TextField(
+        blank=True,
+        help_text=(
+            'One zone per line: name, arc from (m), arc to (m), e.g. "crown, 6.4, 9.6". Blank: '
+            "invert, walls, shoulders and crown from the circumference, arc 0 at the invert's centre"
+        ),
+    )
     require_review = models.BooleanField(
         default=False,
         help_text="Reports of an inspection are issued only when every detection was reviewed",

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from django.db.models import Exists, OuterRef, Q
+from django.urls import reverse
 
+from crackportal.inspections import pyramid
+from crackportal.inspections.condition import ring_conditions
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
+from crackportal.inspections.stationing import track_label
+
+_ANY_ID = 987654321  # a placeholder id for URL templates
+BROWSER_IMAGES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 @dataclass
@@ -70,15 +78,33 @@ def filter_cracks(cracks, filters: MapFilters):
     return cracks
 
 
+def photo_kind(name: str, width: int | None, height: int | None) -> str:
+    """How the map shows an image's photo: "dzi" tiles for large images, the stored file
+    itself for small ones a browser draws (JPEG, PNG, BMP), "" for none (e.g. a small TIFF)."""
+    if not width or not height:
+        return ""
+    if pyramid.needs_pyramid(width, height):
+        return "dzi"
+    return "image" if PurePosixPath(name.lower()).suffix in BROWSER_IMAGES else ""
+
+
 def map_data(run: InspectionRun, filters: MapFilters) -> dict:
     """Footprints and cracks of one inspection for the map, compact enough for thousands of cracks."""
-    footprints = list(
+    placed = list(
         run.images.filter(
             status=SurveyImage.Status.DONE, chainage_start_m__isnull=False
         ).values_list(
-            "id", "original_name", "chainage_start_m", "chainage_end_m", "arc_start_m", "arc_end_m"
+            "id",
+            "original_name",
+            "chainage_start_m",
+            "chainage_end_m",
+            "arc_start_m",
+            "arc_end_m",
+            "width",
+            "height",
         )
     )
+    footprints = [row[:6] for row in placed]
     rows = cracks_for_map(run, filters).values_list(
         "id",
         "polyline_m",
@@ -88,11 +114,24 @@ def map_data(run: InspectionRun, filters: MapFilters) -> dict:
         "orientation",
         "track__length_growth_mm_per_year",
         "track__width_growth_mm_per_year",
+        "track_id",
     )
     return {
         "run": run.pk,
         "date": run.date.isoformat(),
+        "circumference_m": run.tunnel.circumference_m,
         "footprints": footprints,
+        # the survey photos under the cracks at close zoom: [id, width px, height px, kind]
+        "photos": [[row[0], row[6], row[7], photo_kind(row[1], row[6], row[7])] for row in placed],
+        "photo_urls": {
+            "image": reverse("image-original", args=[_ANY_ID]).replace(str(_ANY_ID), "{id}"),
+            "tile": reverse("image-tile", args=[_ANY_ID, "photo", "9/8_7.jpg"])
+            .replace(str(_ANY_ID), "{id}")
+            .replace("9/8_7", "{level}/{col}_{row}"),
+            "tile_px": pyramid.TILE_PX,
+            "overlap_px": pyramid.OVERLAP_PX,
+        },
+        "rings": ring_conditions(run),
         "cracks": [
             {
                 "id": i,
@@ -104,7 +143,8 @@ def map_data(run: InspectionRun, filters: MapFilters) -> dict:
                 # the track's growth per year (growth.py), as on the crack page
                 "length_growth_mm_per_year": None if grow_l is None else round(grow_l, 1),
                 "width_growth_mm_per_year": None if grow_w is None else round(grow_w, 3),
+                "track": track_label(track),
             }
-            for i, lines, length, width, severity, orientation, grow_l, grow_w in rows
+            for i, lines, length, width, severity, orientation, grow_l, grow_w, track in rows
         ],
     }

@@ -17,6 +17,7 @@ from crackportal.accounts.roles import ADMIN, INSPECTOR, MANAGER, has_role, role
 from crackportal.assets.models import Tunnel
 from crackportal.inspections import (
     annotations,
+    condition,
     maps,
     reprocessing,
     reviews,
@@ -461,6 +462,7 @@ def tunnel_map(request, code: str):
             "severities": list(severity_colours()),
             "severity_colours": severity_colours(),
             "orientations": Crack.Orientation.values,
+            "condition_legend": condition.legend(),
         },
     )
 

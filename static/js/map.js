@@ -29,8 +29,19 @@
   map.getPane("grid").style.pointerEvents = "none";
   const gridRenderer = L.canvas({ pane: "grid", padding: 0.1 });
   const gridLayer = L.layerGroup().addTo(map);
+  // survey photos under everything at close zoom; the ring band and ring/segment lines above the grid
+  map.createPane("photos");
+  map.getPane("photos").style.zIndex = 300;
+  map.getPane("photos").style.pointerEvents = "none";
+  const photoLayer = L.layerGroup().addTo(map);
+  const ringLayer = L.layerGroup().addTo(map);
+  const ringRenderer = L.canvas({ pane: "grid", padding: 0.1 });
+  const bandRenderer = L.canvas({ padding: 0.2 });
   const lines = [];
   let fitted = params.has("z");
+  let data = null;
+  const extent = { arcMin: 0, arcMax: 1 };  // the surveyed arc (m), from the footprints
+  const shownPhotos = new Map();  // image id → overlay of the level shown
 
   // filters from the address (a reload or a shared link shows the same map)
   for (const name of ["severity", "orientation"]) {
@@ -75,6 +86,157 @@
     }
   }
 
+  // rings (vertical lines labelled R12 along the bottom), segment joints, lining zones on the
+  // right, and the condition band: one cell per ring above the lining, coloured by state
+  const STATE_COLOURS = {};
+  function drawRings() {
+    ringLayer.clearLayers();
+    const rings = data && data.rings;
+    if (!rings || !rings.rings.length) return;
+    const view = map.getBounds(), size = map.getSize();
+    const pxPerM = size.x / (view.getEast() - view.getWest());
+    const ringPx = rings.ring_length_m * pxPerM;
+    // ring lines span the surveyed arc; the band sits just above it
+    const top = extent.arcMin, bottom = extent.arcMax, span = Math.max(bottom - top, 1e-3);
+    const first = rings.rings[0], last = rings.rings[rings.rings.length - 1];
+    const bandTop = top - span * 0.12, bandBottom = top - span * 0.03;
+    for (const state of rings.states) STATE_COLOURS[state.state] = state.colour;
+    const labelEvery = Math.max(1, Math.ceil(34 / Math.max(ringPx, 1e-6)));
+    for (const ring of rings.rings) {
+      if (ring.chainage_to_m < view.getWest() || ring.chainage_from_m > view.getEast()) continue;
+      const cell = L.rectangle([[-bandTop, ring.chainage_from_m], [-bandBottom, ring.chainage_to_m]], {
+        renderer: bandRenderer, color: "#fff", weight: ringPx > 6 ? 1 : 0, fillColor: STATE_COLOURS[ring.state] || "#888", fillOpacity: 0.85,
+      });
+      cell.bindTooltip(`ring ${ring.ring} · ${ring.state} · ${ring.n_cracks} crack(s)`, { sticky: true });
+      cell.on("click", (event) => { L.DomEvent.stop(event); showCell(ring); });
+      cell.addTo(ringLayer);
+      if (ringPx >= 6) {
+        L.polyline([[-bandBottom, ring.chainage_from_m], [-bottom, ring.chainage_from_m]],
+          { renderer: ringRenderer, pane: "grid", color: "#5c6b80", weight: 1, opacity: 0.45, interactive: false, grid: true }).addTo(ringLayer);
+      }
+      if (ring.ring % labelEvery === 0 || labelEvery === 1) {
+        L.marker([-bandTop, (ring.chainage_from_m + ring.chainage_to_m) / 2], { interactive: false, keyboard: false,
+          icon: L.divIcon({ className: "label-anchor", html: `<span class="grid-label ring-label">R${ring.ring}</span>`, iconSize: null }) }).addTo(ringLayer);
+      }
+    }
+    const west = Math.max(view.getWest(), first.chainage_from_m), east = Math.min(view.getEast(), last.chainage_to_m);
+    if (rings.segments_per_ring && ringPx >= 6) {
+      for (let s = 1; s < rings.segments_per_ring; s++) {
+        const arc = data.circumference_m * s / rings.segments_per_ring;
+        if (arc <= top || arc >= bottom) continue;
+        L.polyline([[-arc, west], [-arc, east]], { renderer: ringRenderer, pane: "grid", color: "#5c6b80", weight: 1, opacity: 0.45, interactive: false, grid: true }).addTo(ringLayer);
+      }
+    }
+    for (const zone of rings.zones) {
+      if (zone.arc_to_m <= top || zone.arc_from_m >= bottom) continue;
+      const mid = (Math.max(zone.arc_from_m, top) + Math.min(zone.arc_to_m, bottom)) / 2;
+      if (-mid > view.getNorth() || -mid < view.getSouth()) continue;
+      L.marker([-mid, view.getEast()], { interactive: false, keyboard: false,
+        icon: L.divIcon({ className: "label-anchor", html: `<span class="grid-label zone-label">${zone.name}</span>`, iconSize: null }) }).addTo(ringLayer);
+      if (zone.arc_from_m > top && zone.arc_from_m < bottom) {
+        L.polyline([[-zone.arc_from_m, west], [-zone.arc_from_m, east]], { renderer: ringRenderer, pane: "grid", color: "#7b61ff", weight: 1, opacity: 0.35, dashArray: "8 6", interactive: false, grid: true }).addTo(ringLayer);
+      }
+    }
+  }
+
+  // the ring or segment under a click, and its cracks, in the side panel
+  function cellAt(latlng) {
+    const rings = data && data.rings;
+    if (!rings) return null;
+    const ring = rings.rings.find((r) => r.chainage_from_m <= latlng.lng && latlng.lng < r.chainage_to_m);
+    if (!ring) return null;
+    const arc = -latlng.lat;
+    return ring.segments.find((s) => s.arc_from_m <= arc && arc < s.arc_to_m) || ring;
+  }
+  function showCell(cell) {
+    const panel = document.getElementById("ring-panel");
+    if (!panel || !cell) return;
+    const byId = new Map(data.cracks.map((c) => [c.id, c]));
+    const rows = cell.cracks.map((id) => byId.get(id)).filter(Boolean);
+    const hidden = cell.cracks.length - rows.length;
+    const name = cell.segment ? `Ring ${cell.ring}, segment ${cell.segment}` : `Ring ${cell.ring}`;
+    panel.hidden = false;
+    panel.dataset.ring = cell.ring;
+    panel.dataset.segment = cell.segment || "";
+    panel.innerHTML = `<h2>${name} <span class="badge state-${cell.state}">${cell.state}</span></h2>
+      <p class="muted">chainage ${chainage(cell.chainage_from_m)} – ${chainage(cell.chainage_to_m)} · arc ${cell.arc_from_m.toFixed(2)}–${cell.arc_to_m.toFixed(2)} m</p>
+      <p>${cell.length_per_m2.toFixed(3)} m of crack per m² · worst ${cell.worst_width_mm.toFixed(2)} mm · ${cell.n_growing} growing</p>` +
+      (rows.length ? `<table class="table compact"><thead><tr><th>Crack</th><th class="num">Length (mm)</th><th class="num">Width (mm)</th><th>Severity</th></tr></thead><tbody>` +
+        rows.map((c) => `<tr data-crack="${c.id}"><td><a href="/cracks/${c.id}/">${c.track || "#" + c.id}</a></td><td class="num">${c.length_mm.toFixed(0)}</td><td class="num">${c.width_mm.toFixed(2)}</td><td>${c.severity}</td></tr>`).join("") +
+        "</tbody></table>" : '<p class="empty">No crack shown here.</p>') +
+      (hidden ? `<p class="muted">${hidden} more hidden by the filters.</p>` : "");
+  }
+
+  // survey photos under the cracks once a few images fill the screen: the stored file for a
+  // small image, the deep-zoom tiles of the level that suits the zoom for a large one
+  const PHOTO_MIN_PX = 160;  // an image footprint this wide on screen shows its photo
+  function svgOverlay(photo, footprint, level) {
+    const [id, width, height, kind] = photo;
+    const [, , c0, c1, a0, a1] = footprint;
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("preserveAspectRatio", "none");
+    const group = document.createElementNS(svg.namespaceURI, "g");
+    // pixel x runs from chainage_start to chainage_end and y from arc_start to arc_end: flip
+    // the photo where a footprint runs against the map's axes
+    const flipX = c1 < c0, flipY = a1 < a0;
+    group.setAttribute("transform", `translate(${flipX ? width : 0} ${flipY ? height : 0}) scale(${flipX ? -1 : 1} ${flipY ? -1 : 1})`);
+    svg.appendChild(group);
+    const add = (href, x, y, w, h) => {
+      const image = document.createElementNS(svg.namespaceURI, "image");
+      image.setAttribute("href", href);
+      for (const [k, v] of Object.entries({ x, y, width: w, height: h })) image.setAttribute(k, v);
+      image.setAttribute("preserveAspectRatio", "none");
+      group.appendChild(image);
+    };
+    const urls = data.photo_urls;
+    if (kind === "image") {
+      add(urls.image.replace("{id}", id), 0, 0, width, height);
+    } else {
+      const maxLevel = Math.ceil(Math.log2(Math.max(width, height)));
+      const factor = Math.pow(2, maxLevel - level), tile = urls.tile_px, overlap = urls.overlap_px;
+      const lw = Math.ceil(width / factor), lh = Math.ceil(height / factor);
+      for (let col = 0; col * tile < lw; col++) {
+        for (let row = 0; row * tile < lh; row++) {
+          const x0 = Math.max(0, col * tile - overlap), y0 = Math.max(0, row * tile - overlap);
+          const x1 = Math.min(lw, (col + 1) * tile + overlap), y1 = Math.min(lh, (row + 1) * tile + overlap);
+          add(urls.tile.replace("{id}", id).replace("{level}", level).replace("{col}", col).replace("{row}", row),
+            x0 * factor, y0 * factor, (x1 - x0) * factor, (y1 - y0) * factor);
+        }
+      }
+    }
+    const bounds = [[-Math.min(a0, a1), Math.min(c0, c1)], [-Math.max(a0, a1), Math.max(c0, c1)]];
+    return L.svgOverlay(svg, bounds, { pane: "photos", interactive: false, className: "survey-photo" });
+  }
+  function drawPhotos() {
+    if (!data || !data.photos) return;
+    const view = map.getBounds().pad(0.2), size = map.getSize();
+    const pxPerM = size.x / (map.getBounds().getEast() - map.getBounds().getWest());
+    const wanted = new Map();
+    data.photos.forEach((photo, i) => {
+      const footprint = data.footprints[i];
+      const [, , c0, c1, a0, a1] = footprint;
+      const [id, width, height, kind] = photo;
+      if (!kind || Math.abs(c1 - c0) * pxPerM < PHOTO_MIN_PX) return;
+      if (!view.intersects(L.latLngBounds([[-a0, c0], [-a1, c1]]))) return;
+      // the pyramid level whose pixels are at least as fine as the screen's, at most full size
+      const maxLevel = Math.ceil(Math.log2(Math.max(width, height)));
+      const screenScale = (Math.abs(c1 - c0) * pxPerM * (window.devicePixelRatio || 1)) / width;
+      const level = kind === "dzi" ? Math.min(maxLevel, Math.max(0, maxLevel + Math.ceil(Math.log2(Math.max(screenScale, 1e-6))))) : 0;
+      wanted.set(id, { photo, footprint, level });
+    });
+    for (const [id, shown] of shownPhotos) {
+      const want = wanted.get(id);
+      if (!want || want.level !== shown.level) { photoLayer.removeLayer(shown.layer); shownPhotos.delete(id); }
+    }
+    for (const [id, want] of wanted) {
+      if (shownPhotos.has(id)) continue;
+      const layer = svgOverlay(want.photo, want.footprint, want.level).addTo(photoLayer);
+      shownPhotos.set(id, { level: want.level, layer });
+    }
+    document.getElementById("map").dataset.photos = shownPhotos.size;
+  }
+
   // scale bar and cursor read-out, bottom left
   const info = L.control({ position: "bottomleft" });
   info.onAdd = () => {
@@ -90,10 +252,14 @@
     document.getElementById("scale-label").textContent = metres >= 1 ? `${metres} m` : `${Math.round(metres * 1000)} mm`;
   }
   map.on("mousemove", (event) => {
+    const cell = cellAt(event.latlng);
+    const zone = data && data.rings ? data.rings.zones.find((z) => z.arc_from_m <= -event.latlng.lat && -event.latlng.lat < z.arc_to_m) : null;
     document.getElementById("cursor-readout").textContent =
-      `chainage ${chainage(event.latlng.lng)} · arc ${(-event.latlng.lat).toFixed(3)} m`;
+      `chainage ${chainage(event.latlng.lng)} · arc ${(-event.latlng.lat).toFixed(3)} m` +
+      (cell ? ` · ${cell.label}` : "") + (zone ? ` · ${zone.name}` : "");
   });
-  map.on("moveend zoomend", () => { drawGrid(); drawScale(); remember(); });
+  map.on("click", (event) => showCell(cellAt(event.latlng)));
+  map.on("moveend zoomend", () => { drawGrid(); drawRings(); drawPhotos(); drawScale(); remember(); });
 
   // true scale: a crack's width in metres times pixels per metre, never thinner than visible
   const weightFor = (widthMm) => Math.max(1.5, (widthMm / 1000) * Math.pow(2, map.getZoom()));
@@ -117,8 +283,11 @@
     const status = document.getElementById("map-status");
     status.textContent = "loading…";
     const response = await fetch(form.dataset.url + "?" + query().toString());
-    const data = await response.json();
-    if (!response.ok) { status.textContent = data.error || "could not load the map"; return; }
+    const body = await response.json();
+    if (!response.ok) { status.textContent = body.error || "could not load the map"; return; }
+    data = body;
+    for (const shown of shownPhotos.values()) photoLayer.removeLayer(shown.layer);
+    shownPhotos.clear();
     footprintLayer.clearLayers();
     crackLayer.clearLayers();
     lines.length = 0;
@@ -136,13 +305,19 @@
         ` · growing ${crack.length_growth_mm_per_year.toFixed(0)} mm/yr long, ${crack.width_growth_mm_per_year.toFixed(3)} mm/yr wide`;
       const at = crack.lines[0] && crack.lines[0][0] ? ` · at ${chainage(crack.lines[0][0][0])}` : "";
       line.bindTooltip(`${crack.length_mm.toFixed(0)} mm long · ${crack.width_mm.toFixed(2)} mm wide · ${crack.orientation}${at}${growth}`, { sticky: true });
-      line.on("click", () => { window.location = `/cracks/${crack.id}/`; });
+      line.on("click", (event) => { L.DomEvent.stop(event); window.location = `/cracks/${crack.id}/`; });
       line.addTo(crackLayer);
       lines.push(line);
     }
     document.getElementById("map-count").textContent = data.cracks.length;
     status.textContent = `inspection of ${data.date}`;
     if (bounds.length) {
+      extent.arcMin = Math.min(...bounds.map((b) => -b[0]));
+      extent.arcMax = Math.max(...bounds.map((b) => -b[0]));
+      if (data.rings) {  // room for the condition band above the lining
+        const span = extent.arcMax - extent.arcMin;
+        bounds.push([-(extent.arcMin - span * 0.14), bounds[0][1]]);
+      }
       const lining = L.latLngBounds(bounds);
       // zoom limits: never further out than the whole inspection, never off the lining
       map.setMaxBounds(lining.pad(0.5));
@@ -152,8 +327,11 @@
       map.setView([0, 0], 0);
     }
     drawGrid();
+    drawRings();
+    drawPhotos();
     drawScale();
     remember();
+    if (data.rings) document.getElementById("map-status").textContent += ` · ${data.rings.rings.length} rings rated`;
   }
 
   map.on("zoomend", () => { for (const line of lines) line.setStyle({ weight: weightFor(line.crackWidth) }); });

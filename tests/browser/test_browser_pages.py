@@ -155,3 +155,92 @@ def test_admin_starts_one_epoch_training_and_watches_it_finish(
     assert page.inner_text("#result") == run.result.name
     assert page.evaluate("window.trainingCharts.metricChart.data.datasets[1].data.length") == 1
     page.screenshot(path=str(artifacts_dir / "training.png"), full_page=True)
+
+
+def _half_dark_jpeg(width=400, height=200) -> bytes:
+    """A photo whose left half (low pixel x) is black and right half white."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (width, height), "white")
+    ImageDraw.Draw(photo).rectangle([0, 0, width // 2 - 1, height], fill="black")
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def test_map_shows_rings_condition_band_zones_and_the_photos_at_close_zoom(
+    live_server, page, inspector, tunnel, artifacts_dir
+):
+    from django.core.files.base import ContentFile
+
+    tunnel.ring_length_m, tunnel.segments_per_ring = 0.5, 60  # segments of 0.25 m
+    tunnel.save()
+    run = make_run(tunnel, "2026-05-01")
+    ahead = make_image(run, "a.jpg", chainage_m=(0.0, 1.0), size=(400, 200))
+    # surveyed the other way: pixel x runs from chainage 2.0 back to 1.0
+    back = make_image(run, "b.jpg", chainage_m=(2.0, 1.0), size=(400, 200))
+    for image in (ahead, back):
+        image.file.save(image.original_name, ContentFile(_half_dark_jpeg()), save=True)
+    make_crack(ahead, 0, start_m=(0.6, 0.1), end_m=(0.9, 0.2), width_mm=1.5)  # ring 2: CS4
+    make_crack(back, 0, start_m=(1.1, 0.3), end_m=(1.3, 0.3), width_mm=0.1)  # ring 3: CS1
+    login(page, live_server, "inspector", "inspect-pass-123")
+    page.goto(f"{live_server.url}/tunnels/T-TEST-01/map/?run={run.pk}")
+    page.wait_for_function("() => document.getElementById('map-count').textContent === '2'")
+    assert page.evaluate(DRAWN) == 2  # ring, segment and zone lines are not cracks
+    assert page.locator(".ring-label").all_inner_texts()[:4] == ["R1", "R2", "R3", "R4"]
+    assert "invert" in page.locator(".zone-label").all_inner_texts()
+    zone = page.locator(".zone-label").first.bounding_box()
+    map_box = page.locator("#map").bounding_box()
+    assert map_box["x"] < zone["x"] and zone["x"] + zone["width"] <= map_box["x"] + map_box["width"]
+    assert "4 rings rated" in page.inner_text("#map-status")
+    page.screenshot(path=str(artifacts_dir / "map-rings-1-fitted.png"), full_page=True)
+
+    # the band cell of ring 2 lists its crack and says CS4
+    band = page.evaluate(
+        """(() => { const r = window.crackMap.getBounds();
+        const p = window.crackMap.latLngToContainerPoint([0.06, 0.75]); return [p.x, p.y]; })()"""
+    )
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + band[0], box["y"] + band[1])
+    page.wait_for_selector("#ring-panel:not([hidden])")
+    panel = page.inner_text("#ring-panel")
+    assert "Ring 2" in panel and "CS4" in panel and "1.50" in panel
+    # a click on the lining picks the segment under it
+    point = page.evaluate(
+        "(() => { const p = window.crackMap.latLngToContainerPoint([-0.1, 1.2]); return [p.x, p.y]; })()"
+    )
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+    page.wait_for_function("() => document.getElementById('ring-panel').dataset.segment === '1'")
+    assert "Ring 3, segment 1" in page.inner_text("#ring-panel")
+    page.mouse.move(box["x"] + point[0], box["y"] + point[1])
+    readout = page.inner_text("#cursor-readout")
+    assert "R3-S1" in readout and "invert" in readout
+
+    page.evaluate(
+        "window.crackMap.setView([-0.25, 1.0], window.crackMap.getZoom() + 1, {animate: false})"
+    )
+    page.screenshot(path=str(artifacts_dir / "map-rings-2-closer.png"), full_page=True)
+    # close: both photos lie under the cracks, the backwards one mirrored
+    page.evaluate("window.crackMap.setView([-0.25, 1.5], 9, {animate: false})")
+    page.wait_for_function("() => +document.getElementById('map').dataset.photos >= 1")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('svg.survey-photo image')].length >= 1"
+    )
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts_dir / "map-rings-3-photos.png"), full_page=True)
+    import io
+
+    from PIL import Image
+
+    shot = Image.open(io.BytesIO(page.locator("#map").screenshot())).convert("L")
+
+    def grey_at(chainage, arc):
+        p = page.evaluate(
+            f"(() => {{ const p = window.crackMap.latLngToContainerPoint([{-arc}, {chainage}]); return [p.x, p.y]; }})()"
+        )
+        return shot.getpixel((int(p[0]), int(p[1])))
+
+    # image b: pixel x from chainage 2.0 (x = 0, black half) back to 1.0 (white half)
+    assert grey_at(1.9, 0.4) < 60 and grey_at(1.1, 0.4) > 200
