@@ -35,6 +35,7 @@ urlpatterns = [
     path("runs/<int:pk>/cracks.dxf", reports.run_export_dxf, name="run-export-dxf"),
     path("reports/<int:pk>/status.json", reports.report_status, name="report-status"),
     path("reports/<int:pk>/download/", reports.report_download, name="report-download"),
+    path("reports/<int:pk>/approve/", reports.report_approve, name="report-approve"),
     path("images/<int:pk>/", inspections.image_detail, name="image-detail"),
     path("images/<int:pk>/original", inspections.image_original, name="image-original"),
     path("images/<int:pk>/overlay.png", inspections.image_overlay, name="image-overlay"),

@@ -147,6 +147,8 @@ class TrackSerializer(serializers.ModelSerializer):
 
 class ReportSerializer(serializers.ModelSerializer):
     download = serializers.SerializerMethodField()
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    locked = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Report
@@ -154,6 +156,7 @@ class ReportSerializer(serializers.ModelSerializer):
             "id",
             "run",
             "kind",
+            "version",
             "status",
             "progress",
             "message",
@@ -161,9 +164,14 @@ class ReportSerializer(serializers.ModelSerializer):
             "download",
             "created_at",
             "finished_at",
+            "approved_by",
+            "approved_at",
+            "locked",
         ]
         read_only_fields = [
             "id",
+            "version",
+            "approved_at",
             "status",
             "progress",
             "message",

@@ -280,6 +280,17 @@ class ReportViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
     def download(self, request, pk=None):
         return download_response(self.get_object())
 
+    @extend_schema(request=None, responses={202: s.ReportSerializer, 409: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Approve a finished PDF report: stamped by a worker, then locked (a change needs a
+        new version); 409 when it is not finished or already approved."""
+        try:
+            report = reports.approve_report(report=self.get_object(), user=request.user)
+        except reports.ApprovalError as exc:
+            return Response({"detail": str(exc)}, status=409)
+        return Response(s.ReportSerializer(report, context={"request": request}).data, status=202)
+
 
 class ModelVersionViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Model versions (admins); activate one to use it for new images."""

@@ -198,7 +198,8 @@ def _sheet(workbook, title: str, columns: list[str], rows: list[list]):
 def xlsx_bytes(run: InspectionRun, progress=None) -> bytes:
     """The run's cracks as an Excel workbook, one sheet per purpose: Summary (tunnel,
     inspection, counts by severity with the recommended action), Cracks (all, widest first),
-    New and growing (since the previous inspection), Actions (what to do, by severity)."""
+    New and growing (since the previous inspection), Actions (what to do, by severity), and
+    Rings (condition state per ring and segment, worst first) when the tunnel has rings."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -254,6 +255,44 @@ def xlsx_bytes(run: InspectionRun, progress=None) -> bytes:
             for r in sorted(work, key=lambda r: (-r["width_max_mm"], r["chainage_min_m"]))
         ],
     )
+    from crackportal.inspections.condition import ring_conditions, worst_rings_first
+
+    rings = ring_conditions(run, growing={r["crack_id"] for r in rows if r["growing"]})
+    if rings:  # one row per ring and segment, worst first (condition.py has the rules)
+        cells = []
+        for ring in worst_rings_first(rings["rings"]):
+            for cell in [ring, *ring["segments"]]:
+                cells.append(
+                    [
+                        cell["label"],
+                        cell["state"],
+                        format_chainage(cell["chainage_from_m"]),
+                        format_chainage(cell["chainage_to_m"]),
+                        cell["arc_from_m"],
+                        cell["arc_to_m"],
+                        cell["length_per_m2"],
+                        cell["worst_width_mm"],
+                        cell["n_cracks"],
+                        cell["n_growing"],
+                    ]
+                )
+        _sheet(
+            workbook,
+            "Rings",
+            [
+                "ring_segment",
+                "condition_state",
+                "chainage_from",
+                "chainage_to",
+                "arc_from_m",
+                "arc_to_m",
+                "crack_length_m_per_m2",
+                "worst_width_mm",
+                "cracks",
+                "growing_cracks",
+            ],
+            cells,
+        )
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

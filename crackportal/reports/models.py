@@ -31,6 +31,20 @@ class Report(models.Model):
     message = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     file = models.FileField(upload_to="reports/%Y/%m/", max_length=500, blank=True)
+    # the PDF's HTML as built, so approval stamps exactly what was reviewed (no new figures)
+    source = models.FileField(upload_to="reports/%Y/%m/", max_length=500, blank=True)
+    version = models.PositiveIntegerField(
+        default=1,
+        help_text="1, 2, … per inspection and kind: a change to an approved report is a new version",
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="approved_reports",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -51,4 +65,12 @@ class Report(models.Model):
     @property
     def filename(self) -> str:
         run = self.run
-        return f"{run.tunnel.code}-{run.date.isoformat()}-cracks.{self.kind}"
+        approved = "-approved" if self.approved_at else ""
+        return (
+            f"{run.tunnel.code}-{run.date.isoformat()}-cracks-v{self.version}{approved}.{self.kind}"
+        )
+
+    @property
+    def locked(self) -> bool:
+        """An approved report never changes: a change needs a new version."""
+        return self.approved_at is not None

@@ -19,10 +19,10 @@ from crackportal.inspections.severity import (
     severity_colours,
     severity_rgb,
 )
+from crackportal.inspections.stationing import format_chainage
 from crackportal.inspections.thumbnails import crack_thumbnail
 from crackportal.reports.exports import crack_rows, previous_run
 
-ROWS_PER_CLASS = 200  # the full list is in the CSV / XLSX export
 THUMBNAILS = 12
 
 
@@ -37,12 +37,44 @@ def nice_step(span: float, ticks: int = 6) -> float:
     return next(f * power for f in (1, 2, 5, 10) if f * power >= raw)
 
 
-def crack_map_png(run, rows: list[dict], width_px: int = 1600) -> bytes:
-    """The unrolled lining as a drawing (PNG bytes): image footprints in grey, cracks coloured
-    by severity, chainage ticks along the bottom in engineering form (0+400.000) and arc
-    ticks on the left at round spacings, a dashed grid, and a legend of the classes."""
-    from crackportal.inspections.severity import severity_classes
-    from crackportal.inspections.stationing import format_chainage
+def _weasyprint():
+    """WeasyPrint, imported late; it switches on Pillow's LOAD_TRUNCATED_IMAGES when imported,
+    which would let truncated survey images through upload checks in this process: switch it off."""
+    import weasyprint
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    return weasyprint
+
+
+# the to-scale map: A3 landscape sheets at a standard drawing scale
+SHEET_MAP_MM = (360.0, 190.0)  # drawable map area on an A3 landscape sheet (width, height)
+SCALES = [10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000]
+MAX_SHEETS = 8
+SHEET_DPI = 150
+MARGIN_MM = {"left": 20.0, "right": 22.0, "top": 12.0, "bottom": 10.0}
+REGISTER_ROWS = 400  # the full list is in the CSV / XLSX export
+RING_ROWS = 60
+BEFORE_AFTER = 8
+APPROVAL_CELL = "<!--approval-cell-->"
+APPROVAL_BANNER = "<!--approval-banner-->"
+
+
+def choose_scale(span_chainage_m: float, span_arc_m: float) -> tuple[int, int]:
+    """(N of 1:N, number of sheets): the largest standard scale at which the surveyed arc fits
+    a sheet's height and the chainage fits MAX_SHEETS sheets (the smallest scale otherwise)."""
+    width_mm, height_mm = SHEET_MAP_MM
+    for n in SCALES:
+        sheets = math.ceil(max(span_chainage_m, 1e-6) * 1000 / n / width_mm)
+        if span_arc_m * 1000 / n <= height_mm and sheets <= MAX_SHEETS:
+            return n, sheets
+    n = SCALES[-1]
+    return n, math.ceil(max(span_chainage_m, 1e-6) * 1000 / n / width_mm)
+
+
+def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
+    """The unrolled lining drawn to scale on A3 sheets (PNG data URIs with their size in mm)."""
+    from crackportal.inspections.condition import STATE_COLOURS, RingGrid
 
     footprints = list(
         run.images.filter(chainage_start_m__isnull=False).values_list(
@@ -54,94 +86,226 @@ def crack_map_png(run, rows: list[dict], width_px: int = 1600) -> bytes:
     ys = [y for f in footprints for y in f[2:]] + [r["arc_min_m"] for r in rows]
     ys += [r["arc_max_m"] for r in rows]
     if not xs:
-        xs, ys = [0.0, 1.0], [0.0, 1.0]
+        return []
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    span_x, span_y = max(x1 - x0, 1e-3), max(y1 - y0, 1e-3)
-    left, right, top, bottom = 90, 30, 56, 48
-    scale = (width_px - left - right) / span_x
-    height_px = int(min(900, max(260, span_y * scale + top + bottom)))
-    scale_y = (height_px - top - bottom) / span_y
-    canvas = Image.new("RGB", (width_px, height_px), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=15)
+    n, count = choose_scale(x1 - x0, y1 - y0)
+    per_sheet_m = SHEET_MAP_MM[0] * n / 1000
+    grid = RingGrid(run.tunnel) if rings else None
+    zones = [(z["name"], z["arc_from_m"], z["arc_to_m"]) for z in rings["zones"]] if rings else []
+    ring_states = {r["ring"]: r["state"] for r in rings["rings"]} if rings else {}
+    px_mm = SHEET_DPI / 25.4
+    font = ImageFont.load_default(size=round(2.6 * px_mm))
+    small = ImageFont.load_default(size=round(2.2 * px_mm))
+    ink, grey, faint = (40, 40, 40), (150, 158, 170), (225, 229, 235)
+    sheets = []
+    for k in range(count):
+        c0 = x0 + k * per_sheet_m
+        c1 = min(x1, c0 + per_sheet_m)
+        width_mm = (c1 - c0) * 1000 / n
+        height_mm = max((y1 - y0) * 1000 / n, 5.0)
+        total_w = width_mm + MARGIN_MM["left"] + MARGIN_MM["right"]
+        total_h = height_mm + MARGIN_MM["top"] + MARGIN_MM["bottom"]
+        canvas = Image.new("RGB", (round(total_w * px_mm), round(total_h * px_mm)), "white")
+        draw = ImageDraw.Draw(canvas)
 
-    def to_px(x, y):
-        return left + (x - x0) * scale, top + (y - y0) * scale_y
+        def to_px(x, y, c0=c0):
+            return (
+                (MARGIN_MM["left"] + (x - c0) * 1000 / n) * px_mm,
+                (MARGIN_MM["top"] + (y - y0) * 1000 / n) * px_mm,
+            )
 
-    for c0, c1, a0, a1 in footprints:
-        (px0, py0), (px1, py1) = to_px(min(c0, c1), min(a0, a1)), to_px(max(c0, c1), max(a0, a1))
-        draw.rectangle([px0, py0, px1, py1], fill=(238, 240, 243), outline=(200, 204, 210))
-    grey, ink = (205, 210, 218), (60, 60, 60)
-    step_x, step_y = nice_step(span_x), nice_step(span_y, 4)
-    decimals = 3 if step_x < 1 else 0
-    x = math.ceil(x0 / step_x) * step_x
-    while x <= x1 + 1e-9:
-        px, _ = to_px(x, y0)
-        for yy in range(top, height_px - bottom, 8):  # dashed grid line
-            draw.line([px, yy, px, min(yy + 4, height_px - bottom)], fill=grey)
-        draw.line([px, height_px - bottom, px, height_px - bottom + 6], fill=ink)
-        label = format_chainage(x, decimals)
-        label_x = min(max(px - 4 * len(label), 4), width_px - 8 * len(label) - 4)
-        draw.text((label_x, height_px - bottom + 9), label, fill=ink, font=font)
-        x += step_x
-    y = math.ceil(y0 / step_y) * step_y
-    while y <= y1 + 1e-9:
-        _, py = to_px(x0, y)
-        for xx in range(left, width_px - right, 8):
-            draw.line([xx, py, min(xx + 4, width_px - right), py], fill=grey)
-        draw.line([left - 6, py, left, py], fill=ink)
-        draw.text((8, py - 8), f"{y:.2f} m" if step_y < 1 else f"{y:.0f} m", fill=ink, font=font)
-        y += step_y
-    draw.rectangle([left, top, width_px - right, height_px - bottom], outline=ink)
-    for row in sorted(rows, key=lambda r: r["width_max_mm"]):  # widest on top
-        colour = severity_rgb(row["severity"])
-        for branch in row["polyline_m"]:
-            if len(branch) > 1:
-                draw.line([to_px(x, y) for x, y in branch], fill=colour, width=3)
-    # axis titles and the legend along the top
-    draw.text(
-        (left, 8),
-        "chainage (km+m) along the tunnel; arc (m) around the lining, downwards",
-        fill=ink,
-        font=font,
+        left, top = to_px(c0, y0)
+        right, bottom = to_px(c1, y1)
+        for f0, f1, a0, a1 in footprints:
+            lo, hi = max(min(f0, f1), c0), min(max(f0, f1), c1)
+            if lo < hi:
+                (p0, q0), (p1, q1) = to_px(lo, min(a0, a1)), to_px(hi, max(a0, a1))
+                draw.rectangle([p0, q0, p1, q1], fill=(241, 243, 246), outline=faint)
+        # rings: lines, numbers and the condition band above the drawing
+        if grid:
+            ring_px = grid.length * 1000 / n * px_mm
+            every = max(1, math.ceil(9 * px_mm / max(ring_px, 1e-6)))
+            for ring in range(grid.ring_at(c0), grid.ring_at(c1) + 1):
+                r0, r1 = grid.ring_span(ring)
+                lo, hi = max(r0, c0), min(r1, c1)
+                if lo >= hi:
+                    continue
+                (p0, _), (p1, _) = to_px(lo, y0), to_px(hi, y0)
+                if ring in ring_states:
+                    colour = STATE_COLOURS.get(ring_states[ring], "#888888")
+                    rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+                    draw.rectangle([p0, top - 4.5 * px_mm, p1, top - 1.5 * px_mm], fill=rgb)
+                if r0 >= c0 and ring_px >= 2:
+                    draw.line([p0, top, p0, bottom], fill=grey, width=1)
+                if ring % every == 0 and ring in ring_states:
+                    draw.text(
+                        ((p0 + p1) / 2, top - 8.5 * px_mm),
+                        f"R{ring}",
+                        fill=ink,
+                        font=small,
+                        anchor="mt",
+                    )
+            if grid.segments:
+                for s in range(1, grid.segments):
+                    arc = grid.circumference * s / grid.segments
+                    if y0 < arc < y1:
+                        _, q = to_px(c0, arc)
+                        draw.line([left, q, right, q], fill=grey, width=1)
+        for name, a0, a1 in zones:
+            lo, hi = max(a0, y0), min(a1, y1)
+            if lo < hi:
+                _, q = to_px(c1, (lo + hi) / 2)
+                draw.text(
+                    (right + 1.5 * px_mm, q), name, fill=(95, 61, 196), font=small, anchor="lm"
+                )
+        # chainage ticks along the bottom, arc ticks on the left, at round steps
+        step_x = nice_step(c1 - c0, 8)
+        decimals = 3 if step_x < 1 else 0
+        x = math.ceil(c0 / step_x - 1e-9) * step_x
+        while x <= c1 + 1e-9:
+            p, _ = to_px(x, y1)
+            draw.line([p, bottom, p, bottom + 1.5 * px_mm], fill=ink, width=2)
+            draw.text(
+                (p, bottom + 2 * px_mm),
+                format_chainage(x, decimals),
+                fill=ink,
+                font=font,
+                anchor="mt",
+            )
+            x += step_x
+        step_y = nice_step(y1 - y0, 4)
+        y = math.ceil(y0 / step_y - 1e-9) * step_y
+        while y <= y1 + 1e-9:
+            _, q = to_px(c0, y)
+            draw.line([left - 1.5 * px_mm, q, left, q], fill=ink, width=2)
+            draw.text(
+                (left - 2 * px_mm, q),
+                f"{y:.2f} m" if step_y < 1 else f"{y:.0f} m",
+                fill=ink,
+                font=font,
+                anchor="rm",
+            )
+            y += step_y
+        draw.rectangle([left, top, right, bottom], outline=ink, width=2)
+        for row in sorted(rows, key=lambda r: r["width_max_mm"]):  # widest on top
+            if row["chainage_max_m"] < c0 or row["chainage_min_m"] > c1:
+                continue
+            colour = severity_rgb(row["severity"])
+            line_px = max(3, round(row["width_max_mm"] / n * px_mm))
+            for branch in row["polyline_m"]:
+                if len(branch) > 1:
+                    draw.line([to_px(bx, by) for bx, by in branch], fill=colour, width=line_px)
+        canvas = canvas.crop((0, 0, canvas.width, canvas.height))
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="PNG", optimize=True, dpi=(SHEET_DPI, SHEET_DPI))
+        sheets.append(
+            {
+                "number": k + 1,
+                "src": _data_uri(buffer.getvalue(), "image/png"),
+                "width_mm": round(total_w, 2),
+                "chainage_from": format_chainage(c0),
+                "chainage_to": format_chainage(c1),
+                "scale": n,
+                "bar_m": nice_step((c1 - c0) / 5, 1),
+            }
+        )
+    for sheet in sheets:
+        sheet["count"] = len(sheets)
+        sheet["bar_mm"] = round(sheet["bar_m"] * 1000 / sheet["scale"], 2)
+    return sheets
+
+
+def before_after(run, rows: list[dict]) -> list[dict]:
+    """The growing cracks beside their previous sighting: figures and two thumbnails each."""
+    from crackportal.inspections.models import Crack
+
+    growing = [r for r in rows if r["growing"]]
+    growing.sort(key=lambda r: -(r["width_growth_mm_per_year"] or 0))
+    pairs = []
+    cracks = Crack.objects.select_related("image__run").in_bulk(
+        [r["crack_id"] for r in growing[:BEFORE_AFTER]]
     )
-    lx = width_px - right
-    for _, name in reversed(severity_classes()):
-        text_w = 8 * len(name)
-        lx -= text_w + 34
-        draw.rectangle([lx, 12, lx + 18, 26], fill=severity_rgb(name))
-        draw.text((lx + 24, 10), name, fill=ink, font=font)
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    for row in growing[:BEFORE_AFTER]:
+        now = cracks[row["crack_id"]]
+        before = (
+            Crack.objects.counted()
+            .filter(track_id=now.track_id, image__run__date__lt=run.date)
+            .select_related("image__run")
+            .order_by("-image__run__date", "-id")
+            .first()
+        )
+        pairs.append(
+            {
+                "row": row,
+                "before": before,
+                "before_date": before.image.run.date if before else None,
+                "before_src": _thumb(before),
+                "now_src": _thumb(now),
+            }
+        )
+    return pairs
 
 
-def _weasyprint():
-    """WeasyPrint, imported late; it switches on Pillow's LOAD_TRUNCATED_IMAGES when imported,
-    which would let truncated survey images through upload checks in this process: switch it off."""
-    import weasyprint
-    from PIL import ImageFile
+def _thumb(crack) -> str:
+    if crack is None or not crack.image.file:
+        return ""
+    try:
+        return _data_uri(crack_thumbnail(crack), "image/jpeg")
+    except OSError:
+        return ""  # the original is unreadable: the figures still stand
 
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    return weasyprint
+
+def approval_texts(report) -> tuple[str, str]:
+    """The title block's "approved by" cell and the banner, for a draft or an approved report."""
+    from django.utils.html import escape
+
+    if report is None or not report.approved_at:
+        return (
+            "— (draft: not approved)",
+            '<p class="draft">DRAFT: not approved. Figures may change until a manager approves '
+            "this report.</p>",
+        )
+    who = escape(report.approved_by.get_full_name() or report.approved_by.username)
+    when = report.approved_at.strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{who}, {when}",
+        f'<p class="approved">APPROVED by {who} on {when}. This report is locked: a change '
+        f"needs a new version (this is version {report.version}).</p>",
+    )
 
 
-def build_pdf(run, progress=None) -> bytes:
-    """Summary, crack map, cracks by severity, new and growing cracks, actions and thumbnails."""
+def stamp(html: str, report) -> str:
+    cell, banner = approval_texts(report)
+    return html.replace(APPROVAL_CELL, cell).replace(APPROVAL_BANNER, banner)
 
-    def report(fraction, message):
+
+def render_pdf(html: str) -> bytes:
+    return _weasyprint().HTML(string=html).write_pdf()
+
+
+def build_pdf_html(run, progress=None, report=None) -> str:
+    """The report's HTML with approval markers (stamp() fills them): title block, summary,
+    ring condition, the to-scale map on A3 sheets, growing cracks before and after, the
+    crack register by chainage, and the widest cracks' photos."""
+    from crackportal.inspections.condition import describe_rule, legend, ring_conditions, zone_at
+
+    def report_progress(fraction, message):
         if progress:
             progress(fraction, message)
 
-    report(0.05, "collecting cracks")
+    report_progress(0.05, "collecting cracks")
     rows = list(crack_rows(run))
     counts = Counter(r["severity"] for r in rows)
     classes = [name for _, name in severity_classes()]
     actions = severity_actions()
     colours = severity_colours()
     previous = previous_run(run)
-    report(0.25, "drawing the crack map")
-    map_uri = _data_uri(crack_map_png(run, rows), "image/png")
+    growing_ids = {r["crack_id"] for r in rows if r["growing"]}
+    rings = ring_conditions(run, growing=growing_ids)
+    report_progress(0.2, "drawing the map sheets")
+    sheets = map_sheets(run, rows, rings)
+    report_progress(0.4, "photos of growing cracks")
+    pairs = before_after(run, rows) if previous else []
 
     thumbs = []
     widest = [r for r in rows if r["severity"] in classes[-3:]][:THUMBNAILS] or rows[:THUMBNAILS]
@@ -150,49 +314,99 @@ def build_pdf(run, progress=None) -> bytes:
 
         cracks = Crack.objects.select_related("image").in_bulk([r["crack_id"] for r in widest])
         for n, row in enumerate(widest, 1):
-            crack = cracks[row["crack_id"]]
-            if crack.image.file:
-                try:
-                    thumbs.append(
-                        {"row": row, "src": _data_uri(crack_thumbnail(crack), "image/jpeg")}
-                    )
-                except OSError:
-                    pass  # the original is unreadable: the table still lists the crack
-            report(0.3 + 0.4 * n / len(widest), f"thumbnail {n} of {len(widest)}")
+            src = _thumb(cracks[row["crack_id"]])
+            if src:
+                thumbs.append({"row": row, "src": src})
+            report_progress(0.5 + 0.2 * n / len(widest), f"thumbnail {n} of {len(widest)}")
 
+    grid = None
+    zones = []
+    if rings:
+        from crackportal.inspections.condition import RingGrid, lining_zones
+
+        grid, zones = RingGrid(run.tunnel), lining_zones(run.tunnel)
+    register = sorted(rows, key=lambda r: (r["chainage_min_m"], r["arc_min_m"]))
+    for r in register:
+        mid_x = (r["chainage_min_m"] + r["chainage_max_m"]) / 2
+        mid_y = (r["arc_min_m"] + r["arc_max_m"]) / 2
+        r["ring"] = f"R{grid.ring_at(mid_x)}" if grid else ""
+        r["zone"] = zone_at(zones, mid_y) if zones else ""
     images = run.images.values_list("status", flat=True)
-    by_class = [
+    review = review_progress(run)
+    severity_table = [
         {
             "name": name,
             "count": counts.get(name, 0),
             "action": actions.get(name, ""),
             "colour": colours.get(name, "#505050"),
-            "rows": [r for r in rows if r["severity"] == name][:ROWS_PER_CLASS],
         }
         for name in reversed(classes)
     ]
     context = {
         "run": run,
         "tunnel": run.tunnel,
+        "report": report,
         "previous": previous,
         "generated": timezone.now(),
         "n_cracks": len(rows),
         "total_length_m": sum(r["length_mm"] for r in rows) / 1000,
         "n_images": len(images),
         "n_failed": sum(1 for s in images if s == SurveyImage.Status.FAILED),
-        "by_class": by_class,
-        "new_rows": [r for r in rows if r["new"]][:ROWS_PER_CLASS],
+        "severity_table": severity_table,
         "n_new": sum(1 for r in rows if r["new"]),
-        "growing_rows": [r for r in rows if r["growing"]][:ROWS_PER_CLASS],
-        "n_growing": sum(1 for r in rows if r["growing"]),
-        "rows_per_class": ROWS_PER_CLASS,
-        "map_uri": map_uri,
+        "n_growing": len(growing_ids),
+        "register": register[:REGISTER_ROWS],
+        "register_rows": REGISTER_ROWS,
+        "sheets": sheets,
+        "pairs": pairs,
         "thumbs": thumbs,
         "model_version": run.model_version,
-        "review": review_progress(run),
+        "review": review,
+        "reviewed_percent": round(100 * review["reviewed"] / review["images"])
+        if review["images"]
+        else 0,
+        "rings": rings,
+        "ring_rows": _ring_rows(rings),
+        "ring_rows_max": RING_ROWS,
+        "condition_legend": legend(),
+        "approval_cell": APPROVAL_CELL,
+        "approval_banner": APPROVAL_BANNER,
+        "describe_rule": describe_rule,
     }
-    report(0.75, "laying out the PDF")
-    html = render_to_string("reports/report_pdf.html", context)
-    pdf = _weasyprint().HTML(string=html).write_pdf()
-    report(0.98, "saving")
-    return pdf
+    report_progress(0.75, "laying out the PDF")
+    return render_to_string("reports/report_pdf.html", context)
+
+
+def _ring_rows(rings: dict | None) -> list[dict]:
+    """The worst rings first, with chainage in engineering form and the worst segment named."""
+    from crackportal.inspections.condition import state_rank, worst_rings_first
+
+    if not rings:
+        return []
+    rows = []
+    for ring in worst_rings_first(rings["rings"])[:RING_ROWS]:
+        worst = max(
+            ring["segments"],
+            key=lambda s: (state_rank(s["state"]), s["worst_width_mm"]),
+            default=None,
+        )
+        rows.append(
+            {
+                **ring,
+                "chainage_from": format_chainage(ring["chainage_from_m"]),
+                "chainage_to": format_chainage(ring["chainage_to_m"]),
+                "worst_segment": f"S{worst['segment']} ({worst['state']})"
+                if worst and worst["n_cracks"]
+                else "",
+            }
+        )
+    return rows
+
+
+def build_pdf(run, progress=None, report=None) -> tuple[bytes, str]:
+    """The PDF (draft or approved, as report says) and its unstamped HTML source."""
+    source = build_pdf_html(run, progress, report)
+    pdf = render_pdf(stamp(source, report))
+    if progress:
+        progress(0.98, "saving")
+    return pdf, source

@@ -25,7 +25,14 @@ def request_report(*, run, kind: str, user=None) -> Report:
                 f"{run.tunnel.code} requires review before a report: {progress['reviewed']} of "
                 f"{progress['images']} images are reviewed"
             )
-    report = Report.objects.create(run=run, kind=kind, created_by=user, message="queued")
+    latest = Report.objects.filter(run=run, kind=kind).order_by("-version").first()
+    report = Report.objects.create(
+        run=run,
+        kind=kind,
+        created_by=user,
+        message="queued",
+        version=(latest.version + 1) if latest else 1,
+    )
     transaction.on_commit(lambda: _enqueue(report.pk))
     return report
 
@@ -56,24 +63,65 @@ def build_report(*, report_id: int) -> bool:
     def progress(fraction, message):
         _set_progress(report_id, fraction, message)
 
-    if report.kind == Report.Kind.PDF:
+    source = None
+    if report.kind == Report.Kind.PDF and report.locked and report.source:
+        # approval: the stored HTML stamped, so the approved PDF says what was reviewed
+        from crackportal.reports.pdf import render_pdf, stamp
+
+        progress(0.5, "stamping the approval")
+        with report.source.open("rb") as fh:
+            content = render_pdf(stamp(fh.read().decode(), report))
+    elif report.kind == Report.Kind.PDF:
         from crackportal.reports.pdf import build_pdf
 
-        content = build_pdf(report.run, progress)
+        content, source = build_pdf(report.run, progress, report)
     else:
         from crackportal.reports.exports import xlsx_bytes
 
         content = xlsx_bytes(report.run, progress)
+    old_file = report.file.name
     with transaction.atomic():
         report.file.save(report.filename, ContentFile(content), save=False)
+        if source is not None:
+            report.source.save(report.filename + ".html", ContentFile(source.encode()), save=False)
         Report.objects.filter(pk=report_id).update(
             file=report.file.name,
+            source=report.source.name,
             status=Report.Status.DONE,
             progress=1.0,
             message=f"{len(content) // 1024} KB",
             finished_at=timezone.now(),
         )
+        if old_file and old_file != report.file.name:  # the draft an approval replaced
+            storage = report.file.storage
+            transaction.on_commit(lambda: storage.delete(old_file))
     return True
+
+
+class ApprovalError(ValueError):
+    pass
+
+
+def approve_report(*, report: Report, user) -> Report:
+    """Approve a finished PDF report: kept who and when, the PDF stamped by a worker from its
+    stored HTML (same figures), and locked from then on (a change needs a new version)."""
+    if report.kind != Report.Kind.PDF:
+        raise ApprovalError("only a PDF report is approved")
+    if report.status != Report.Status.DONE or not report.source:
+        raise ApprovalError("the report must be built before it is approved")
+    with transaction.atomic():
+        changed = Report.objects.filter(pk=report.pk, approved_at__isnull=True).update(
+            approved_by=user,
+            approved_at=timezone.now(),
+            status=Report.Status.QUEUED,
+            progress=0.0,
+            message="stamping the approval",
+        )
+        if not changed:
+            raise ApprovalError(f"version {report.version} is already approved and locked")
+        transaction.on_commit(lambda: _enqueue(report.pk))
+    report.refresh_from_db()
+    return report
 
 
 def mark_report_failed(*, report_id: int, error: str | BaseException) -> None:

@@ -45,6 +45,26 @@ def report_request(request, pk: int):
 
 
 @role_required(MANAGER)
+@require_POST
+def report_approve(request, pk: int):
+    """Approve a finished PDF report (the form asks for confirmation): stamped, then locked."""
+    report = _report(request, pk)
+    if request.POST.get("confirm") != "1":
+        messages.error(request, "Tick the confirmation to approve: an approved report is locked.")
+    else:
+        try:
+            services.approve_report(report=report, user=request.user)
+        except services.ApprovalError as exc:
+            messages.error(request, f"Not approved: {exc}.")
+        else:
+            messages.success(
+                request,
+                f"Version {report.version} approved: the PDF is stamped and locked; a change needs a new version.",
+            )
+    return redirect(f"{report.run.get_absolute_url()}#reports")
+
+
+@role_required(MANAGER)
 def report_status(request, pk: int):
     """The report row as the API shows it (the page polls this)."""
     return JsonResponse(ReportSerializer(_report(request, pk), context={"request": request}).data)

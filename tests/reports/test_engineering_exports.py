@@ -2,6 +2,7 @@
 track names, tunnel and date on every row, a formatted workbook, and a DXF drawing that CAD
 opens with cracks on severity layers at their tunnel coordinates."""
 
+import base64
 import csv
 import io
 
@@ -109,20 +110,42 @@ def test_the_report_map_ticks_at_round_spacings():
     assert nice_step(361.5) == 100 and nice_step(2.0) == 0.5 and nice_step(0.3, 4) == 0.1
 
 
+def test_the_report_map_scale_is_a_standard_one_that_fits_an_a3_sheet():
+    from crackportal.reports.pdf import choose_scale
+
+    assert choose_scale(2.0, 0.5) == (10, 1)  # 2 m at 1:10 = 200 mm: one sheet
+    assert choose_scale(30.0, 14.0) == (100, 1)  # a 14 m lining is 140 mm high at 1:100
+    assert choose_scale(400.0, 14.0) == (200, 6)  # 400 m at 1:200 = 2 m of paper: 6 sheets
+    assert choose_scale(20_000.0, 14.0)[0] >= 5000  # a long tunnel: a coarse scale
+
+
 @pytest.mark.django_db
-def test_the_report_map_has_a_legend_and_both_axes(tunnel, artifacts_dir):
+def test_the_report_map_is_drawn_to_scale_with_axes_rings_and_a_band(tunnel, artifacts_dir):
     import numpy as np
     from PIL import Image
 
+    from crackportal.inspections.condition import ring_conditions
     from crackportal.inspections.severity import severity_rgb
-    from crackportal.reports.pdf import crack_map_png
+    from crackportal.reports.pdf import MARGIN_MM, SHEET_DPI, map_sheets
 
+    tunnel.ring_length_m, tunnel.segments_per_ring = 0.5, 60
+    tunnel.save()
     run = _inspections(tunnel)
-    data = crack_map_png(run, list(exports.crack_rows(run)))
-    (artifacts_dir / "report-map.png").write_bytes(data)
-    png = np.asarray(Image.open(io.BytesIO(data)))
-    top = png[:40]
-    for name in ("hairline", "critical"):  # legend swatches along the top
-        assert (np.abs(top.astype(int) - severity_rgb(name)).sum(axis=2) == 0).sum() > 100
-    left_axis = png[60:-60, :80]
-    assert (left_axis < 100).any()  # arc labels drawn left of the frame
+    rows = list(exports.crack_rows(run))
+    sheets = map_sheets(run, rows, ring_conditions(run))
+    assert len(sheets) == 1 and sheets[0]["scale"] == 10
+    data = base64.b64decode(sheets[0]["src"].split(",", 1)[1])
+    (artifacts_dir / "report-map-sheet.png").write_bytes(data)
+    png = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    px_mm = SHEET_DPI / 25.4
+    # 2 m of chainage at 1:10 is 200 mm of paper between the margins, as the <img> width says
+    assert sheets[0]["width_mm"] == pytest.approx(200 + MARGIN_MM["left"] + MARGIN_MM["right"])
+    assert png.shape[1] == round(sheets[0]["width_mm"] * px_mm)
+    # the 1.5 mm (severe) crack sits at chainage 0.8 m = 80 mm right of the frame's left edge
+    x = round((MARGIN_MM["left"] + 80) * px_mm)
+    column = png[:, x - 3 : x + 4].astype(int)
+    assert (np.abs(column - severity_rgb("severe")).sum(axis=2) < 30).sum() > 50
+    # the condition band above the frame is coloured, arc labels are drawn left of the frame
+    band = png[round((MARGIN_MM["top"] - 3) * px_mm)]
+    assert (np.abs(band.astype(int) - (201, 42, 42)).sum(axis=1) < 30).sum() > 50  # CS4 ring
+    assert (png[:, : round(MARGIN_MM["left"] * px_mm) - 10] < 100).any()

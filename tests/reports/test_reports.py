@@ -33,26 +33,92 @@ def _inspections(tunnel):
     return new
 
 
-@pytest.mark.django_db
-def test_pdf_report_renders_with_counts_and_a_map(tunnel, manager, settings):
+def _pdf_pages(report):
     import pypdfium2
 
+    pdf = pypdfium2.PdfDocument(report.file.open("rb").read())
+    texts = [" ".join(pdf[i].get_textpage().get_text_range().split()) for i in range(len(pdf))]
+    return pdf, texts
+
+
+@pytest.mark.django_db
+def test_pdf_report_has_a_title_block_a_to_scale_sheet_and_no_empty_page(
+    tunnel, manager, artifacts_dir
+):
+    tunnel.ring_length_m, tunnel.segments_per_ring = 0.5, 4
+    tunnel.save()
     run = _inspections(tunnel)
     report = services.request_report(run=run, kind="pdf", user=manager)
     assert services.build_report(report_id=report.pk)
     report.refresh_from_db()
     assert report.status == "done" and report.progress == 1.0, report.error
-    pdf = pypdfium2.PdfDocument(report.file.open("rb").read())
-    text = "\n".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
+    assert (
+        "-cracks-v1" in report.file.name and report.source and report.filename.endswith("-v1.pdf")
+    )
+    pdf, texts = _pdf_pages(report)
+    text = "\n".join(texts)
     assert "Crack report" in text and tunnel.code in text
-    assert "Cracks 3" in " ".join(text.split())  # summary count
-    assert "New cracks since 2025-05-01 (2)" in text and "Growing cracks (1)" in text
-    assert "Severe — 1 crack" in text.replace("\r", "")
-    page = np.asarray(pdf[0].render(scale=1).to_pil().convert("L"))
-    assert page.std() > 10 and (page < 128).mean() > 0.005, "first page is blank"
+    for words in (
+        "Prepared by manager",
+        "Approved by — (draft: not approved)",
+        "DRAFT: not approved",
+        "Reviewed 0 of 2 processed images (0 %)",
+        "version 1",
+        "Cracks 3",
+        "Growing cracks: before and after (1)",
+        "Crack register by chainage (3)",
+        "scale 1:10 (A3)",
+        "Ring condition, worst first (4 rings surveyed)",
+    ):
+        assert words in text, words
+    # one table per purpose: each crack is listed once, in the register
+    assert text.count("0+000.800 – 0+000.800") == 1
+    # the map sheet is an A3 landscape page; every page carries more than a heading
+    sizes = [tuple(round(v) for v in pdf[i].get_size()) for i in range(len(pdf))]
+    assert (1191, 842) in sizes and sizes[0] == (595, 842)
+    for i in range(len(pdf)):
+        image = pdf[i].render(scale=1.5).to_pil()
+        image.save(artifacts_dir / f"report-page-{i + 1}.png")
+        ink = (np.asarray(image.convert("L")) < 245).mean()  # anything drawn or written
+        assert ink > 0.02, f"page {i + 1} is nearly empty ({ink:.4f}): {texts[i][:120]}"
     from PIL import ImageFile
 
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # upload checks in this process stay strict
+
+
+@pytest.mark.django_db
+def test_an_approved_report_is_stamped_with_the_same_figures_and_locked(
+    tunnel, manager, django_capture_on_commit_callbacks
+):
+    from crackportal.inspections.models import Crack
+
+    run = _inspections(tunnel)
+    report = services.request_report(run=run, kind="pdf", user=manager)
+    services.build_report(report_id=report.pk)
+    report.refresh_from_db()
+    draft_name = report.file.name
+    _, draft = _pdf_pages(report)
+    # a crack changes after the draft: the approved PDF still says what was reviewed
+    Crack.objects.filter(image__run=run).update(width_max_mm=9.0)
+    report = services.approve_report(report=report, user=manager)
+    assert report.status == "queued" and report.locked
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.build_report(report_id=report.pk)
+    report.refresh_from_db()
+    assert report.status == "done" and "-v1-approved" in report.file.name
+    assert not report.file.storage.exists(draft_name)  # the draft does not linger
+    _, approved = _pdf_pages(report)
+    text = "\n".join(approved)
+    assert "APPROVED by manager on" in text and "locked: a change needs a new version" in text
+    assert "DRAFT" not in text and "9.0" not in text
+    assert [t.split("Crack register")[1] for t in approved if "Crack register" in t] == [
+        t.split("Crack register")[1] for t in draft if "Crack register" in t
+    ]
+    with pytest.raises(services.ApprovalError, match="already approved"):
+        services.approve_report(report=report, user=manager)
+    assert not services.build_report(report_id=report.pk)  # a locked report is not rebuilt
+    again = services.request_report(run=run, kind="pdf", user=manager)
+    assert again.version == 2
 
 
 @pytest.mark.django_db
@@ -93,6 +159,27 @@ def test_xlsx_report_round_trips_the_numbers(tunnel, manager):
     assert widths == pytest.approx([0.1, 0.45, 1.5])
     summary = {row[0]: row[1] for row in book["Summary"].values}
     assert summary["Cracks"] == 3 and summary["severe"] == 1
+    assert "Rings" not in book.sheetnames  # no ring length, no ring sheet
+
+
+@pytest.mark.django_db
+def test_xlsx_has_a_ring_sheet_worst_first(tunnel, manager):
+    from openpyxl import load_workbook
+
+    tunnel.ring_length_m = 0.5
+    tunnel.save()
+    run = _inspections(tunnel)
+    report = services.request_report(run=run, kind="xlsx", user=manager)
+    services.build_report(report_id=report.pk)
+    report.refresh_from_db()
+    rings = list(load_workbook(io.BytesIO(report.file.open("rb").read()))["Rings"].values)
+    assert rings[0][:2] == ("ring_segment", "condition_state")
+    assert [r[:2] for r in rings[1:]] == [
+        ("R2", "CS4"),
+        ("R1", "CS3"),
+        ("R3", "CS1"),
+        ("R4", "CS1"),
+    ]
 
 
 @pytest.mark.django_db

@@ -63,6 +63,8 @@ class Command(BaseCommand):
                 "name": "Demo tunnel (synthetic survey)",
                 "length_m": 120.0,
                 "circumference_m": 14.0,
+                "ring_length_m": 1.5,
+                "segments_per_ring": 6,
             },
         )
         tunnel.members.add(user)
