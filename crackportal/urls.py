@@ -38,6 +38,7 @@ urlpatterns = [
     path("reports/<int:pk>/approve/", reports.report_approve, name="report-approve"),
     path("images/<int:pk>/", inspections.image_detail, name="image-detail"),
     path("images/<int:pk>/original", inspections.image_original, name="image-original"),
+    path("images/<int:pk>/thumb.jpg", inspections.image_thumbnail, name="image-thumbnail"),
     path("images/<int:pk>/overlay.png", inspections.image_overlay, name="image-overlay"),
     path("images/<int:pk>/mask.png", inspections.image_mask, name="image-mask"),
     path("images/<int:pk>/dz/<slug:name>.dzi", inspections.image_tile, name="image-dzi"),

@@ -25,8 +25,18 @@ def run_progress(run: InspectionRun) -> dict:
 BY_CHAINAGE = (F("chainage_start_m").asc(nulls_last=True), F("arc_start_m").asc(), "id")
 
 
-def images_with_crack_counts(run: InspectionRun):
-    """A run's images along the tunnel (by chainage, then arc; refused files last)."""
+IMAGE_SORTS = {
+    "chainage": BY_CHAINAGE,
+    "-chainage": (F("chainage_start_m").desc(nulls_last=True), F("arc_start_m").desc(), "-id"),
+    "worst": (F("widest_mm").desc(nulls_last=True), *BY_CHAINAGE),
+    "cracks": (F("n_cracks").desc(), *BY_CHAINAGE),
+    "name": ("original_name", "id"),
+}
+
+
+def images_with_crack_counts(run: InspectionRun, sort: str = "chainage"):
+    """A run's images, by default along the tunnel (by chainage, then arc; refused files last);
+    sort: one of IMAGE_SORTS (an unknown one sorts by chainage)."""
     counted = ~Q(cracks__review=Crack.Review.REJECTED)
     return (
         run.images.annotate(
@@ -44,7 +54,7 @@ def images_with_crack_counts(run: InspectionRun):
             "chainage_end_m",
             "arc_start_m",
         )
-        .order_by(*BY_CHAINAGE)
+        .order_by(*IMAGE_SORTS.get(sort, BY_CHAINAGE))
     )
 
 

@@ -33,3 +33,33 @@ def crack_thumbnail(crack, margin_px: int = 24) -> bytes:
     buffer = io.BytesIO()
     crop.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
+
+
+IMAGE_THUMB_PX = 192
+
+
+def image_thumbnail(image) -> bytes:
+    """A JPEG of the whole survey image at most IMAGE_THUMB_PX on its long side, made once and
+    kept in storage (thumbs/<run>/<image>.jpg); a JPEG is decoded at a reduced scale (draft).
+    FileNotFoundError when there is no stored image; ValueError when it cannot be read."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    if not image.file:
+        raise FileNotFoundError("no stored image")
+    name = f"thumbs/{image.run_id}/{image.pk}-{image.status}.jpg"
+    if default_storage.exists(name):
+        with default_storage.open(name, "rb") as fh:
+            return fh.read()
+    try:
+        with image.file.open("rb") as fh, Image.open(fh) as im:
+            im.draft("RGB", (IMAGE_THUMB_PX * 2, IMAGE_THUMB_PX * 2))  # JPEG: decode at 1/2–1/8
+            small = Image.fromarray(rgb8(im))
+    except OSError as exc:
+        raise ValueError(f"unreadable image: {exc}") from None
+    small.thumbnail((IMAGE_THUMB_PX, IMAGE_THUMB_PX))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=80)
+    data = buffer.getvalue()
+    default_storage.save(name, ContentFile(data))
+    return data

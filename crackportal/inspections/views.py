@@ -29,6 +29,7 @@ from crackportal.inspections.forms import FootprintForm, RunForm, UploadForm
 from crackportal.inspections.growth import growth_per_year
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
 from crackportal.inspections.severity import severity_colours
+from crackportal.inspections.stationing import track_label
 from crackportal.inspections.uploads import Footprint, IncomingFile, UploadError
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,9 @@ def run_detail(request, pk: int):
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid() and _take_upload(request, run, form):
         return redirect(run)
-    images = Paginator(selectors.images_with_crack_counts(run), IMAGES_PER_PAGE).get_page(
+    sort = request.GET.get("sort", "chainage")
+    sort = sort if sort in selectors.IMAGE_SORTS else "chainage"
+    images = Paginator(selectors.images_with_crack_counts(run, sort), IMAGES_PER_PAGE).get_page(
         request.GET.get("page")
     )
     return render(
@@ -105,6 +108,7 @@ def run_detail(request, pk: int):
             "run": run,
             "tunnel": run.tunnel,
             "images": images,
+            "sort": sort,
             "failed": selectors.failed_images(run)[:500],
             "archives": run.archives.all(),
             "reports": run.reports.select_related("created_by")[:20],
@@ -219,7 +223,17 @@ def image_detail(request, pk: int):
             "tunnel": image.run.tunnel,
             "cracks": image.cracks.all(),
             "reject_reasons": Crack.RejectReason.choices[1:],
-            "crack_boxes": [{"id": c.pk, "bbox": c.bbox_px} for c in image.cracks.all()],
+            "crack_boxes": [
+                {
+                    "id": c.pk,
+                    "bbox": c.bbox_px,
+                    "label": f"{c.index + 1}"
+                    + (f" · {track_label(c.track_id)}" if c.track_id else ""),
+                    "severity": c.severity,
+                    "rejected": c.review == Crack.Review.REJECTED,
+                }
+                for c in image.cracks.all()
+            ],
             "previous_id": siblings[position - 1] if position > 0 else None,
             "next_id": siblings[position + 1] if position + 1 < len(siblings) else None,
             "annotations": image.annotations.select_related("created_by")[:20],
@@ -504,6 +518,19 @@ def crack_detail(request, pk: int):
             "edits": crack.reviews.select_related("reviewer")[:20],
         },
     )
+
+
+@role_required(INSPECTOR)
+def image_thumbnail(request, pk: int):
+    """A small JPEG of a survey image for tables (made once, then kept beside the original)."""
+    image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
+    try:
+        data = thumbnails.image_thumbnail(image)
+    except (FileNotFoundError, ValueError):
+        raise Http404("no photo for this image") from None
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 @role_required(INSPECTOR)

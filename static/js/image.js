@@ -28,22 +28,40 @@
   function addOutlines(viewer) {
     const boxes = JSON.parse(document.getElementById("crack-boxes").textContent);
     const outlineToggle = document.getElementById("outline-toggle");
-    const width = +el.dataset.width;
-    for (const { id, bbox } of boxes) {
-      const [x0, y0, x1, y1] = bbox;
+    const width = +el.dataset.width, height = +el.dataset.height;
+    for (const { id, bbox, label, severity, rejected } of boxes) {
       const box = document.createElement("button");
-      box.className = "crack-box";
+      box.className = `crack-box severity-${severity}` + (rejected ? " rejected" : "");
       box.type = "button";
       box.dataset.crack = id;
-      box.setAttribute("aria-label", `Select crack ${id}`);
+      box.setAttribute("aria-label", `Select crack ${label}`);
+      const tag = document.createElement("span");
+      tag.className = "crack-box-label";
+      tag.textContent = label;
+      box.appendChild(tag);
+      // hovering an outline lights its table row, and the other way round
+      box.addEventListener("mouseenter", () => hover(id, true));
+      box.addEventListener("mouseleave", () => hover(id, false));
       // OpenSeadragon's own tracker takes pointer events inside the viewer: listen through it
       new OpenSeadragon.MouseTracker({ element: box, clickHandler: () => select(id) });
       box.addEventListener("keydown", (event) => { if (event.key === "Enter") select(id); });
+      // a little room around the crack, but never past the image's edge
       const pad = 6;
-      viewer.addOverlay({ element: box, location: new OpenSeadragon.Rect((x0 - pad) / width, (y0 - pad) / width, (x1 - x0 + 2 * pad) / width, (y1 - y0 + 2 * pad) / width) });
+      const x0 = Math.max(0, bbox[0] - pad), y0 = Math.max(0, bbox[1] - pad);
+      const x1 = Math.min(width, bbox[2] + pad), y1 = Math.min(height, bbox[3] + pad);
+      box.classList.toggle("label-inside", y0 < 20);
+      viewer.addOverlay({ element: box, location: new OpenSeadragon.Rect(x0 / width, y0 / width, (x1 - x0) / width, (y1 - y0) / width) });
     }
+    document.querySelectorAll("#cracks tbody tr").forEach((row) => {
+      row.addEventListener("mouseenter", () => hover(row.dataset.crack, true));
+      row.addEventListener("mouseleave", () => hover(row.dataset.crack, false));
+    });
     outlineToggle.addEventListener("change", () => document.querySelectorAll(".crack-box").forEach((b) => (b.hidden = !outlineToggle.checked)));
     document.querySelectorAll("#cracks tbody tr").forEach((row) => row.addEventListener("click", () => select(row.dataset.crack)));
+  }
+
+  function hover(id, on) {
+    document.querySelectorAll(`.crack-box[data-crack="${id}"], #cracks tbody tr[data-crack="${id}"]`).forEach((node) => node.classList.toggle("hover", on));
   }
 
   function select(id) {

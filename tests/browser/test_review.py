@@ -37,3 +37,55 @@ def test_inspector_rejects_a_joint_with_a_key_and_accepts_the_rest(
     assert "Reviewed 1 of 1 images" in page.locator("#review-progress").inner_text()
     assert Crack.objects.get(pk=other.pk).review == "accepted"
     page.screenshot(path=str(artifacts_dir / "review-run.png"), full_page=True)
+
+
+def test_outlines_are_labelled_clipped_and_linked_to_rows_and_pages_fit_a_phone(
+    live_server, page, inspector, tunnel, settings, tmp_path, artifacts_dir
+):
+    settings.MEDIA_ROOT = tmp_path
+    run = make_run(tunnel)
+    image = make_image(run, "a.jpg", (0.0, 0.48), (0.0, 0.32), (480, 320))
+    image.file.save("a.jpg", ContentFile(survey_jpeg(seed=3)))
+    corner = make_crack(image, 0, (0.0, 0.0), (0.12, 0.01), width_mm=0.3)  # at the image's edge
+    wide = make_crack(image, 1, (0.10, 0.25), (0.30, 0.28), width_mm=1.2)
+    plain = make_image(run, "b.jpg", (0.48, 0.96), (0.0, 0.32), (480, 320))
+    plain.file.save("b.jpg", ContentFile(survey_jpeg(seed=4)))
+    login(page, live_server, "inspector", "inspect-pass-123")
+    page.goto(f"{live_server.url}/images/{image.pk}/")
+    page.wait_for_function("() => document.querySelectorAll('.crack-box').length === 2")
+    assert sorted(page.locator(".crack-box-label").all_inner_texts()) == ["1", "2"]
+    # every outline lies inside the image (viewport units: width 1, height 320/480)
+    bounds = page.evaluate(
+        "window.surveyViewer.currentOverlays.map(o => [o.bounds.x, o.bounds.y, o.bounds.width, o.bounds.height])"
+    )
+    for x, y, w, h in bounds:
+        assert x >= 0 and y >= 0 and x + w <= 1 + 1e-9 and y + h <= 320 / 480 + 1e-9
+    page.hover(f"#cracks tr[data-crack='{corner.pk}'] td:nth-child(4)")
+    assert "hover" in page.get_attribute(f".crack-box[data-crack='{corner.pk}']", "class")
+    page.hover(f".crack-box[data-crack='{wide.pk}']")
+    assert "hover" in (page.get_attribute(f"#cracks tr[data-crack='{wide.pk}']", "class") or "")
+    assert "hover" not in page.get_attribute(f".crack-box[data-crack='{corner.pk}']", "class")
+    page.screenshot(path=str(artifacts_dir / "image-outlines.png"), full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    for url, name in ((f"/images/{image.pk}/", "image"), (f"/runs/{run.pk}/", "run")):
+        page.goto(f"{live_server.url}{url}")
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        page.screenshot(path=str(artifacts_dir / f"phone-{name}-page.png"), full_page=True)
+        assert width <= 390, f"the {name} page is {width} px wide on a 390 px phone"
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/runs/{run.pk}/?sort=worst")
+    page.wait_for_load_state("networkidle")
+    rows = page.locator("#images tbody tr")
+    assert rows.first.get_attribute("data-image") == str(image.pk)  # the 1.2 mm crack first
+    assert page.evaluate(
+        "[...document.querySelectorAll('#images .thumb-cell img')].every(i => i.naturalWidth > 0)"
+    )
+    page.click("#sort-chainage")
+    page.wait_for_url("**sort=chainage")
+    assert rows.first.get_attribute("data-image") == str(image.pk)
+    page.click("#sort-chainage")  # a second click turns the order round
+    page.wait_for_url("**sort=-chainage")
+    assert rows.first.get_attribute("data-image") == str(plain.pk)
+    page.screenshot(path=str(artifacts_dir / "run-thumbnails.png"), full_page=True)
