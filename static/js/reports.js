@@ -25,6 +25,18 @@
         link.textContent = "Download";
         field("download").appendChild(link);
       }
+      // a finished draft PDF can be approved from here; an approved one says so
+      const approval = field("approval");
+      if (approval && data.status === "done") {
+        if (data.locked) {
+          approval.textContent = `approved by ${data.approved_by} · locked`;
+        } else {
+          const form = approval.querySelector("form");
+          if (form) form.hidden = false;
+          const draft = field("draft");
+          if (draft) draft.remove();
+        }
+      }
       if (data.status === "queued" || data.status === "running") setTimeout(poll, 1500);
     }
     const status = field("status").textContent.trim();

@@ -87,9 +87,36 @@ def test_second_inspection_keeps_the_history_on_every_page_and_report(
     import pypdfium2
 
     pdf = pypdfium2.PdfDocument(report.file.open("rb").read())
-    text = "\n".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
-    assert "New cracks since 2025-05-01 (1)" in text
-    assert "Growing cracks (2)" in text
+    text = " ".join(
+        " ".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf))).split()
+    )
+    assert "New since previous inspection 1" in text
+    assert "Growing cracks: before and after (2)" in text and "DRAFT: not approved" in text
+
+    # approved on the run page (asked to confirm first), stamped by the worker and locked
+    row = page.locator(f"tr[data-report='{report.pk}']")
+    row.locator("button", has_text="Approve").click()  # the page polled: the draft is done
+    assert "Tick the confirmation" in page.inner_text(".messages")
+    row = page.locator(f"tr[data-report='{report.pk}']")
+    row.locator("input[name=confirm]").check()
+    row.locator("button", has_text="Approve").click()
+    wait_for(
+        lambda: Report.objects.filter(
+            pk=report.pk, status="done", approved_at__isnull=False
+        ).first(),
+        timeout=120,
+        what="the approval stamp",
+    )
+    page.reload()
+    assert "approved" in page.locator(f"tr[data-report='{report.pk}'] .approval").inner_text()
+    page.screenshot(path=str(artifacts_dir / "flow-report-approved.png"), full_page=True)
+    download = page.request.get(f"{live_server.url}/reports/{report.pk}/download/")
+    assert download.ok and "-approved.pdf" in download.headers["content-disposition"]
+    stamped = pypdfium2.PdfDocument(download.body())
+    stamped_text = " ".join(
+        " ".join(stamped[i].get_textpage().get_text_range() for i in range(len(stamped))).split()
+    )
+    assert "APPROVED by boss" in stamped_text and "locked" in stamped_text
 
     # the CSV carries each crack's track: the same ids as the tracks of the crack rows
     response = page.request.get(f"{live_server.url}/runs/{new.pk}/cracks.csv")
