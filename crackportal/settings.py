@@ -178,6 +178,14 @@ if env("SEVERITY_CLASSES_MM"):
     ]
 GROWTH_ALERT_WIDTH_MM = envfloat("GROWTH_ALERT_WIDTH_MM", 0.1)
 GROWTH_ALERT_LENGTH_FRACTION = envfloat("GROWTH_ALERT_LENGTH_FRACTION", 0.10)
+if env("CONDITION_STATES"):
+    # ring condition rules, worst first (crackportal/inspections/condition.py): JSON, e.g.
+    # [["CS4","severe",{"width_mm":1.0,"length_per_m2":2.0,"growing":3}], ..., ["CS1","good",{}]]
+    import json as _json
+
+    from crackportal.inspections.condition import check_states as _check_states
+
+    CONDITION_STATES = _check_states(_json.loads(env("CONDITION_STATES")))
 
 # -- crack tracking across inspections (tunnel metres) ------------------------------------
 TRACK_TOLERANCE_MM = envfloat("TRACK_TOLERANCE_MM", 50.0)  # polylines this close are the same crack

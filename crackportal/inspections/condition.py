@@ -43,6 +43,28 @@ DEFAULT_ZONES = [
 ]
 
 
+FIGURES = ("width_mm", "length_per_m2", "growing")
+
+
+def check_states(states) -> list[tuple[str, str, dict]]:
+    """Condition rules as configured (CONDITION_STATES), checked; ValueError says what is wrong."""
+    checked = []
+    for item in states:
+        if not (isinstance(item, (list, tuple)) and len(item) == 3 and isinstance(item[2], dict)):
+            raise ValueError(
+                f'each condition state is ["CS3", "poor", {{figure: threshold}}], not {item!r}'
+            )
+        unknown = set(item[2]) - set(FIGURES)
+        if unknown:
+            raise ValueError(
+                f"unknown figure(s) {sorted(unknown)} in {item[0]}; use {', '.join(FIGURES)}"
+            )
+        checked.append((str(item[0]), str(item[1]), {k: float(v) for k, v in item[2].items()}))
+    if not checked or checked[-1][2]:
+        raise ValueError("the last (best) condition state must have no thresholds: {}")
+    return checked
+
+
 def condition_states() -> list[tuple[str, str, dict]]:
     return list(getattr(settings, "CONDITION_STATES", DEFAULT_CONDITION_STATES))
 

@@ -305,7 +305,8 @@ DXF_COLOURS = [3, 2, 30, 1, 6]
 def dxf_bytes(run: InspectionRun) -> bytes:
     """The unrolled crack map as a DXF drawing in metres (x chainage, y arc): each crack a
     polyline on its severity's layer (CRACK-<SEVERITY>) with its track name beside it, a
-    1-m grid (GRID), chainage and arc labels in engineering form (AXES)."""
+    1-m grid (GRID), chainage and arc labels in engineering form (AXES), and with a ring
+    length, ring and segment joints (RINGS) and each ring's condition state (CONDITION)."""
     import math
 
     import ezdxf
@@ -360,9 +361,45 @@ def dxf_bytes(run: InspectionRun) -> bytes:
             height=0.1,
             dxfattribs={"layer": "AXES", "insert": (x0, y1 + 0.2)},
         )
+        _dxf_rings(doc, msp, run, (x0, x1, y0, y1))
     stream = io.StringIO()
     doc.write(stream)
     return stream.getvalue().encode("utf-8")
+
+
+def _dxf_rings(doc, msp, run: InspectionRun, extent) -> None:
+    """Ring joints numbered R…, segment joints (RINGS) and each ring's condition state as a
+    text above the lining (CONDITION), when the tunnel has a ring length."""
+    from crackportal.inspections.condition import RingGrid, ring_conditions
+
+    rings = ring_conditions(run)
+    if not rings or not rings["rings"]:
+        return
+    x0, x1, y0, y1 = extent
+    grid = RingGrid(run.tunnel)
+    doc.layers.add("RINGS", color=5)
+    doc.layers.add("CONDITION", color=1)
+    for ring in rings["rings"]:
+        c0, c1 = ring["chainage_from_m"], ring["chainage_to_m"]
+        msp.add_line((c0, y0), (c0, y1), dxfattribs={"layer": "RINGS"})
+        msp.add_text(
+            f"R{ring['ring']}",
+            height=0.06,
+            dxfattribs={"layer": "RINGS", "insert": ((c0 + c1) / 2, y0 - 0.3)},
+        )
+        msp.add_text(
+            ring["state"],
+            height=0.06,
+            dxfattribs={"layer": "CONDITION", "insert": ((c0 + c1) / 2, y0 - 0.42)},
+        )
+    last = rings["rings"][-1]["chainage_to_m"]
+    msp.add_line((last, y0), (last, y1), dxfattribs={"layer": "RINGS"})
+    if grid.segments:
+        first = rings["rings"][0]["chainage_from_m"]
+        for k in range(1, grid.segments):
+            arc = grid.circumference * k / grid.segments
+            if y0 < arc < y1:
+                msp.add_line((first, arc), (last, arc), dxfattribs={"layer": "RINGS"})
 
 
 def geojson_text(run: InspectionRun) -> str:

@@ -130,3 +130,37 @@ def test_photo_kind_by_size_and_format():
     assert photo_kind("a.tif", 6000, 4000) == "dzi"  # large: the deep-zoom tiles
     assert photo_kind("a.tif", 800, 600) == ""  # a browser cannot draw a TIFF
     assert photo_kind("a.png", None, None) == ""
+
+
+def test_configured_states_are_checked():
+    from crackportal.inspections.condition import check_states
+
+    ok = check_states([["CS2", "fair", {"width_mm": 0.3}], ["CS1", "good", {}]])
+    assert ok == [("CS2", "fair", {"width_mm": 0.3}), ("CS1", "good", {})]
+    with pytest.raises(ValueError, match="unknown figure"):
+        check_states([["CS2", "fair", {"depth": 1}], ["CS1", "good", {}]])
+    with pytest.raises(ValueError, match="last"):
+        check_states([["CS2", "fair", {"width_mm": 0.3}]])
+
+
+def test_image_thumbnail_is_small_made_once_and_404_without_a_photo(
+    client, inspector, tunnel, settings, tmp_path
+):
+    import io
+
+    from django.core.files.base import ContentFile
+    from PIL import Image
+
+    from tests.conftest import survey_jpeg
+
+    settings.MEDIA_ROOT = tmp_path
+    run = make_run(tunnel)
+    image = make_image(run, "a.jpg", size=(1600, 1200))
+    image.file.save("a.jpg", ContentFile(survey_jpeg(seed=1, width=1600, height=1200)))
+    client.force_login(inspector)
+    response = client.get(reverse("image-thumbnail", args=[image.pk]))
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(response.content)).size) == 192
+    assert list((tmp_path / "thumbs" / str(run.pk)).iterdir())  # kept for the next request
+    bare = make_image(run, "b.jpg")
+    assert client.get(reverse("image-thumbnail", args=[bare.pk])).status_code == 404

@@ -101,6 +101,27 @@ def test_dxf_opens_in_cad_with_cracks_on_severity_layers_at_tunnel_coordinates(
     texts = [e.dxf.text for e in msp.query("TEXT")]
     assert "0+000.000" in texts and any(t.startswith("T-") and "1.50 mm" in t for t in texts)
     assert len(msp.query("LWPOLYLINE")) == 3
+    assert "RINGS" not in layers  # no ring length: no rings
+
+
+@pytest.mark.django_db
+def test_dxf_draws_ring_joints_and_condition_states(client, tunnel, manager):
+    import ezdxf
+
+    tunnel.ring_length_m = 0.5
+    tunnel.save()
+    run = _inspections(tunnel)
+    client.force_login(manager)
+    doc = ezdxf.read(
+        io.StringIO(client.get(reverse("run-export-dxf", args=[run.pk])).content.decode())
+    )
+    msp = doc.modelspace()
+    joints = sorted(round(e.dxf.start.x, 6) for e in msp.query("LINE") if e.dxf.layer == "RINGS")
+    assert joints == [0.0, 0.5, 1.0, 1.5, 2.0]
+    states = {e.dxf.text for e in msp.query("TEXT") if e.dxf.layer == "CONDITION"}
+    assert states == {"CS4", "CS3", "CS1"}
+    rings = [e.dxf.text for e in msp.query("TEXT") if e.dxf.layer == "RINGS"]
+    assert rings == ["R1", "R2", "R3", "R4"]
 
 
 def test_the_report_map_ticks_at_round_spacings():
