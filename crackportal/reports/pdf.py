@@ -164,6 +164,8 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
         x = math.ceil(c0 / step_x - 1e-9) * step_x
         while x <= c1 + 1e-9:
             p, _ = to_px(x, y1)
+            for yy in range(int(top), int(bottom), 12):  # a dashed grid line
+                draw.line([p, yy, p, min(yy + 6, bottom)], fill=(205, 210, 218))
             draw.line([p, bottom, p, bottom + 1.5 * px_mm], fill=ink, width=2)
             draw.text(
                 (p, bottom + 2 * px_mm),
@@ -177,6 +179,8 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
         y = math.ceil(y0 / step_y - 1e-9) * step_y
         while y <= y1 + 1e-9:
             _, q = to_px(c0, y)
+            for xx in range(int(left), int(right), 12):
+                draw.line([xx, q, min(xx + 6, right), q], fill=(205, 210, 218))
             draw.line([left - 1.5 * px_mm, q, left, q], fill=ink, width=2)
             draw.text(
                 (left - 2 * px_mm, q),
@@ -246,6 +250,54 @@ def before_after(run, rows: list[dict]) -> list[dict]:
     return pairs
 
 
+def new_before_after(run, previous, rows: list[dict]) -> list[dict]:
+    """The widest new cracks beside the previous inspection's photo of the same place."""
+    from django.db.models import Q
+
+    from crackportal.inspections.models import Crack
+    from crackportal.inspections.thumbnails import area_thumbnail
+
+    new = sorted((r for r in rows if r["new"]), key=lambda r: -r["width_max_mm"])[:BEFORE_AFTER]
+    cracks = Crack.objects.select_related("image").in_bulk([r["crack_id"] for r in new])
+    pairs = []
+    for row in new:
+        x = (row["chainage_min_m"] + row["chainage_max_m"]) / 2
+        y = (row["arc_min_m"] + row["arc_max_m"]) / 2
+        covering = (
+            previous.images.exclude(file="")
+            .filter(
+                Q(chainage_start_m__lte=x, chainage_end_m__gte=x)
+                | Q(chainage_start_m__gte=x, chainage_end_m__lte=x)
+            )
+            .filter(
+                Q(arc_start_m__lte=y, arc_end_m__gte=y) | Q(arc_start_m__gte=y, arc_end_m__lte=y)
+            )
+            .first()
+        )
+        before = ""
+        if covering is not None:
+            try:
+                before = _data_uri(
+                    area_thumbnail(
+                        covering,
+                        (row["chainage_min_m"], row["chainage_max_m"]),
+                        (row["arc_min_m"], row["arc_max_m"]),
+                    ),
+                    "image/jpeg",
+                )
+            except (OSError, ValueError):
+                before = ""
+        pairs.append(
+            {
+                "row": row,
+                "before_src": before,
+                "now_src": _thumb(cracks[row["crack_id"]]),
+                "covered": covering is not None,
+            }
+        )
+    return pairs
+
+
 def _thumb(crack) -> str:
     if crack is None or not crack.image.file:
         return ""
@@ -306,6 +358,7 @@ def build_pdf_html(run, progress=None, report=None) -> str:
     sheets = map_sheets(run, rows, rings)
     report_progress(0.4, "photos of growing cracks")
     pairs = before_after(run, rows) if previous else []
+    new_pairs = new_before_after(run, previous, rows) if previous else []
 
     thumbs = []
     widest = [r for r in rows if r["severity"] in classes[-3:]][:THUMBNAILS] or rows[:THUMBNAILS]
@@ -359,6 +412,7 @@ def build_pdf_html(run, progress=None, report=None) -> str:
         "register_rows": REGISTER_ROWS,
         "sheets": sheets,
         "pairs": pairs,
+        "new_pairs": new_pairs,
         "thumbs": thumbs,
         "model_version": run.model_version,
         "review": review,

@@ -45,9 +45,13 @@ def _pdf_pages(report):
 def test_pdf_report_has_a_title_block_a_to_scale_sheet_and_no_empty_page(
     tunnel, manager, artifacts_dir
 ):
+    from crackportal.inspections.models import SurveyImage
+
     tunnel.ring_length_m, tunnel.segments_per_ring = 0.5, 4
     tunnel.save()
     run = _inspections(tunnel)
+    earlier = SurveyImage.objects.get(run__date="2025-05-01")
+    earlier.file.save("a.jpg", ContentFile(survey_jpeg(seed=5, width=480, height=240)))
     report = services.request_report(run=run, kind="pdf", user=manager)
     assert services.build_report(report_id=report.pk)
     report.refresh_from_db()
@@ -66,6 +70,8 @@ def test_pdf_report_has_a_title_block_a_to_scale_sheet_and_no_empty_page(
         "version 1",
         "Cracks 3",
         "Growing cracks: before and after (1)",
+        "New cracks: before and after (2)",
+        "not surveyed then",  # the new crack at 0+001.300: no earlier image there
         "Crack register by chainage (3)",
         "scale 1:10 (A3)",
         "Ring condition, worst first (4 rings surveyed)",
@@ -76,6 +82,8 @@ def test_pdf_report_has_a_title_block_a_to_scale_sheet_and_no_empty_page(
     # the map sheet is an A3 landscape page; every page carries more than a heading
     sizes = [tuple(round(v) for v in pdf[i].get_size()) for i in range(len(pdf))]
     assert (1191, 842) in sizes and sizes[0] == (595, 842)
+    for old in artifacts_dir.glob("report-page-*.png"):
+        old.unlink()
     for i in range(len(pdf)):
         image = pdf[i].render(scale=1.5).to_pil()
         image.save(artifacts_dir / f"report-page-{i + 1}.png")
