@@ -55,3 +55,31 @@ def envlist(name: str, default: list[str]) -> list[str]:
     if not value:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def s3_storage(
+    bucket: str,
+    endpoint_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    region: str = "us-east-1",
+    url_expire_s: int = 300,
+) -> dict:
+    """The STORAGES entry of an S3-compatible bucket (django-storages): path-style addressing
+    (MinIO and moto), private objects, never overwritten in place, short-lived signed URLs."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url or None,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "region_name": region,
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": url_expire_s,
+        },
+    }

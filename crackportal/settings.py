@@ -9,7 +9,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from crackportal.env import env, envbool, envfloat, envint, envlist
+from crackportal.env import env, envbool, envfloat, envint, envlist, s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
@@ -150,6 +150,31 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# Every stored file (originals, masks, overlays, probability maps, deep-zoom tiles, thumbnails,
+# annotations, reports) goes through the storage API (crackportal/media.py): the filesystem
+# under MEDIA_ROOT, or with MEDIA_STORAGE=s3 an S3-compatible bucket (MinIO, AWS, …) that web
+# and workers on several hosts share.
+MEDIA_STORAGE = env("MEDIA_STORAGE", "filesystem")
+if MEDIA_STORAGE == "s3":
+    if not env("S3_BUCKET"):
+        raise ImproperlyConfigured(
+            "MEDIA_STORAGE=s3 needs S3_BUCKET (and S3_ENDPOINT_URL for MinIO)"
+        )
+    STORAGES["default"] = s3_storage(
+        env("S3_BUCKET"),
+        env("S3_ENDPOINT_URL"),
+        env("S3_ACCESS_KEY_ID") or env("AWS_ACCESS_KEY_ID"),
+        env("S3_SECRET_ACCESS_KEY") or env("AWS_SECRET_ACCESS_KEY"),
+        env("S3_REGION", "us-east-1"),
+        envint("S3_URL_EXPIRE_S", 300),
+    )
+elif MEDIA_STORAGE != "filesystem":
+    raise ImproperlyConfigured(f"MEDIA_STORAGE is filesystem or s3, not {MEDIA_STORAGE!r}")
+# downloads of originals and reports: streamed through the portal, or (object storage) a
+# redirect to a short-lived presigned URL after the same permission check
+MEDIA_DOWNLOADS = env("MEDIA_DOWNLOADS", "stream")
+if MEDIA_DOWNLOADS not in ("stream", "presigned"):
+    raise ImproperlyConfigured(f"MEDIA_DOWNLOADS is stream or presigned, not {MEDIA_DOWNLOADS!r}")
 # Large uploads stream to temporary files instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = envint("MAX_FILES_PER_UPLOAD", 2000)

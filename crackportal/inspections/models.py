@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -142,9 +140,14 @@ class SurveyImage(models.Model):
         return reverse("image-detail", args=[self.pk])
 
     @property
-    def pyramid_dir(self) -> Path:
-        """Where the image's deep-zoom tiles live (only large images have them)."""
-        return Path(settings.MEDIA_ROOT) / "pyramids" / str(self.pk)
+    def pyramid_prefix(self) -> str:
+        """The stored folder of the image's deep-zoom tiles (only large images have them)."""
+        return f"pyramids/{self.pk}"
+
+    def has_pyramid(self) -> bool:
+        from crackportal import media
+
+        return media.exists(f"{self.pyramid_prefix}/photo.dzi")
 
     def place(self, polyline_px, bbox_px) -> dict:
         """A crack's position in tunnel metres from its pixels: polyline_m and its extent."""

@@ -7,6 +7,8 @@ scikit-image), which the web process never needs.
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -17,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
-from crackportal import jobs
+from crackportal import jobs, media
 from crackportal.inspections import imaging, pyramid, services
 from crackportal.inspections.models import (
     Annotation,
@@ -146,9 +148,11 @@ def segment_survey_image(*, image_id: int) -> int:
     cracks = measure_cracks(image, rgb, mask, proba, predictor.config.threshold)
 
     if pyramid.needs_pyramid(*rgb.shape[1::-1]):
-        folder = image.pyramid_dir
-        pyramid.build_dzi(Image.fromarray(rgb), folder, "photo", "jpg")
-        pyramid.build_dzi(Image.fromarray(_overlay(mask)), folder, "overlay", "png")
+        # built in a local scratch folder, then stored (filesystem or object storage)
+        with tempfile.TemporaryDirectory(prefix="pyramid-") as scratch:
+            pyramid.build_dzi(Image.fromarray(rgb), Path(scratch), "photo", "jpg")
+            pyramid.build_dzi(Image.fromarray(_overlay(mask)), Path(scratch), "overlay", "png")
+            media.publish_tree(Path(scratch), image.pyramid_prefix)
 
     files = (image.mask, image.overlay, image.probability)
     old_files = [f.name for f in files if f]

@@ -6,6 +6,7 @@ import logging
 import re
 
 from django.contrib import messages
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
@@ -13,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from crackportal import media
 from crackportal.accounts.roles import ADMIN, INSPECTOR, MANAGER, has_role, role_required
 from crackportal.assets.models import Tunnel
 from crackportal.inspections import (
@@ -217,7 +219,7 @@ def image_detail(request, pk: int):
         request,
         "inspections/image_detail.html",
         {
-            "has_pyramid": (image.pyramid_dir / "photo.dzi").is_file(),
+            "has_pyramid": image.has_pyramid(),
             "image": image,
             "run": image.run,
             "tunnel": image.run.tunnel,
@@ -286,7 +288,7 @@ def image_correct(request, pk: int):
             "image": image,
             "run": image.run,
             "tunnel": image.run.tunnel,
-            "has_pyramid": (image.pyramid_dir / "photo.dzi").is_file(),
+            "has_pyramid": image.has_pyramid(),
             "start_mask": start,
             "current": current,
             "too_large": (image.width or 0) * (image.height or 0) > CORRECT_MAX_PIXELS,
@@ -315,8 +317,13 @@ def annotation_mask(request, pk: int):
 
 
 def _serve(field_file, content_type: str | None = None):
+    """A stored file, streamed; with MEDIA_DOWNLOADS=presigned (object storage) a redirect to a
+    short-lived signed URL instead. Callers have checked the user may see it."""
     if not field_file:
         raise Http404("not available")
+    presigned = media.presigned_redirect(field_file)
+    if presigned is not None:
+        return presigned
     try:
         handle = field_file.open("rb")
     except FileNotFoundError:
@@ -554,18 +561,20 @@ def image_tile(request, pk: int, name: str, path: str = ""):
     image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
     if name not in ("photo", "overlay"):
         raise Http404("no such pyramid")
-    folder = image.pyramid_dir
+    folder = image.pyramid_prefix
     if not path:
-        target = folder / f"{name}.dzi"
+        target = f"{folder}/{name}.dzi"
         content_type = "application/xml"
     else:
         level, _, tile = path.partition("/")
         if not (level.isdigit() and re.fullmatch(r"\d+_\d+\.(jpg|png)", tile)):
             raise Http404("no such tile")
-        target = folder / f"{name}_files" / level / tile
+        target = f"{folder}/{name}_files/{level}/{tile}"
         content_type = "image/png" if tile.endswith(".png") else "image/jpeg"
-    if not target.is_file():
-        raise Http404("no such tile")
-    response = FileResponse(open(target, "rb"), content_type=content_type)  # noqa: SIM115
+    try:
+        handle = default_storage.open(target, "rb")
+    except (FileNotFoundError, OSError):
+        raise Http404("no such tile") from None
+    response = FileResponse(handle, content_type=content_type)
     response["Cache-Control"] = "private, max-age=86400"
     return response

@@ -79,6 +79,11 @@ def download_response(report: Report) -> FileResponse:
     """The finished report file as an attachment (404 until it is done); pages and API use it."""
     if report.status != Report.Status.DONE or not report.file:
         raise Http404("This report is not ready.")
+    from crackportal import media
+
+    presigned = media.presigned_redirect(report.file, report.filename)
+    if presigned is not None:
+        return presigned
     return FileResponse(report.file.open("rb"), as_attachment=True, filename=report.filename)
 
 

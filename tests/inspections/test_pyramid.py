@@ -1,6 +1,5 @@
 """Deep-zoom pyramids of large images, and their tiles served only to users who may see them."""
 
-from pathlib import Path
 from xml.etree import ElementTree
 
 from django.urls import reverse
@@ -35,7 +34,10 @@ def test_tiles_are_served_to_the_tunnel_and_refused_elsewhere(
 ):
     settings.MEDIA_ROOT = tmp_path
     image = make_image(make_run(tunnel))
-    pyramid.build_dzi(Image.new("RGB", (600, 400)), image.pyramid_dir, "photo")
+    from crackportal import media
+
+    pyramid.build_dzi(Image.new("RGB", (600, 400)), tmp_path / "scratch", "photo")
+    media.publish_tree(tmp_path / "scratch", image.pyramid_prefix)
     client.force_login(inspector)
     assert client.get(reverse("image-dzi", args=[image.pk, "photo"])).status_code == 200
     tile = client.get(reverse("image-tile", args=[image.pk, "photo", "10/0_0.jpg"]))
@@ -50,4 +52,4 @@ def test_tiles_are_served_to_the_tunnel_and_refused_elsewhere(
 
     client.force_login(make_user(django_user_model, "elsewhere", "inspector"))  # not assigned
     assert client.get(reverse("image-dzi", args=[image.pk, "photo"])).status_code == 404
-    assert Path(image.pyramid_dir).is_dir()
+    assert (tmp_path / image.pyramid_prefix / "photo.dzi").is_file() and image.has_pyramid()

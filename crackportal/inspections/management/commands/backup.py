@@ -1,11 +1,13 @@
 """Back up the database and the media files into one new folder (works on PostgreSQL and SQLite)."""
 
+import io
 import json
 import tarfile
 from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
@@ -31,15 +33,19 @@ def count_rows() -> dict[str, int]:
     return {label: model._base_manager.count() for label, model in backed_up_models()}
 
 
-def media_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+def media_files() -> list[str]:
+    """Every stored file's name (filesystem or object storage; crackportal/media.py)."""
+    from crackportal import media
+
+    return list(media.walk())
 
 
 class Command(BaseCommand):
     help = (
         "Write a backup folder: database.json.gz (every table as Django fixtures), media.tar "
-        "(uploaded originals, masks, overlays, pyramids, reports) and manifest.json with the "
-        "row and file counts that `manage.py restore` checks."
+        "(uploaded originals, masks, overlays, pyramids, reports: every stored file, from the "
+        "filesystem or the S3 bucket) and manifest.json with the row and file counts that "
+        "`manage.py restore` checks."
     )
 
     def add_arguments(self, parser):
@@ -63,19 +69,26 @@ class Command(BaseCommand):
             output=str(partial / "database.json.gz"),
             verbosity=0,
         )
-        media_root = Path(settings.MEDIA_ROOT)
-        files = media_files(media_root)
+        files = media_files()
         self.stdout.write(f"media: {len(files)} files…")
+        total_bytes = 0
         with tarfile.open(partial / "media.tar", "w") as tar:
-            for path in files:
-                tar.add(path, arcname=str(path.relative_to(media_root)), recursive=False)
+            for name in files:
+                with default_storage.open(name, "rb") as fh:
+                    data = fh.read()
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = int(timezone.now().timestamp())
+                tar.addfile(info, io.BytesIO(data))
+                total_bytes += len(data)
         manifest = {
             "format": FORMAT,
             "created": timezone.now().isoformat(),
             "database_engine": connection.vendor,
             "rows": counts,
             "media_files": len(files),
-            "media_bytes": sum(p.stat().st_size for p in files),
+            "media_bytes": total_bytes,
+            "media_storage": settings.MEDIA_STORAGE,
         }
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         partial.rename(folder)  # only a complete backup carries the final name

@@ -2,9 +2,11 @@
 
 import json
 import tarfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -15,7 +17,8 @@ from crackportal.inspections.management.commands.backup import FORMAT, count_row
 class Command(BaseCommand):
     help = (
         "Restore a folder written by `manage.py backup` into the configured database "
-        "(DATABASE_URL; migrated here) and MEDIA_ROOT, both of which must be empty, then "
+        "(DATABASE_URL; migrated here) and media storage (MEDIA_ROOT or the S3 bucket), both of "
+        "which must be empty, then "
         "compare the row count of every table and the number of media files with the backup."
     )
 
@@ -33,17 +36,24 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if any(count_rows().values()):
             raise CommandError("the database is not empty; restore into a fresh database")
-        media_root = Path(settings.MEDIA_ROOT)
-        if media_files(media_root):
-            raise CommandError(f"{media_root} is not empty; restore into an empty MEDIA_ROOT")
+        where = "the S3 bucket" if settings.MEDIA_STORAGE == "s3" else str(settings.MEDIA_ROOT)
+        if media_files():
+            raise CommandError(f"{where} is not empty; restore into empty media storage")
 
         self.stdout.write("database…")
         with transaction.atomic():  # all rows or none
             call_command("loaddata", str(folder / "database.json.gz"), verbosity=0)
         self.stdout.write("media…")
-        media_root.mkdir(parents=True, exist_ok=True)
         with tarfile.open(folder / "media.tar") as tar:
-            tar.extractall(media_root, filter="data")  # refuses absolute paths, ../ and links out
+            for member in tar:
+                if not member.isfile():
+                    continue
+                name = PurePosixPath(member.name)
+                if name.is_absolute() or ".." in name.parts:
+                    raise CommandError(f"unsafe name in the backup: {member.name!r}")
+                saved = default_storage.save(member.name, File(tar.extractfile(member)))
+                if saved != member.name:
+                    raise CommandError(f"{member.name} was stored as {saved}")
 
         rows, expected = count_rows(), manifest["rows"]
         problems = [
@@ -51,7 +61,7 @@ class Command(BaseCommand):
             for label, n in expected.items()
             if rows.get(label, 0) != n
         ]
-        restored_files = len(media_files(media_root))
+        restored_files = len(media_files())
         if restored_files != manifest["media_files"]:
             problems.append(
                 f"media: {restored_files} files, the backup has {manifest['media_files']}"
