@@ -280,12 +280,16 @@ CELERY_TASK_IGNORE_RESULT = True  # pages read job state from the database, not 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "inference"
+# several portals (or a test) on one Redis: queue names get this prefix; workers' -Q must match
+CELERY_QUEUE_PREFIX = env("CELERY_QUEUE_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = f"{CELERY_QUEUE_PREFIX}inference"
 CELERY_TASK_ROUTES = {  # first match wins
-    "crackportal.inspections.tasks.sweep_stuck_images_task": {"queue": "maintenance"},
-    "crackportal.inspections.tasks.*": {"queue": "inference"},
-    "crackportal.modelops.tasks.*": {"queue": "training"},
-    "crackportal.reports.tasks.*": {"queue": "inference"},
+    "crackportal.inspections.tasks.sweep_stuck_images_task": {
+        "queue": f"{CELERY_QUEUE_PREFIX}maintenance"
+    },
+    "crackportal.inspections.tasks.*": {"queue": f"{CELERY_QUEUE_PREFIX}inference"},
+    "crackportal.modelops.tasks.*": {"queue": f"{CELERY_QUEUE_PREFIX}training"},
+    "crackportal.reports.tasks.*": {"queue": f"{CELERY_QUEUE_PREFIX}inference"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 900)
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 960)

@@ -28,7 +28,20 @@ def test_compose_has_web_workers_and_services_with_volumes():
     assert "gunicorn" in services["web"]["command"]
     assert "-Q inference" in services["worker"]["command"]
     assert "-Q training" in services["training-worker"]["command"]
-    assert {"media", "pgdata"} <= set(compose["volumes"])
+    assert {"objects", "pgdata", "trained-models"} <= set(compose["volumes"])
+    assert "media" not in compose["volumes"]  # no host shares a media folder: MinIO holds files
+
+
+def test_compose_stores_files_in_minio():
+    compose = _compose()
+    services = compose["services"]
+    assert {"minio", "minio-bucket"} <= set(services)
+    env = services["web"]["environment"]
+    assert env["MEDIA_STORAGE"] == "s3" and env["S3_ENDPOINT_URL"] == "http://minio:9000"
+    for name in ("web", "worker", "beat", "training-worker"):
+        assert services[name]["environment"]["S3_BUCKET"] == env["S3_BUCKET"]
+        assert "minio-bucket" in services[name]["depends_on"]
+    assert "mc mb --ignore-existing local/crackportal" in services["minio-bucket"]["entrypoint"]
 
 
 def test_compose_environment_matches_what_settings_read():
@@ -92,3 +105,31 @@ def test_production_refuses_to_start_without_a_secret_key():
 def test_bad_boolean_fails_at_start_up():
     out = _settings_probe({"DEBUG": "maybe"})
     assert out.returncode != 0 and "not a boolean" in out.stderr
+
+
+def test_object_storage_is_chosen_by_the_environment_and_explains_what_is_missing():
+    code = (
+        "import django; django.setup(); from django.core.files.storage import default_storage as d; "
+        "from django.core.files.storage import storages; "
+        "print(type(storages['default']).__name__, d.bucket_name, d.endpoint_url)"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "MEDIA_"))}
+    base |= {"DEBUG": "1", "DJANGO_SETTINGS_MODULE": "crackportal.settings"}
+    missing = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=base | {"MEDIA_STORAGE": "s3"},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode != 0 and "needs S3_BUCKET" in missing.stderr
+    chosen = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=base
+        | {"MEDIA_STORAGE": "s3", "S3_BUCKET": "b1", "S3_ENDPOINT_URL": "http://minio:9000"},
+        capture_output=True,
+        text=True,
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.split() == ["S3Storage", "b1", "http://minio:9000"]
