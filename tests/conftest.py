@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -283,3 +286,47 @@ def synthetic_dataset(tmp_path, settings):
             )
     settings.TRAINING_DATASETS = {"synthetic": str(tmp_path)}
     return tmp_path
+
+
+# -- object storage: moto's S3 server (server mode, the S3 server that installs here) ------
+
+KEY, SECRET = "test-key", "test-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    moto = pytest.importorskip("moto.server")
+    port = _free_port()
+    server = moto.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def make_bucket(endpoint: str):
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=KEY,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    name = f"crackportal-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=name)
+
+    def keys() -> list[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=name)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def read(key: str) -> bytes:
+        return client.get_object(Bucket=name, Key=key)["Body"].read()
+
+    return SimpleNamespace(name=name, client=client, keys=keys, read=read, endpoint=endpoint)

@@ -3,13 +3,10 @@ test starts: moto's server mode (the S3 server that installs here; MinIO in comp
 may land under MEDIA_ROOT. The same paths run on the filesystem in the rest of the suite."""
 
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
-import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from django.core.files.base import ContentFile
@@ -17,55 +14,14 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from crackportal.env import s3_storage
-from tests.conftest import ROOT, make_user, survey_jpeg
+from tests.conftest import KEY, ROOT, SECRET, make_bucket, make_user, survey_jpeg
 from tests.factories import make_crack, make_image, make_run
-
-KEY, SECRET = "test-key", "test-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    moto = pytest.importorskip("moto.server")
-    port = _free_port()
-    server = moto.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def _bucket(endpoint: str):
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=KEY,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
-    name = f"crackportal-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=name)
-
-    def keys() -> list[str]:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=name)
-        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-    def read(key: str) -> bytes:
-        return client.get_object(Bucket=name, Key=key)["Body"].read()
-
-    return SimpleNamespace(name=name, client=client, keys=keys, read=read, endpoint=endpoint)
 
 
 @pytest.fixture
 def s3(settings, s3_server, tmp_path):
     """The default storage is a fresh bucket; MEDIA_ROOT points at a folder that must stay absent."""
-    bucket = _bucket(s3_server)
+    bucket = make_bucket(s3_server)
     settings.MEDIA_STORAGE = "s3"
     settings.MEDIA_ROOT = tmp_path / "must-stay-empty"
     settings.STORAGES = {
@@ -156,7 +112,7 @@ def test_a_report_is_built_into_the_bucket_and_downloaded(client, tunnel, manage
     assert redirect.status_code == 302 and "response-content-disposition" in redirect["Location"]
 
 
-def test_backup_of_a_bucket_restores_into_another_bucket(
+def test_backup_of_a_bucket_restores_into_anothermake_bucket(
     db, tunnel, inspector, s3, tmp_path, s3_server
 ):
     from tests.inspections.test_backup import FreshDatabase
@@ -167,7 +123,7 @@ def test_backup_of_a_bucket_restores_into_another_bucket(
     make_crack(image, 0)
     folder = tmp_path / "backup"
     call_command("backup", str(folder), verbosity=0)
-    target = _bucket(s3_server)
+    target = make_bucket(s3_server)
     database = FreshDatabase(tmp_path)
     try:
         env = os.environ | {

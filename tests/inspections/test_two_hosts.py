@@ -16,8 +16,15 @@ from django.urls import reverse
 
 from crackportal.env import s3_storage
 from crackportal.inspections.models import InspectionRun, SurveyImage
-from tests.conftest import ROOT, _worker_database_url, survey_jpeg, wait_for
-from tests.inspections.test_object_storage import KEY, SECRET, _bucket, s3_server  # noqa: F401
+from tests.conftest import (
+    KEY,
+    ROOT,
+    SECRET,
+    _worker_database_url,
+    make_bucket,
+    survey_jpeg,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PREFIX = "twohosts-"
@@ -92,7 +99,7 @@ def test_two_workers_without_a_shared_folder_process_an_upload_through_one_bucke
 
     if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
         pytest.skip("two hosts share PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
-    bucket = _bucket(s3_server)
+    bucket = make_bucket(s3_server)
     settings.MEDIA_STORAGE = "s3"
     settings.MEDIA_ROOT = tmp_path / "web" / "media"
     settings.STORAGES = {
