@@ -1,7 +1,7 @@
 """Load benchmark on loopback: inspectors browse while a survey is uploaded and processed.
 
     .venv/bin/python scripts/load_bench.py [--images 1000] [--inspectors 8] [--workers 2]
-                                           [--max-minutes 20] [--json FILE]
+                                           [--size 480x320] [--max-minutes 20] [--json FILE]
 
 Starts its own stack in var/loadbench: gunicorn, N Celery workers and a fresh database
 (a new PostgreSQL database when DATABASE_URL is set, dropped afterwards; else SQLite) on
@@ -10,6 +10,12 @@ survey images (480x320, drawn cracks) through the REST API in batches of 50, whi
 --inspectors threads sign in and browse the tunnel map, its data, the run page and
 image pages. Prints p50/p95/p99 latency per page, errors (must be 0), images lost
 (accepted but not processed: must be 0) and throughput. Bounded by --max-minutes.
+
+End to end against the model: before the stack starts (no browsing load) it measures the
+shipped model alone on --workers processes predicting images of --size (the same predictor
+the workers use), then prints the portal's end-to-end Mpx/s beside it, their ratio, and
+where an image's time went (SurveyImage.stage_seconds: decode, predict, geometry, pyramid,
+encode, database; mean per image).
 """
 
 from __future__ import annotations
@@ -108,12 +114,12 @@ print("ok")
 """
 
 
-def _survey_images(n: int) -> list[tuple[str, bytes]]:
+def _survey_images(n: int, width: int = 480, height: int = 320) -> list[tuple[str, bytes]]:
     from inference.synthetic import survey_image
 
     images = []
     for i in range(n):
-        rgb, _, _ = survey_image(480, 320, n_cracks=2, seed=10_000 + i, widths_px=(2.0, 5.0))
+        rgb, _, _ = survey_image(width, height, n_cracks=2, seed=10_000 + i, widths_px=(2.0, 5.0))
         buffer = io.BytesIO()
         Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
         images.append((f"img{i:05d}.jpg", buffer.getvalue()))
@@ -183,6 +189,56 @@ def _browse(base, username, run_id, stop, recorder):
         stop.wait(rng.uniform(0.2, 0.8))  # think time
 
 
+MODEL_ONLY = """
+import json, sys, time
+import numpy as np
+from crackportal.modelops.services import active_model_version
+from crackportal.modelops.predictors import get_predictor
+from inference.synthetic import survey_image
+predictor = get_predictor(active_model_version())
+images = [survey_image({w}, {h}, n_cracks=2, seed=90 + i, widths_px=(2.0, 5.0))[0] for i in range({n})]
+predictor.predict_mask_and_proba(images[0])  # warm up
+started = time.perf_counter()
+for rgb in images:
+    predictor.predict_mask_and_proba(rgb)
+print(json.dumps({{"seconds": time.perf_counter() - started, "images": len(images)}}))
+"""
+
+STAGES = """
+import json
+from crackportal.inspections.models import SurveyImage
+rows = list(SurveyImage.objects.filter(status="done").values_list("stage_seconds", flat=True))
+keys = ["decode", "predict", "geometry", "pyramid", "encode", "database", "total"]
+mean = {{k: sum(r.get(k, 0) for r in rows) / max(len(rows), 1) for k in keys}}
+print(json.dumps({{"images": len(rows), "mean_seconds": mean}}))
+"""
+
+
+def _model_only(env, workers: int, width: int, height: int, n: int) -> float:
+    """Mpx/s of the shipped model alone: `workers` processes in parallel, as the workers run."""
+    code = MODEL_ONLY.format(w=width, h=height, n=n)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=1800)
+        if process.returncode:
+            sys.exit(f"the model-only measurement failed:\n{err[-2000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    # the processes ran side by side: total pixels over the slowest one's time
+    megapixels = sum(r["images"] for r in results) * width * height / 1e6
+    return megapixels / max(r["seconds"] for r in results)
+
+
 def _percentiles(values):
     a = np.asarray(values) * 1000
     return {
@@ -203,9 +259,19 @@ def main(argv=None) -> int:
     parser.add_argument("--inspectors", type=int, default=8, help="concurrent browsing users")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--batch", type=int, default=50, help="images per upload request")
+    parser.add_argument(
+        "--size", default="480x320", help="survey image size WxH (e.g. 6000x4000 for large ones)"
+    )
+    parser.add_argument(
+        "--model-images", type=int, default=8, help="images per process for the model-only figure"
+    )
     parser.add_argument("--max-minutes", type=float, default=20)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size is WxH, e.g. 480x320, not {args.size!r}")
 
     shutil.rmtree(VAR, ignore_errors=True)
     VAR.mkdir(parents=True)
@@ -224,7 +290,10 @@ def main(argv=None) -> int:
         _manage(env, "shell", "-c", SETUP.format(inspectors=args.inspectors, password=PASSWORD))
         if env.get("REDIS_URL"):
             _manage(env, "shell", "-c", "from crackportal.celery import app; app.control.purge()")
-        images = _survey_images(args.images)
+        print(f"model alone: {args.workers} processes, {args.size} images…", flush=True)
+        model_mpx_s = _model_only(env, args.workers, width, height, args.model_images)
+        print(f"  {model_mpx_s:.2f} Mpx/s", flush=True)
+        images = _survey_images(args.images, width, height)
 
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
@@ -358,6 +427,8 @@ def main(argv=None) -> int:
         print()
 
         done, failed = counts.get("done", 0), counts.get("failed", 0)
+        stages = json.loads(_manage(env, "shell", "-c", STAGES).strip().splitlines()[-1])
+        end_to_end_mpx_s = done * width * height / 1e6 / total_s
         result = {
             "images_sent": len(images),
             "images_accepted": accepted,
@@ -367,6 +438,11 @@ def main(argv=None) -> int:
             "upload_seconds": round(upload_s, 1),
             "total_seconds": round(total_s, 1),
             "processing_images_per_s": round(done / total_s, 2),
+            "image_size": args.size,
+            "end_to_end_mpx_per_s": round(end_to_end_mpx_s, 3),
+            "model_only_mpx_per_s": round(model_mpx_s, 3),
+            "end_to_end_share_of_model": round(end_to_end_mpx_s / model_mpx_s, 3),
+            "stage_mean_seconds": {k: round(v, 4) for k, v in stages["mean_seconds"].items()},
             "upload_images_per_s": round(accepted / upload_s, 2),
             "inspectors": args.inspectors,
             "workers": args.workers,
@@ -388,6 +464,18 @@ def main(argv=None) -> int:
             f"{result['images_lost']} lost; upload {result['upload_images_per_s']} img/s, "
             f"processing {result['processing_images_per_s']} img/s over {total_s:.0f} s "
             f"({args.workers} workers); {result['requests']} page requests, {result['errors']} errors"
+        )
+        print(
+            f"end to end {end_to_end_mpx_s:.2f} Mpx/s of {args.size} images; the model alone "
+            f"{model_mpx_s:.2f} Mpx/s ({args.workers} processes, no load): "
+            f"{100 * end_to_end_mpx_s / model_mpx_s:.0f} %"
+        )
+        mean = stages["mean_seconds"]
+        print(
+            "mean seconds per image: "
+            + ", ".join(f"{k} {mean[k]:.3f}" for k in mean if k != "total")
+            + f"; total in the task {mean['total']:.3f}; wall per image per worker "
+            f"{args.workers * total_s / max(done, 1):.3f}"
         )
         for example in recorder.examples:
             print("  error:", example)

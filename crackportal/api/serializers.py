@@ -86,6 +86,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "error",
             "attempts",
             "n_cracks",
+            "stage_seconds",
             "created_at",
             "processed_at",
         ]

@@ -103,6 +103,12 @@ class SurveyImage(models.Model):
     )
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    stage_seconds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Seconds per processing stage of the last run: decode, predict, geometry, "
+        "encode (mask, overlay, probability PNGs stored), pyramid, database, total",
+    )
     worker = models.CharField(
         max_length=200, blank=True, help_text="The Celery worker that claimed it last (host name)"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,22 @@ from inference.geometry import extract_cracks
 
 class ImageProcessingError(RuntimeError):
     """A permanent problem with one image (retrying will not help)."""
+
+
+class StageClock:
+    """Seconds per stage of processing one image (SurveyImage.stage_seconds)."""
+
+    def __init__(self):
+        self.started = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round(now - self.last, 4)
+        self.last = now
+
+    def finished(self) -> dict[str, float]:
+        return {**self.laps, "total": round(time.perf_counter() - self.started, 4)}
 
 
 def _read_rgb(image: SurveyImage) -> np.ndarray:
@@ -140,12 +157,16 @@ def segment_survey_image(*, image_id: int) -> int:
     them and the image's cracks; it never adds duplicates.
     """
     image = SurveyImage.objects.select_related("run__requested_model").get(pk=image_id)
+    clock = StageClock()
     # a reprocess may ask for a model other than the active one
     version = image.run.requested_model or modelops.active_model_version()
     predictor = get_predictor(version)
     rgb = _read_rgb(image)
+    clock.lap("decode")
     mask, proba = predictor.predict_mask_and_proba(rgb)
+    clock.lap("predict")
     cracks = measure_cracks(image, rgb, mask, proba, predictor.config.threshold)
+    clock.lap("geometry")
 
     if pyramid.needs_pyramid(*rgb.shape[1::-1]):
         # built in a local scratch folder, then stored (filesystem or object storage)
@@ -153,6 +174,7 @@ def segment_survey_image(*, image_id: int) -> int:
             pyramid.build_dzi(Image.fromarray(rgb), Path(scratch), "photo", "jpg")
             pyramid.build_dzi(Image.fromarray(_overlay(mask)), Path(scratch), "overlay", "png")
             media.publish_tree(Path(scratch), image.pyramid_prefix)
+    clock.lap("pyramid")
 
     files = (image.mask, image.overlay, image.probability)
     old_files = [f.name for f in files if f]
@@ -160,6 +182,7 @@ def segment_survey_image(*, image_id: int) -> int:
     image.mask.save(f"{base}_mask.png", _png(mask.astype(np.uint8) * 255, "L"), save=False)
     image.overlay.save(f"{base}_overlay.png", _png(_overlay(mask), "RGBA"), save=False)
     image.probability.save(f"{base}_proba.png", _png(proba, "L"), save=False)
+    clock.lap("encode")
     try:
         with transaction.atomic():
             _replace_cracks(image, cracks, version)
@@ -167,6 +190,7 @@ def segment_survey_image(*, image_id: int) -> int:
             image.processed_at = timezone.now()
             image.model_version = version
             image.error = ""
+            image.stage_seconds = clock.laps  # the database stage is added just below
             image.save(
                 update_fields=[
                     "mask",
@@ -176,6 +200,7 @@ def segment_survey_image(*, image_id: int) -> int:
                     "processed_at",
                     "model_version",
                     "error",
+                    "stage_seconds",
                 ]
             )
             InspectionRun.objects.filter(pk=image.run_id, model_version__isnull=True).update(
@@ -185,6 +210,8 @@ def segment_survey_image(*, image_id: int) -> int:
         for f in files:
             f.delete(save=False)
         raise
+    clock.lap("database")
+    SurveyImage.objects.filter(pk=image.pk).update(stage_seconds=clock.finished())
     for name in old_files:
         if name not in {f.name for f in files}:
             default_storage.delete(name)

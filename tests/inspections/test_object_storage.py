@@ -59,6 +59,18 @@ def test_a_large_image_is_processed_into_the_bucket_and_served_from_it(
     image.file.save("big.jpg", ContentFile(photo))
     segment_survey_image(image_id=image.pk)
     image.refresh_from_db()
+    stages = image.stage_seconds  # where the time of one image went
+    assert set(stages) == {
+        "decode",
+        "predict",
+        "geometry",
+        "pyramid",
+        "encode",
+        "database",
+        "total",
+    }
+    parts = sum(v for k, v in stages.items() if k != "total")
+    assert 0 < parts <= stages["total"] + 1e-3 and stages["pyramid"] > 0
     keys = s3.keys()
     for field in (image.file, image.mask, image.overlay, image.probability):
         assert field.name in keys

@@ -47,8 +47,15 @@ def test_load_bench_with_no_browsing_inspectors_measures_processing_alone(tmp_pa
     figures, _ = _bench(
         tmp_path,
         *("--images", "4", "--batch", "4", "--inspectors", "0", "--workers", "1"),
-        *("--max-minutes", "3"),
+        *("--max-minutes", "3", "--model-images", "2"),
         timeout=400,
     )
     assert figures["images_done"] == 4 and figures["images_lost"] == 0
     assert figures["inspectors"] == 0 and figures["errors"] == 0
+    # beside the model alone, and where an image's time went
+    assert figures["model_only_mpx_per_s"] > 0 and figures["end_to_end_mpx_per_s"] > 0
+    assert figures["end_to_end_share_of_model"] == pytest.approx(
+        figures["end_to_end_mpx_per_s"] / figures["model_only_mpx_per_s"], rel=0.01
+    )
+    stages = figures["stage_mean_seconds"]
+    assert stages["predict"] > 0 and stages["total"] >= stages["predict"]
