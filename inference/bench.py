@@ -1,6 +1,7 @@
 """Throughput benchmark: the seed's baseline against the project's default model, same run.
 
-    python -m inference.bench [--model DIR] [--images 16] [--json FILE] [--quick] [--huge]
+    python -m inference.bench [--model DIR] [--images 16] [--device cpu|cuda] [--json FILE]
+                              [--quick] [--huge SIDE]
 
 (a) baseline: smp DeepLabV3 + mobilenet_v2, fp32, PyTorch eager, whole image padded to a
     multiple of 32 (the seed system's configuration);
@@ -58,19 +59,21 @@ def _time(fn, count: int, min_seconds: float) -> float:
     return (time.perf_counter() - started) / done
 
 
-def _baseline_predict(network, image: np.ndarray) -> np.ndarray:
+def _baseline_predict(network, image: np.ndarray, device: str = "cpu") -> np.ndarray:
     import torch
 
     from inference.arrays import normalise, pad_to_multiple
     from inference.config import IMAGENET_MEAN, IMAGENET_STD
 
     padded, (h, w) = pad_to_multiple(image, 32)
-    x = torch.from_numpy(normalise(padded, IMAGENET_MEAN, IMAGENET_STD)[None])
+    x = torch.from_numpy(normalise(padded, IMAGENET_MEAN, IMAGENET_STD)[None]).to(device)
     with torch.inference_mode():
-        return torch.sigmoid(network(x))[0, 0, :h, :w].numpy()
+        return torch.sigmoid(network(x))[0, 0, :h, :w].cpu().numpy()
 
 
-def _measure(kind: str, model_dir: str, n_small: int, large: int, quick: bool, queue) -> None:
+def _measure(
+    kind: str, model_dir: str, n_small: int, large: int, quick: bool, device: str, queue
+) -> None:
     """Child process: time one configuration and report through queue."""
     try:
         import torch
@@ -80,28 +83,36 @@ def _measure(kind: str, model_dir: str, n_small: int, large: int, quick: bool, q
         torch.set_num_threads(cpu_threads())
         small, source = _images(n_small, 640, 360)
         big = _images(1, large, large)[0][0] if large else None
-        result = {"config": kind, "images": source}
+        result = {"config": kind, "images": source, "device": device}
+        if device == "cuda":
+            result["gpu"] = torch.cuda.get_device_name(0)
         if kind == "baseline":
             from inference.config import ModelConfig, build_network
 
-            network = build_network(
-                ModelConfig(name="seed", architecture="DeepLabV3", encoder="mobilenet_v2")
-            ).eval()
+            network = (
+                build_network(
+                    ModelConfig(name="seed", architecture="DeepLabV3", encoder="mobilenet_v2")
+                )
+                .eval()
+                .to(device)
+            )
             per_image = (
                 _time(
-                    lambda: [_baseline_predict(network, im) for im in small], 1, 0 if quick else 3
+                    lambda: [_baseline_predict(network, im, device) for im in small],
+                    1,
+                    0 if quick else 3,
                 )
                 / n_small
             )
             if big is not None:
                 result["large_s"] = _time(
-                    lambda: _baseline_predict(network, big), 0 if quick else 1, 0
+                    lambda: _baseline_predict(network, big, device), 0 if quick else 1, 0
                 )
         else:
             import inference
             from inference.geometry import extract_cracks
 
-            predictor = inference.load(model_dir, backend=kind)
+            predictor = inference.load(model_dir, device=device, backend=kind)
             per_image = (
                 _time(lambda: predictor.predict_proba_many(small), 1, 0 if quick else 3) / n_small
             )
@@ -165,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         "--large", type=int, default=4096, help="side of the large image (0 to skip)"
     )
     parser.add_argument(
-        "--backends", default="torch,onnx", help="backends of the default model to measure"
+        "--backends",
+        default=None,
+        help="backends of the default model to measure (default: torch,onnx on the CPU; "
+        "torch,torch-bf16 on CUDA)",
+    )
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where both models run"
     )
     parser.add_argument(
         "--quick", action="store_true", help="one timed pass each (for smoke tests)"
@@ -182,14 +199,27 @@ def main(argv: list[str] | None = None) -> int:
 
     from inference.backends import cpu_threads, onnx_available
 
-    backends = [b for b in args.backends.split(",") if b != "onnx" or onnx_available()]
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device here")
+    chosen = args.backends or ("torch,torch-bf16" if args.device == "cuda" else "torch,onnx")
+    backends = [
+        b
+        for b in chosen.split(",")
+        if (b != "onnx" or onnx_available()) and (args.device == "cuda" or b != "torch-bf16")
+    ]
     print(
-        f"machine: {platform.machine()}, {cpu_threads()} threads, Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {cpu_threads()} threads, Python {platform.python_version()}, "
+        f"device {args.device}"
     )
     rows = []
     for kind in ["baseline", *backends]:
         print(f"measuring {kind} ...", flush=True)
-        rows.append(_in_child(_measure, kind, args.model, args.images, args.large, args.quick))
+        rows.append(
+            _in_child(_measure, kind, args.model, args.images, args.large, args.quick, args.device)
+        )
     baseline = rows[0]
     print()
     print(
@@ -222,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if speedup:
         print(f"\nspeedup vs baseline (best backend: {best['config']}, 640x360): {speedup:.1f}x")
     report = {
+        "device": args.device,
         "machine": platform.machine(),
         "threads": cpu_threads(),
         "images": baseline.get("images"),

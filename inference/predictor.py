@@ -229,8 +229,8 @@ def load(
 ) -> Predictor:
     """Load a model-version folder into a ready predictor; never touches the network.
 
-    backend: "torch", "onnx", or "auto" (CUDA torch when a GPU is present, else ONNX Runtime
-    when installed, else torch on the CPU).
+    backend: "torch", "torch-bf16" (bfloat16 autocast on CUDA), "onnx", or "auto" (CUDA torch
+    in float16 when a GPU is present, else ONNX Runtime when installed, else torch on the CPU).
     """
     folder = Path(path)
     if not (folder / CONFIG_FILE).is_file():
@@ -251,7 +251,7 @@ def load(
             f"{folder}: weights do not match {config.architecture}/{config.encoder}"
         ) from exc
     dev = pick_device(device)
-    if backend not in ("auto", "torch", "onnx"):
+    if backend not in ("auto", "torch", "torch-bf16", "onnx"):
         raise ValueError(f"unknown backend {backend!r}")
     if backend == "onnx" or (backend == "auto" and dev.type == "cpu" and onnx_available()):
         onnx_path = onnx_cache_path(folder)
@@ -261,4 +261,5 @@ def load(
         ):  # new weights or config: export again
             export_onnx(network, onnx_path)
         return Predictor(config, OnnxBackend(onnx_path), batch_size=batch_size)
-    return Predictor(config, TorchBackend(network, dev), batch_size=batch_size)
+    dtype = torch.bfloat16 if backend == "torch-bf16" else torch.float16
+    return Predictor(config, TorchBackend(network, dev, cuda_dtype=dtype), batch_size=batch_size)
