@@ -149,8 +149,11 @@ def page_cases(o) -> list[tuple]:
         ("run-export-dxf", "get", f"/runs/{o['run']}/cracks.dxf", "manager", 200),
         ("report-status", "get", f"/reports/{o['report']}/status.json", "manager", 200),
         ("report-download", "get", f"/reports/{o['report']}/download/", "manager", 200),
+        # an XLSX report is not approved: allowed users are sent back with a message
+        ("report-approve", "post", f"/reports/{o['report']}/approve/", "manager", 302),
         ("image-detail", "get", f"/images/{o['image']}/", "inspector", 200),
         ("image-original", "get", f"/images/{o['image']}/original", "inspector", 200),
+        ("image-thumbnail", "get", f"/images/{o['image']}/thumb.jpg", "inspector", 200),
         ("image-overlay", "get", f"/images/{o['image']}/overlay.png", "inspector", 200),
         ("image-mask", "get", f"/images/{o['image']}/mask.png", "inspector", 200),
         # small images have no deep-zoom pyramid: allowed users get 404, the others 403

@@ -107,5 +107,5 @@ def test_the_pdf_says_how_much_was_reviewed(inspection, manager, inspector):
     report.refresh_from_db()
     pdf = pypdfium2.PdfDocument(report.file.open("rb").read())
     text = " ".join(pdf[0].get_textpage().get_text_range().split())
-    assert "Reviewed by an inspector: 0 of 1 processed images; 1 detection rejected" in text
+    assert "Reviewed 0 of 1 processed images (0 %); 1 detection rejected" in text
     assert Crack.objects.counted().filter(image__run=run).count() == 1
