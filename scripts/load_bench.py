@@ -209,8 +209,8 @@ import json
 from crackportal.inspections.models import SurveyImage
 rows = list(SurveyImage.objects.filter(status="done").values_list("stage_seconds", flat=True))
 keys = ["decode", "predict", "geometry", "pyramid", "encode", "database", "total"]
-mean = {{k: sum(r.get(k, 0) for r in rows) / max(len(rows), 1) for k in keys}}
-print(json.dumps({{"images": len(rows), "mean_seconds": mean}}))
+mean = {k: sum(r.get(k, 0) for r in rows) / max(len(rows), 1) for k in keys}
+print(json.dumps({"images": len(rows), "mean_seconds": mean}))
 """
 
 

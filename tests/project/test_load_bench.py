@@ -55,7 +55,7 @@ def test_load_bench_with_no_browsing_inspectors_measures_processing_alone(tmp_pa
     # beside the model alone, and where an image's time went
     assert figures["model_only_mpx_per_s"] > 0 and figures["end_to_end_mpx_per_s"] > 0
     assert figures["end_to_end_share_of_model"] == pytest.approx(
-        figures["end_to_end_mpx_per_s"] / figures["model_only_mpx_per_s"], rel=0.01
+        figures["end_to_end_mpx_per_s"] / figures["model_only_mpx_per_s"], abs=0.002
     )
     stages = figures["stage_mean_seconds"]
     assert stages["predict"] > 0 and stages["total"] >= stages["predict"]
