@@ -103,6 +103,36 @@ def _worker_database_url(settings_dict) -> str:
     return urllib.parse.urlunsplit(url._replace(path="/" + settings_dict["NAME"]))
 
 
+def start_celery_worker(name: str, queues: str, env: dict, log_path: Path):
+    """A `celery worker` subprocess (concurrency 1) on queues; returns (process, open log)."""
+    log = open(log_path, "w")  # noqa: SIM115 - the caller closes it
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "crackportal",
+            "worker",
+            "-Q",
+            queues,
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"{name}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return process, log
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """A real `celery worker` subprocess on the test database and the configured broker."""
@@ -118,35 +148,14 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         app.control.purge()
-    env = os.environ.copy()
-    env["DATABASE_URL"] = _worker_database_url(connection.settings_dict)
-    env["DJANGO_SETTINGS_MODULE"] = "crackportal.settings_test"
+    env = os.environ | {
+        "DATABASE_URL": _worker_database_url(connection.settings_dict),
+        "DJANGO_SETTINGS_MODULE": "crackportal.settings_test",
+    }
     log_path = Path(settings.VAR_DIR) / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "crackportal",
-            "worker",
-            "-Q",
-            "inference,training,maintenance",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process, log = start_celery_worker(
+        f"test-{os.getpid()}", "inference,training,maintenance", env, log_path
     )
     try:
         wait_for(

@@ -11,29 +11,8 @@ from crackportal.reports.models import Report
 class TunnelSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tunnel
-        fields = [
-            "id",
-            "code",
-            "name",
-            "length_m",
-            "circumference_m",
-            "ring_length_m",
-            "first_ring_chainage_m",
-            "segments_per_ring",
-            "lining_zones",
-            "notes",
-            "created_at",
-        ]
+        fields = ["id", *Tunnel.EDITABLE, "created_at"]
         read_only_fields = ["id", "created_at"]
-
-    def validate_lining_zones(self, text):
-        from crackportal.inspections.condition import parse_zones
-
-        try:
-            parse_zones(text)
-        except ValueError as exc:
-            raise serializers.ValidationError(f"Lining zones, {exc}.") from None
-        return text
 
 
 class VisibleTunnelField(serializers.SlugRelatedField):

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -31,8 +32,31 @@ class TunnelScopedQuerySet(models.QuerySet):
         return self.filter(**{f"{self.tunnel_path}__in": Tunnel.objects.visible_to(user)})
 
 
+def validate_lining_zones(text: str) -> None:
+    """Zones typed as "name, arc from, arc to" lines (condition.parse_zones says what is wrong)."""
+    from crackportal.inspections.condition import parse_zones
+
+    try:
+        parse_zones(text)
+    except ValueError as exc:
+        raise ValidationError(f"Lining zones, {exc}.") from None
+
+
 class Tunnel(models.Model):
     """A tunnel; its lining unrolls to a map of length_m (chainage) by circumference_m (arc)."""
+
+    # what a manager edits, on the form and through the API
+    EDITABLE = [
+        "code",
+        "name",
+        "length_m",
+        "circumference_m",
+        "ring_length_m",
+        "first_ring_chainage_m",
+        "segments_per_ring",
+        "lining_zones",
+        "notes",
+    ]
 
     code = models.SlugField(
         max_length=40, unique=True, help_text="Short unique code, e.g. T-NORTH-01"
@@ -61,6 +85,7 @@ class Tunnel(models.Model):
     )
     lining_zones = models.TextField(
         blank=True,
+        validators=[validate_lining_zones],
         help_text=(
             'One zone per line: name, arc from (m), arc to (m), e.g. "crown, 6.4, 9.6". Blank: '
             "invert, walls, shoulders and crown from the circumference, arc 0 at the invert's centre"

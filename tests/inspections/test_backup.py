@@ -68,11 +68,12 @@ def fresh_database(tmp_path):
     database.drop()
 
 
-def _restore(folder: Path, database_url: str, media_root: Path):
+def _restore(folder: Path, database_url: str, media_root: Path, extra_env: dict | None = None):
     env = os.environ | {
         "DATABASE_URL": database_url,
         "MEDIA_ROOT": str(media_root),
         "DJANGO_SETTINGS_MODULE": "crackportal.settings_test",
+        **(extra_env or {}),
     }
     return subprocess.run(
         [sys.executable, "manage.py", "restore", str(folder)],

@@ -164,3 +164,12 @@ def test_image_thumbnail_is_small_made_once_and_404_without_a_photo(
     assert list((tmp_path / "thumbs" / str(run.pk)).iterdir())  # kept for the next request
     bare = make_image(run, "b.jpg")
     assert client.get(reverse("image-thumbnail", args=[bare.pk])).status_code == 404
+
+
+def test_the_api_takes_ring_geometry_and_refuses_bad_zones(client, manager):
+    client.force_login(manager)
+    tunnel = {"code": "T-R", "name": "R", "length_m": 100, "circumference_m": 10}
+    bad = client.post("/api/tunnels/", {**tunnel, "lining_zones": "crown 1 2"})
+    assert bad.status_code == 400 and "line 1" in bad.json()["lining_zones"][0]
+    good = client.post("/api/tunnels/", {**tunnel, "ring_length_m": 1.5, "segments_per_ring": 6})
+    assert good.status_code == 201 and good.json()["ring_length_m"] == 1.5

@@ -2,9 +2,6 @@
 test starts: moto's server mode (the S3 server that installs here; MinIO in compose). Nothing
 may land under MEDIA_ROOT. The same paths run on the filesystem in the rest of the suite."""
 
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -14,7 +11,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from crackportal.env import s3_storage
-from tests.conftest import KEY, ROOT, SECRET, make_bucket, make_user, survey_jpeg
+from tests.conftest import KEY, SECRET, make_bucket, make_user, survey_jpeg
 from tests.factories import make_crack, make_image, make_run
 
 
@@ -127,7 +124,7 @@ def test_a_report_is_built_into_the_bucket_and_downloaded(client, tunnel, manage
 def test_backup_of_a_bucket_restores_into_anothermake_bucket(
     db, tunnel, inspector, s3, tmp_path, s3_server
 ):
-    from tests.inspections.test_backup import FreshDatabase
+    from tests.inspections.test_backup import FreshDatabase, _restore
 
     run = make_run(tunnel)
     image = make_image(run, "a.jpg")
@@ -138,23 +135,17 @@ def test_backup_of_a_bucket_restores_into_anothermake_bucket(
     target = make_bucket(s3_server)
     database = FreshDatabase(tmp_path)
     try:
-        env = os.environ | {
-            "DATABASE_URL": database.url,
-            "DJANGO_SETTINGS_MODULE": "crackportal.settings_test",
-            "MEDIA_STORAGE": "s3",
-            "S3_BUCKET": target.name,
-            "S3_ENDPOINT_URL": s3_server,
-            "S3_ACCESS_KEY_ID": KEY,
-            "S3_SECRET_ACCESS_KEY": SECRET,
-            "MEDIA_ROOT": str(tmp_path / "restore-must-stay-empty"),
-        }
-        result = subprocess.run(
-            [sys.executable, "manage.py", "restore", str(folder)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        result = _restore(
+            folder,
+            database.url,
+            tmp_path / "restore-must-stay-empty",
+            {
+                "MEDIA_STORAGE": "s3",
+                "S3_BUCKET": target.name,
+                "S3_ENDPOINT_URL": s3_server,
+                "S3_ACCESS_KEY_ID": KEY,
+                "S3_SECRET_ACCESS_KEY": SECRET,
+            },
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "restored and verified" in result.stdout

@@ -7,7 +7,6 @@ prefix of their own (CELERY_QUEUE_PREFIX) so the suite's other worker never take
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,10 @@ from crackportal.env import s3_storage
 from crackportal.inspections.models import InspectionRun, SurveyImage
 from tests.conftest import (
     KEY,
-    ROOT,
     SECRET,
     _worker_database_url,
     make_bucket,
+    start_celery_worker,
     survey_jpeg,
     wait_for,
 )
@@ -64,30 +63,8 @@ def _start_worker(name: str, var_dir: Path, bucket, database_url: str):
         "CELERY_QUEUE_PREFIX": PREFIX,
     }
     log_path = var_dir.parent / f"{name}.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed by the caller
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "crackportal",
-            "worker",
-            "-Q",
-            f"{PREFIX}inference,{PREFIX}maintenance",
-            "--concurrency",
-            "1",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-            "-n",
-            f"{name}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process, log = start_celery_worker(
+        name, f"{PREFIX}inference,{PREFIX}maintenance", env, log_path
     )
     return process, log, log_path
 
