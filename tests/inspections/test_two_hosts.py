@@ -38,14 +38,18 @@ def routed_to_prefix(settings):
         pattern: {"queue": PREFIX + route["queue"].removeprefix(settings.CELERY_QUEUE_PREFIX)}
         for pattern, route in settings.CELERY_TASK_ROUTES.items()
     }
+
+    def forget_routes():  # Celery caches the routing table, the router and the queues
+        for cached in ("router", "queues", "default_queue"):
+            app.amqp.__dict__.pop(cached, None)
+        app.amqp._rtable = None
+
     saved = app.conf.task_routes, app.conf.task_default_queue
     app.conf.task_routes, app.conf.task_default_queue = routes, PREFIX + "inference"
-    for cached in ("router", "routes", "queues"):
-        app.amqp.__dict__.pop(cached, None)
+    forget_routes()
     yield
     app.conf.task_routes, app.conf.task_default_queue = saved
-    for cached in ("router", "routes", "queues"):
-        app.amqp.__dict__.pop(cached, None)
+    forget_routes()
 
 
 def _start_worker(name: str, var_dir: Path, bucket, database_url: str):
@@ -138,3 +142,8 @@ def test_two_workers_without_a_shared_folder_process_an_upload_through_one_bucke
             except subprocess.TimeoutExpired:
                 process.kill()
             log.close()
+        import redis
+
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        client.delete(f"{PREFIX}inference", f"{PREFIX}maintenance")  # the runs' tracking tasks
+        client.close()
