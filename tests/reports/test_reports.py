@@ -236,3 +236,12 @@ def test_worker_builds_a_requested_report_for_download(worker, client, tunnel, m
     download = client.get(status["download"])
     assert download.status_code == 200
     assert b"".join(download.streaming_content).startswith(b"%PDF")
+
+
+@pytest.mark.django_db
+def test_the_report_html_builds_without_a_report_row(tunnel):
+    """build_pdf_html(run) alone (a preview, a script) has no preparer: the block says so."""
+    from crackportal.reports.pdf import APPROVAL_CELL, build_pdf_html
+
+    html = build_pdf_html(_inspections(tunnel))
+    assert "<th>Prepared by</th><td>—</td>" in html and APPROVAL_CELL in html
