@@ -1,7 +1,7 @@
 """Throughput benchmark: the seed's baseline against the project's default model, same run.
 
-    python -m inference.bench [--model DIR] [--images 16] [--device cpu|cuda] [--json FILE]
-                              [--quick] [--huge SIDE]
+    python -m inference.bench [--model DIR] [--images 16] [--device cpu|cuda] [--repeats N]
+                              [--json FILE] [--quick] [--huge SIDE]
 
 (a) baseline: smp DeepLabV3 + mobilenet_v2, fp32, PyTorch eager, whole image padded to a
     multiple of 32 (the seed system's configuration);
@@ -152,6 +152,20 @@ def _huge(model_dir: str, size: int, queue) -> None:
     )
 
 
+def _median_row(results: list[dict]) -> dict:
+    """One configuration over its repeats: the median run's figures, with the img/s of every
+    run and their spread (max − min over the median)."""
+    good = [r for r in results if "images_per_s" in r]
+    if not good:
+        return results[0]
+    good.sort(key=lambda r: r["images_per_s"])
+    row = dict(good[len(good) // 2])
+    speeds = [r["images_per_s"] for r in good]
+    row["images_per_s_runs"] = speeds
+    row["spread"] = (max(speeds) - min(speeds)) / row["images_per_s"] if len(speeds) > 1 else 0.0
+    return row
+
+
 def _in_child(target, *args) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -194,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SIDE",
         help="also predict one SIDE x SIDE image and report its peak memory (e.g. 10000)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="measure each configuration this many times (interleaved); report the median "
+        "and the spread",
+    )
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     args = parser.parse_args(argv)
 
@@ -214,16 +235,21 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {platform.machine()}, {cpu_threads()} threads, Python {platform.python_version()}, "
         f"device {args.device}"
     )
-    rows = []
-    for kind in ["baseline", *backends]:
-        print(f"measuring {kind} ...", flush=True)
-        rows.append(
-            _in_child(_measure, kind, args.model, args.images, args.large, args.quick, args.device)
-        )
+    runs: dict[str, list[dict]] = {kind: [] for kind in ["baseline", *backends]}
+    for repeat in range(args.repeats):  # interleaved, so drift in the machine hits all alike
+        for kind in runs:
+            print(f"measuring {kind} ({repeat + 1} of {args.repeats}) ...", flush=True)
+            runs[kind].append(
+                _in_child(
+                    _measure, kind, args.model, args.images, args.large, args.quick, args.device
+                )
+            )
+    rows = [_median_row(results) for results in runs.values()]
     baseline = rows[0]
     print()
     print(
-        f"{'configuration':<34}{'img/s':>9}{'MP/s':>8}{'x base':>8}{'4096² s':>10}{'geom ms':>9}{'peak MB':>9}"
+        f"{'configuration':<34}{'img/s':>9}{'MP/s':>8}{'x base':>8}{'4096² s':>10}{'geom ms':>9}"
+        f"{'peak MB':>9}{'spread':>8}"
     )
     for row in rows:
         if "error" in row:
@@ -241,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:<34}{row['images_per_s']:>9.2f}{row['megapixels_per_s']:>8.2f}"
             f"{row['ratio_vs_baseline'] or 0:>8.1f}{row.get('large_s', float('nan')):>10.2f}"
             f"{row.get('geometry_ms_per_image', float('nan')):>9.1f}{row['peak_rss_mb']:>9.0f}"
+            f"{100 * row.get('spread', 0):>7.0f}%"
         )
     ours = [r for r in rows[1:] if "images_per_s" in r]
     best = max(ours, key=lambda r: r["images_per_s"]) if ours else None
@@ -250,9 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     if speedup:
-        print(f"\nspeedup vs baseline (best backend: {best['config']}, 640x360): {speedup:.1f}x")
+        medians = f"median of {args.repeats} runs each, " if args.repeats > 1 else ""
+        print(
+            f"\nspeedup vs baseline (best backend: {best['config']}, 640x360, {medians}"
+            f"same run): {speedup:.1f}x"
+        )
     report = {
         "device": args.device,
+        "repeats": args.repeats,
         "machine": platform.machine(),
         "threads": cpu_threads(),
         "images": baseline.get("images"),
