@@ -133,6 +133,16 @@ def start_celery_worker(name: str, queues: str, env: dict, log_path: Path):
     return process, log
 
 
+def stop_celery_worker(process, log) -> None:
+    """Warm shutdown (the task in hand finishes), killed after 30 s; the log closed."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """A real `celery worker` subprocess on the test database and the configured broker."""
@@ -167,12 +177,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
             pytest.fail(f"the Celery worker exited:\n{log_path.read_text()[-3000:]}")
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        stop_celery_worker(process, log)
         _wait_for_worker_sessions_to_close(connection, django_db_blocker)
 
 

@@ -6,7 +6,6 @@ prefix of their own (CELERY_QUEUE_PREFIX) so the suite's other worker never take
 """
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from tests.conftest import (
     _worker_database_url,
     make_bucket,
     start_celery_worker,
+    stop_celery_worker,
     survey_jpeg,
     wait_for,
 )
@@ -136,12 +136,7 @@ def test_two_workers_without_a_shared_folder_process_an_upload_through_one_bucke
             assert not media.exists() or not any(media.rglob("*")), name
     finally:
         for process, log, _ in hosts:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
+            stop_celery_worker(process, log)
         import redis
 
         client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
