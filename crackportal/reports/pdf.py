@@ -199,7 +199,6 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
             for branch in row["polyline_m"]:
                 if len(branch) > 1:
                     draw.line([to_px(bx, by) for bx, by in branch], fill=colour, width=line_px)
-        canvas = canvas.crop((0, 0, canvas.width, canvas.height))
         buffer = io.BytesIO()
         canvas.save(buffer, format="PNG", optimize=True, dpi=(SHEET_DPI, SHEET_DPI))
         sheets.append(
@@ -339,7 +338,7 @@ def build_pdf_html(run, progress=None, report=None) -> str:
     """The report's HTML with approval markers (stamp() fills them): title block, summary,
     ring condition, the to-scale map on A3 sheets, growing cracks before and after, the
     crack register by chainage, and the widest cracks' photos."""
-    from crackportal.inspections.condition import describe_rule, legend, ring_conditions, zone_at
+    from crackportal.inspections.condition import legend, ring_conditions, zone_at
 
     def report_progress(fraction, message):
         if progress:
@@ -425,7 +424,6 @@ def build_pdf_html(run, progress=None, report=None) -> str:
         "condition_legend": legend(),
         "approval_cell": APPROVAL_CELL,
         "approval_banner": APPROVAL_BANNER,
-        "describe_rule": describe_rule,
     }
     report_progress(0.75, "laying out the PDF")
     return render_to_string("reports/report_pdf.html", context)
