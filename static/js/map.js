@@ -13,6 +13,8 @@
     return (m < 0 && total > 0 ? "-" : "") + km + "+" + rest;
   };
   window.formatChainage = chainage;
+  // names typed by users (lining zones) go into HTML only escaped
+  const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   const niceStep = (metres) => {
     const k = Math.pow(10, Math.floor(Math.log10(metres)));
     return [1, 2, 5, 10].map((f) => f * k).find((v) => v >= metres);
@@ -132,7 +134,7 @@
       const mid = (Math.max(zone.arc_from_m, top) + Math.min(zone.arc_to_m, bottom)) / 2;
       if (-mid > view.getNorth() || -mid < view.getSouth()) continue;
       L.marker([-mid, view.getEast()], { interactive: false, keyboard: false,
-        icon: L.divIcon({ className: "label-anchor", html: `<span class="grid-label zone-label">${zone.name}</span>`, iconSize: null }) }).addTo(ringLayer);
+        icon: L.divIcon({ className: "label-anchor", html: `<span class="grid-label zone-label">${escapeHtml(zone.name)}</span>`, iconSize: null }) }).addTo(ringLayer);
       if (zone.arc_from_m > top && zone.arc_from_m < bottom) {
         L.polyline([[-zone.arc_from_m, west], [-zone.arc_from_m, east]], { renderer: ringRenderer, pane: "grid", color: "#7b61ff", weight: 1, opacity: 0.35, dashArray: "8 6", interactive: false, grid: true }).addTo(ringLayer);
       }

@@ -176,6 +176,7 @@ def test_map_shows_rings_condition_band_zones_and_the_photos_at_close_zoom(
     from django.core.files.base import ContentFile
 
     tunnel.ring_length_m, tunnel.segments_per_ring = 0.5, 60  # segments of 0.25 m
+    tunnel.lining_zones = "invert, 0, 0.2\n<i>wall</i>, 0.2, 15"  # a name is text, never HTML
     tunnel.save()
     run = make_run(tunnel, "2026-05-01")
     ahead = make_image(run, "a.jpg", chainage_m=(0.0, 1.0), size=(400, 200))
@@ -190,7 +191,7 @@ def test_map_shows_rings_condition_band_zones_and_the_photos_at_close_zoom(
     page.wait_for_function("() => document.getElementById('map-count').textContent === '2'")
     assert page.evaluate(DRAWN) == 2  # ring, segment and zone lines are not cracks
     assert page.locator(".ring-label").all_inner_texts()[:4] == ["R1", "R2", "R3", "R4"]
-    assert "invert" in page.locator(".zone-label").all_inner_texts()
+    assert {"invert", "<i>wall</i>"} <= set(page.locator(".zone-label").all_inner_texts())
     zone = page.locator(".zone-label").first.bounding_box()
     map_box = page.locator("#map").bounding_box()
     assert map_box["x"] < zone["x"] and zone["x"] + zone["width"] <= map_box["x"] + map_box["width"]
