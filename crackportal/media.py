@@ -73,3 +73,34 @@ def presigned_redirect(field_file, filename: str | None = None):
     if filename:
         parameters["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
     return HttpResponseRedirect(field_file.storage.url(field_file.name, parameters=parameters))
+
+
+def local_copy(prefix: str, target: Path, storage=None) -> Path:
+    """The stored folder prefix copied to the local folder target once (all files or none:
+    written beside it, then renamed into place); returns target."""
+    import shutil
+    import tempfile
+
+    storage = storage or default_storage
+    target = Path(target)
+    if target.is_dir():
+        return target
+    names = list(walk(prefix, storage))
+    if not names:
+        raise FileNotFoundError(f"nothing stored under {prefix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        for name in names:
+            path = scratch / name[len(prefix.strip("/")) + 1 :]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with storage.open(name, "rb") as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        try:
+            scratch.rename(target)
+        except OSError:  # another process put its copy in place first
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target

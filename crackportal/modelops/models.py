@@ -12,6 +12,11 @@ class ModelVersion(models.Model):
     path = models.CharField(max_length=500, help_text="Folder, absolute or relative to MODEL_DIR")
     architecture = models.CharField(max_length=50)
     encoder = models.CharField(max_length=50)
+    stored_prefix = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The folder's copy in media storage (models/<name>), for workers on other hosts",
+    )
     metrics = models.JSONField(default=dict, blank=True)
     config = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
@@ -34,8 +39,18 @@ class ModelVersion(models.Model):
 
     @property
     def folder(self) -> Path:
+        """Where the version's files are on this host: its path (shipped models, or trained
+        here), else the local copy of the folder kept in media storage (a worker on another
+        host than the training one), fetched on first use."""
         path = Path(self.path)
-        return path if path.is_absolute() else Path(settings.MODEL_DIR) / path
+        path = path if path.is_absolute() else Path(settings.MODEL_DIR) / path
+        if (path / "config.json").is_file() or not self.stored_prefix:
+            return path
+        from crackportal import media
+
+        return media.local_copy(
+            self.stored_prefix, Path(settings.VAR_DIR) / "model-cache" / self.name
+        )
 
 
 class TrainingRun(models.Model):

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from crackportal import jobs
+from crackportal import jobs, media
 from crackportal.modelops.models import ModelVersion, TrainingRun
 from crackportal.modelops.services import register_model_version
 
@@ -337,7 +337,13 @@ def _register(run: TrainingRun, state_dict, model_config, metrics: dict, provena
     model_config.metrics = metrics
     folder = Path(settings.TRAINED_MODEL_DIR) / model_config.name
     export_model_version(state_dict, model_config, folder)
-    return register_model_version(folder=folder, name=model_config.name, training_run=run)
+    # a copy in media storage: inference workers on other hosts load it from there
+    prefix = f"models/{model_config.name}"
+    media.publish_tree(folder, prefix)
+    version = register_model_version(folder=folder, name=model_config.name, training_run=run)
+    ModelVersion.objects.filter(pk=version.pk).update(stored_prefix=prefix)
+    version.stored_prefix = prefix
+    return version
 
 
 def execute_training_run(*, run_id: int) -> None:

@@ -155,3 +155,34 @@ def test_backup_of_a_bucket_restores_into_anothermake_bucket(
         assert not Path(tmp_path / "restore-must-stay-empty").exists()
     finally:
         database.drop()
+
+
+@pytest.mark.django_db
+def test_a_model_trained_on_one_host_loads_from_the_bucket_on_another(s3, settings, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from crackportal import media
+    from crackportal.modelops.models import ModelVersion
+    from crackportal.modelops.predictors import get_predictor
+
+    trained = tmp_path / "training-host" / "trained-x"
+    trained.mkdir(parents=True)
+    for name in ("config.json", "weights.safetensors"):
+        shutil.copy(Path(settings.MODEL_DIR) / "default" / name, trained / name)
+    media.publish_tree(trained, "models/trained-x")
+    shutil.rmtree(trained)  # this host never saw the training host's disk
+    settings.VAR_DIR = tmp_path / "inference-host"
+    version = ModelVersion.objects.create(
+        name="trained-x",
+        path=str(trained),
+        architecture="Unet",
+        encoder="mobilenet_v2",
+        stored_prefix="models/trained-x",
+    )
+    folder = version.folder
+    assert folder == tmp_path / "inference-host" / "model-cache" / "trained-x"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "weights.safetensors"]
+    mask = get_predictor(version).predict_mask(np.full((64, 96, 3), 128, np.uint8))
+    assert mask.shape == (64, 96)

@@ -33,6 +33,11 @@ def test_admin_starts_a_run_that_finishes_as_a_new_model_version(
     version = run.result
     assert version is not None and not version.is_active
     assert inference.load(version.folder).config.name == version.name
+    # a copy in media storage, for inference workers on other hosts
+    from crackportal import media
+
+    assert version.stored_prefix == f"models/{version.name}"
+    assert f"{version.stored_prefix}/config.json" in set(media.walk(version.stored_prefix))
 
     client.post(reverse("model-activate", args=[version.pk]))
     assert ModelVersion.objects.get(is_active=True) == version
