@@ -17,6 +17,7 @@ urlpatterns = [
     path("tunnels/<slug:code>/members/", assets.tunnel_members, name="tunnel-members"),
     path("tunnels/<slug:code>/map/", inspections.tunnel_map, name="tunnel-map"),
     path("tunnels/<slug:code>/map.json", inspections.tunnel_map_data, name="tunnel-map-data"),
+    path("tunnels/<slug:code>/rings.json", inspections.tunnel_map_rings, name="tunnel-map-rings"),
     path("cracks/<int:pk>/", inspections.crack_detail, name="crack-detail"),
     path("cracks/<int:pk>/thumb.jpg", inspections.crack_thumbnail, name="crack-thumbnail"),
     path("cracks/<int:pk>/review/", inspections.crack_review, name="crack-review"),

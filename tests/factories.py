@@ -132,6 +132,13 @@ def page_cases(o) -> list[tuple]:
             "inspector",
             200,
         ),
+        (
+            "tunnel-map-rings",
+            "get",
+            f"/tunnels/{o['code']}/rings.json?run={o['run']}",
+            "inspector",
+            200,
+        ),
         ("crack-detail", "get", f"/cracks/{o['crack']}/", "inspector", 200),
         ("crack-thumbnail", "get", f"/cracks/{o['crack']}/thumb.jpg", "inspector", 200),
         ("crack-review", "post", f"/cracks/{o['crack']}/review/", "inspector", 302),

@@ -69,10 +69,10 @@ def condition_states() -> list[tuple[str, str, dict]]:
     return list(getattr(settings, "CONDITION_STATES", DEFAULT_CONDITION_STATES))
 
 
-def state_for(width_mm: float, length_per_m2: float, growing: int) -> str:
+def state_for(width_mm: float, length_per_m2: float, growing: int, states=None) -> str:
     """The first state (worst first) whose thresholds any figure reaches; the last otherwise."""
     figures = {"width_mm": width_mm, "length_per_m2": length_per_m2, "growing": growing}
-    states = condition_states()
+    states = states or condition_states()
     for state, _, rule in states:
         if any(figures[name] >= threshold for name, threshold in rule.items()):
             return state
@@ -133,6 +133,7 @@ class Cell:
     worst_width_mm: float = 0.0
     cracks: set[int] = field(default_factory=set)
     growing: set[int] = field(default_factory=set)
+    states: list | None = field(default=None, repr=False)  # the rules, read once per run
 
     @property
     def area_m2(self) -> float:
@@ -144,7 +145,7 @@ class Cell:
 
     @property
     def state(self) -> str:
-        return state_for(self.worst_width_mm, self.length_per_m2, len(self.growing))
+        return state_for(self.worst_width_mm, self.length_per_m2, len(self.growing), self.states)
 
     @property
     def label(self) -> str:
@@ -195,6 +196,8 @@ class RingGrid:
     def pieces(self, p0, p1):
         """The straight line p0–p1 cut where it crosses a ring or segment boundary."""
         (x0, y0), (x1, y1) = p0, p1
+        if self.ring_at(x0) == self.ring_at(x1) and self.segment_at(y0) == self.segment_at(y1):
+            return [(p0, p1)]  # inside one cell (almost every piece of a polyline)
         cuts = {0.0, 1.0}
         if x1 != x0:
             low, high = sorted((self.ring_at(x0), self.ring_at(x1)))
@@ -224,6 +227,7 @@ def ring_conditions(run, *, growing: set[int] | None = None) -> dict | None:
     if not tunnel.ring_length_m:
         return None
     grid = RingGrid(tunnel)
+    states = condition_states()
     spans = run.images.filter(
         status=SurveyImage.Status.DONE, chainage_start_m__isnull=False
     ).values_list("chainage_start_m", "chainage_end_m")
@@ -233,14 +237,14 @@ def ring_conditions(run, *, growing: set[int] | None = None) -> dict | None:
     def ring_cell(ring: int) -> Cell:
         if ring not in rings:
             c0, c1 = grid.ring_span(ring)
-            rings[ring] = Cell(ring, None, c0, c1, 0.0, grid.circumference)
+            rings[ring] = Cell(ring, None, c0, c1, 0.0, grid.circumference, states=states)
         return rings[ring]
 
     def segment_cell(ring: int, segment: int) -> Cell:
         if (ring, segment) not in segments:
             c0, c1 = grid.ring_span(ring)
             a0, a1 = grid.segment_span(segment)
-            segments[(ring, segment)] = Cell(ring, segment, c0, c1, a0, a1)
+            segments[(ring, segment)] = Cell(ring, segment, c0, c1, a0, a1, states=states)
         return segments[(ring, segment)]
 
     for start, end in spans:
@@ -312,6 +316,44 @@ def ring_conditions(run, *, growing: set[int] | None = None) -> dict | None:
         ],
         "counts": counts,
         "rings": rows,
+    }
+
+
+RING_FIELDS = [
+    "ring",
+    "chainage_from_m",
+    "chainage_to_m",
+    "state",
+    "length_per_m2",
+    "worst_width_mm",
+    "n_cracks",
+    "n_growing",
+]
+SEGMENT_FIELDS = [
+    "segment",
+    "arc_from_m",
+    "arc_to_m",
+    "state",
+    "length_per_m2",
+    "worst_width_mm",
+    "n_cracks",
+    "n_growing",
+]
+
+
+def compact(conditions: dict | None) -> dict | None:
+    """ring_conditions() for the map: rows as arrays (RING_FIELDS, SEGMENT_FIELDS), no crack
+    lists (the page finds a cell's cracks among those it draws)."""
+    if conditions is None:
+        return None
+    return {
+        **{k: v for k, v in conditions.items() if k != "rings"},
+        "ring_fields": RING_FIELDS,
+        "segment_fields": SEGMENT_FIELDS,
+        "rings": [
+            [r[f] for f in RING_FIELDS] + [[[s[f] for f in SEGMENT_FIELDS] for s in r["segments"]]]
+            for r in conditions["rings"]
+        ],
     }
 
 

@@ -9,7 +9,6 @@ from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 
 from crackportal.inspections import pyramid
-from crackportal.inspections.condition import ring_conditions
 from crackportal.inspections.models import Crack, InspectionRun, SurveyImage
 from crackportal.inspections.stationing import track_label
 
@@ -131,7 +130,6 @@ def map_data(run: InspectionRun, filters: MapFilters) -> dict:
             "tile_px": pyramid.TILE_PX,
             "overlap_px": pyramid.OVERLAP_PX,
         },
-        "rings": ring_conditions(run),
         "cracks": [
             {
                 "id": i,

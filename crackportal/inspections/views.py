@@ -505,6 +505,20 @@ def tunnel_map_data(request, code: str):
 
 
 @role_required(INSPECTOR)
+def tunnel_map_rings(request, code: str):
+    """Rings, segments, zones and condition states of one inspection for the map (its own
+    request: the cracks draw first, the band follows); null when the tunnel has no rings."""
+    tunnel = get_object_or_404(Tunnel.objects.visible_to(request.user), code=code)
+    run_id = request.GET.get("run", "")
+    if not _ID.fullmatch(run_id):
+        return JsonResponse(
+            {"error": f"run must be an inspection id, not {run_id[:40]!r}"}, status=400
+        )
+    run = get_object_or_404(tunnel.runs.select_related("tunnel"), pk=int(run_id))
+    return JsonResponse({"rings": condition.compact(condition.ring_conditions(run))})
+
+
+@role_required(INSPECTOR)
 def crack_detail(request, pk: int):
     crack = get_object_or_404(
         Crack.objects.visible_to(request.user).select_related("image__run__tunnel", "track"),

@@ -42,6 +42,7 @@
   const lines = [];
   let fitted = params.has("z");
   let data = null;
+  let ringCache = { run: null, rings: null };  // per inspection: rings ignore the filters
   const extent = { arcMin: 0, arcMax: 1 };  // the surveyed arc (m), from the footprints
   const shownPhotos = new Map();  // image id → overlay of the level shown
 
@@ -153,9 +154,11 @@
   function showCell(cell) {
     const panel = document.getElementById("ring-panel");
     if (!panel || !cell) return;
-    const byId = new Map(data.cracks.map((c) => [c.id, c]));
-    const rows = cell.cracks.map((id) => byId.get(id)).filter(Boolean);
-    const hidden = cell.cracks.length - rows.length;
+    // the cell's cracks among those drawn (the filters apply): a point or a midpoint inside
+    const inside = ([c, a]) => cell.chainage_from_m <= c && c < cell.chainage_to_m && cell.arc_from_m <= a && a < cell.arc_to_m;
+    const rows = data.cracks.filter((crack) => crack.lines.some((branch) => branch.some((p, i) =>
+      inside(p) || (i > 0 && inside([(p[0] + branch[i - 1][0]) / 2, (p[1] + branch[i - 1][1]) / 2])))));
+    const hidden = Math.max(0, cell.n_cracks - rows.length);
     const name = cell.segment ? `Ring ${cell.ring}, segment ${cell.segment}` : `Ring ${cell.ring}`;
     panel.hidden = false;
     panel.dataset.ring = cell.ring;
@@ -288,6 +291,7 @@
     const body = await response.json();
     if (!response.ok) { status.textContent = body.error || "could not load the map"; return; }
     data = body;
+    data.rings = ringCache.run === data.run ? ringCache.rings : null;
     for (const shown of shownPhotos.values()) photoLayer.removeLayer(shown.layer);
     shownPhotos.clear();
     footprintLayer.clearLayers();
@@ -316,7 +320,7 @@
     if (bounds.length) {
       extent.arcMin = Math.min(...bounds.map((b) => -b[0]));
       extent.arcMax = Math.max(...bounds.map((b) => -b[0]));
-      if (data.rings) {  // room for the condition band above the lining
+      if (form.dataset.ringsUrl && form.dataset.hasRings) {  // room for the condition band
         const span = extent.arcMax - extent.arcMin;
         bounds.push([-(extent.arcMin - span * 0.14), bounds[0][1]]);
       }
@@ -333,7 +337,31 @@
     drawPhotos();
     drawScale();
     remember();
-    if (data.rings) document.getElementById("map-status").textContent += ` · ${data.rings.rings.length} rings rated`;
+    if (form.dataset.hasRings && ringCache.run !== data.run) loadRings(data.run);
+    else if (data.rings) status.textContent += ` · ${data.rings.rings.length} rings rated`;
+  }
+
+  // rings, segments and their condition: a request of their own, after the cracks
+  async function loadRings(run) {
+    const response = await fetch(`${form.dataset.ringsUrl}?run=${run}`);
+    if (!response.ok || !data || data.run !== run) return;
+    const body = (await response.json()).rings;
+    if (body) {
+      const obj = (fields, row) => Object.fromEntries(fields.map((f, i) => [f, row[i]]));
+      body.rings = body.rings.map((row) => {
+        const ring = obj(body.ring_fields, row);
+        ring.label = `R${ring.ring}`;
+        ring.arc_from_m = 0;
+        ring.arc_to_m = data.circumference_m;
+        ring.segments = row[body.ring_fields.length].map((s) => ({ ...obj(body.segment_fields, s),
+          ring: ring.ring, label: `R${ring.ring}-S${s[0]}`, chainage_from_m: ring.chainage_from_m, chainage_to_m: ring.chainage_to_m }));
+        return ring;
+      });
+    }
+    ringCache = { run, rings: body };
+    data.rings = body;
+    drawRings();
+    if (body) document.getElementById("map-status").textContent += ` · ${body.rings.length} rings rated`;
   }
 
   map.on("zoomend", () => { for (const line of lines) line.setStyle({ weight: weightFor(line.crackWidth) }); });

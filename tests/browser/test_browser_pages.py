@@ -189,6 +189,10 @@ def test_map_shows_rings_condition_band_zones_and_the_photos_at_close_zoom(
     login(page, live_server, "inspector", "inspect-pass-123")
     page.goto(f"{live_server.url}/tunnels/T-TEST-01/map/?run={run.pk}")
     page.wait_for_function("() => document.getElementById('map-count').textContent === '2'")
+    # the rings come in a request of their own, after the cracks
+    page.wait_for_function(
+        "() => document.getElementById('map-status').textContent.includes('rings rated')"
+    )
     assert page.evaluate(DRAWN) == 2  # ring, segment and zone lines are not cracks
     assert page.locator(".ring-label").all_inner_texts()[:4] == ["R1", "R2", "R3", "R4"]
     assert {"invert", "<i>wall</i>"} <= set(page.locator(".zone-label").all_inner_texts())

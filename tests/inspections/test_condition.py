@@ -111,8 +111,17 @@ def test_map_data_carries_rings_and_photos(client, inspector, ringed):
     data = client.get(
         reverse("tunnel-map-data", args=[tunnel.code]), {"run": ringed["run"].pk}
     ).json()
-    assert [r["label"] for r in data["rings"]["rings"]] == ["R1", "R2", "R3"]
-    assert {z["name"] for z in data["rings"]["zones"]} >= {"crown", "invert", "left wall"}
+    rings = client.get(
+        reverse("tunnel-map-rings", args=[tunnel.code]), {"run": ringed["run"].pk}
+    ).json()["rings"]
+    fields = rings["ring_fields"]
+    rows = [dict(zip(fields, row, strict=False)) for row in rings["rings"]]
+    assert [(r["ring"], r["state"]) for r in rows] == [(1, "CS3"), (2, "CS2"), (3, "CS1")]
+    segments = [dict(zip(rings["segment_fields"], s, strict=False)) for s in rings["rings"][0][-1]]
+    assert [s["state"] for s in segments] == ["CS3", "CS2", "CS1", "CS1", "CS1"]
+    assert {z["name"] for z in rings["zones"]} >= {"crown", "invert", "left wall"}
+    bad = client.get(reverse("tunnel-map-rings", args=[tunnel.code]), {"run": "x"})
+    assert bad.status_code == 400
     image_id = data["footprints"][0][0]
     assert data["photos"] == [[image_id, 2000, 1000, "image"]]
     assert data["photo_urls"]["image"].replace("{id}", str(image_id)) == reverse(
