@@ -18,6 +18,11 @@ ONNX_FILE = "model.onnx"
 
 
 def cpu_threads() -> int:
+    """Threads for the network on the CPU: INFERENCE_THREADS when set (e.g. 1 per worker
+    process when several share a host), else every core this process may use."""
+    wanted = os.environ.get("INFERENCE_THREADS", "").strip()
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
     return max(
         1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )

@@ -14,8 +14,9 @@ image pages. Prints p50/p95/p99 latency per page, errors (must be 0), images los
 End to end against the model: before the stack starts (no browsing load) it measures the
 shipped model alone on --workers processes predicting images of --size (the same predictor
 the workers use), then prints the portal's end-to-end Mpx/s beside it, their ratio, and
-where an image's time went (SurveyImage.stage_seconds: decode, predict, geometry, pyramid,
-encode, database; mean per image).
+where an image's time went (SurveyImage.stage_seconds: prepare, decode, predict, geometry,
+pyramid, encode, database; mean per image). INFERENCE_THREADS=1 gives each worker process one
+thread for the network (best when workers fill the cores).
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ STAGES = """
 import json
 from crackportal.inspections.models import SurveyImage
 rows = list(SurveyImage.objects.filter(status="done").values_list("stage_seconds", flat=True))
-keys = ["decode", "predict", "geometry", "pyramid", "encode", "database", "total"]
+keys = ["prepare", "decode", "predict", "geometry", "pyramid", "encode", "database", "total"]
 mean = {k: sum(r.get(k, 0) for r in rows) / max(len(rows), 1) for k in keys}
 print(json.dumps({"images": len(rows), "mean_seconds": mean}))
 """

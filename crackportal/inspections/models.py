@@ -106,8 +106,9 @@ class SurveyImage(models.Model):
     stage_seconds = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Seconds per processing stage of the last run: decode, predict, geometry, "
-        "encode (mask, overlay, probability PNGs stored), pyramid, database, total",
+        help_text="Seconds per processing stage of the last run: prepare (the model), decode, "
+        "predict, geometry, pyramid, encode (mask, overlay, probability PNGs stored), "
+        "database, total",
     )
     worker = models.CharField(
         max_length=200, blank=True, help_text="The Celery worker that claimed it last (host name)"

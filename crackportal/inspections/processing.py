@@ -161,6 +161,7 @@ def segment_survey_image(*, image_id: int) -> int:
     # a reprocess may ask for a model other than the active one
     version = image.run.requested_model or modelops.active_model_version()
     predictor = get_predictor(version)
+    clock.lap("prepare")
     rgb = _read_rgb(image)
     clock.lap("decode")
     mask, proba = predictor.predict_mask_and_proba(rgb)

@@ -25,3 +25,12 @@ def test_onnx_runtime_and_torch_give_the_same_masks_on_the_cpu():
 @pytest.mark.parametrize("backend", ["torch", "torch-bf16"])
 def test_cuda_masks_match_the_cpu_masks_on_drawn_cracks(backend):
     _agree(compare("cpu:torch", f"cuda:{backend}"))
+
+
+def test_inference_threads_can_be_set_per_worker_process(monkeypatch):
+    from inference.backends import cpu_threads
+
+    monkeypatch.setenv("INFERENCE_THREADS", "1")
+    assert cpu_threads() == 1
+    monkeypatch.setenv("INFERENCE_THREADS", "zero")  # not a count: every core
+    assert cpu_threads() >= 1
