@@ -15,8 +15,8 @@ End to end against the model: before the stack starts (no browsing load) it meas
 shipped model alone on --workers processes predicting images of --size (the same predictor
 the workers use), then prints the portal's end-to-end Mpx/s beside it, their ratio, and
 where an image's time went (SurveyImage.stage_seconds: prepare, decode, predict, geometry,
-pyramid, encode, database; mean per image). INFERENCE_THREADS=1 gives each worker process one
-thread for the network (best when workers fill the cores).
+pyramid, encode, database; mean per image). Each worker's network gets cores / --workers
+threads (INFERENCE_THREADS, unless set), the model-alone figure the same.
 """
 
 from __future__ import annotations
@@ -277,6 +277,9 @@ def main(argv=None) -> int:
     shutil.rmtree(VAR, ignore_errors=True)
     VAR.mkdir(parents=True)
     env, dropme = _environment()
+    # the workers share the cores: each network gets its share (unless INFERENCE_THREADS is set)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env.setdefault("INFERENCE_THREADS", str(max(1, (cores or 1) // max(args.workers, 1))))
     if dropme:
         _admin_sql(f"CREATE DATABASE {dropme}")
     processes = []
