@@ -58,6 +58,7 @@ def test_a_large_image_is_processed_into_the_bucket_and_served_from_it(
     image.refresh_from_db()
     stages = image.stage_seconds  # where the time of one image went
     assert set(stages) == {
+        "prepare",
         "decode",
         "predict",
         "geometry",
