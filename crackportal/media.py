@@ -57,10 +57,6 @@ def publish_tree(local_dir: Path, prefix: str, storage=None) -> int:
     return count
 
 
-def exists(name: str, storage=None) -> bool:
-    return (storage or default_storage).exists(name)
-
-
 def presigned_redirect(field_file, filename: str | None = None):
     """With MEDIA_DOWNLOADS=presigned and object storage: a redirect to the file's short-lived
     signed URL (the permission check is the caller's); None otherwise (stream it)."""

@@ -260,7 +260,8 @@ def ring_conditions(run, *, growing: set[int] | None = None) -> dict | None:
     )
     for crack_id, polyline, width in cracks:
         for branch in polyline or []:
-            for (x0, y0), (x1, y1) in zip(branch, branch[1:], strict=False):
+            points = branch if len(branch) > 1 else branch * 2  # a dot still marks its cell
+            for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
                 for (xa, ya), (xb, yb) in grid.pieces((x0, y0), (x1, y1)):
                     ring = grid.ring_at((xa + xb) / 2)
                     cells = [ring_cell(ring)]
@@ -274,15 +275,6 @@ def ring_conditions(run, *, growing: set[int] | None = None) -> dict | None:
                         cell.cracks.add(crack_id)
                         if crack_id in growing:
                             cell.growing.add(crack_id)
-            if len(branch) == 1:  # a dot of a crack still marks its ring
-                x, y = branch[0]
-                ring = grid.ring_at(x)
-                dot_cells = [ring_cell(ring)]
-                if grid.segments:
-                    dot_cells.append(segment_cell(ring, grid.segment_at(y)))
-                for cell in dot_cells:
-                    cell.worst_width_mm = max(cell.worst_width_mm, width)
-                    cell.cracks.add(crack_id)
     if grid.segments:  # every segment of a surveyed ring is rated, cracked or not
         for ring in list(rings):
             for segment in range(1, grid.segments + 1):
@@ -295,12 +287,17 @@ def ring_conditions(run, *, growing: set[int] | None = None) -> dict | None:
     for cell in ordered:
         row = cell.as_dict()
         row["segments"] = [s.as_dict() for s in by_ring.get(cell.ring, [])]
-        if row["segments"]:  # a ring is as bad as its worst segment
-            worst = max(row["segments"], key=lambda s: state_rank(s["state"]))
-            if state_rank(worst["state"]) > state_rank(row["state"]):
-                row["state"] = worst["state"]
+        worst = max(
+            row["segments"],
+            key=lambda s: (state_rank(s["state"]), s["worst_width_mm"]),
+            default=None,
+        )
+        # the worst cracked segment, named for tables; a ring is as bad as its worst segment
+        row["worst_segment"] = worst if worst and worst["n_cracks"] else None
+        if worst and state_rank(worst["state"]) > state_rank(row["state"]):
+            row["state"] = worst["state"]
         rows.append(row)
-    counts = {state: 0 for state, _, _ in condition_states()}
+    counts = {state: 0 for state, _, _ in states}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     return {
@@ -312,7 +309,7 @@ def ring_conditions(run, *, growing: set[int] | None = None) -> dict | None:
         ],
         "states": [
             {"state": s, "name": name, "rule": rule, "colour": STATE_COLOURS.get(s, "#505050")}
-            for s, name, rule in condition_states()
+            for s, name, rule in states
         ],
         "counts": counts,
         "rings": rows,

@@ -152,9 +152,9 @@ class SurveyImage(models.Model):
         return f"pyramids/{self.pk}"
 
     def has_pyramid(self) -> bool:
-        from crackportal import media
+        from django.core.files.storage import default_storage
 
-        return media.exists(f"{self.pyramid_prefix}/photo.dzi")
+        return default_storage.exists(f"{self.pyramid_prefix}/photo.dzi")
 
     def place(self, polyline_px, bbox_px) -> dict:
         """A crack's position in tunnel metres from its pixels: polyline_m and its extent."""
@@ -176,6 +176,12 @@ class SurveyImage(models.Model):
         cx = self.chainage_start_m + (self.chainage_end_m - self.chainage_start_m) * x / self.width
         cy = self.arc_start_m + (self.arc_end_m - self.arc_start_m) * y / self.height
         return cx, cy
+
+    def m_to_px(self, chainage_m: float, arc_m: float) -> tuple[float, float]:
+        """Image pixel (x, y) of a point of the lining: px_to_m turned round."""
+        x = (chainage_m - self.chainage_start_m) / (self.chainage_end_m - self.chainage_start_m)
+        y = (arc_m - self.arc_start_m) / (self.arc_end_m - self.arc_start_m)
+        return x * self.width, y * self.height
 
 
 class UploadArchive(models.Model):

@@ -191,7 +191,6 @@ def segment_survey_image(*, image_id: int) -> int:
             image.processed_at = timezone.now()
             image.model_version = version
             image.error = ""
-            image.stage_seconds = clock.laps  # the database stage is added just below
             image.save(
                 update_fields=[
                     "mask",
@@ -201,7 +200,6 @@ def segment_survey_image(*, image_id: int) -> int:
                     "processed_at",
                     "model_version",
                     "error",
-                    "stage_seconds",
                 ]
             )
             InspectionRun.objects.filter(pk=image.run_id, model_version__isnull=True).update(
@@ -212,6 +210,7 @@ def segment_survey_image(*, image_id: int) -> int:
             f.delete(save=False)
         raise
     clock.lap("database")
+    # written once the transaction above is timed too
     SurveyImage.objects.filter(pk=image.pk).update(stage_seconds=clock.finished())
     for name in old_files:
         if name not in {f.name for f in files}:

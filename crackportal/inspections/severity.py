@@ -48,10 +48,14 @@ def severity_colours() -> dict[str, str]:
     }
 
 
+def hex_rgb(colour: str) -> tuple[int, int, int]:
+    """ "#rrggbb" as an RGB triple."""
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
 def severity_rgb(name: str) -> tuple[int, int, int]:
     """A class's colour as an RGB triple (grey for an unknown name)."""
-    colour = severity_colours().get(name, "#505050")
-    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return hex_rgb(severity_colours().get(name, "#505050"))
 
 
 # What the maintenance report recommends per class (override with settings.SEVERITY_ACTIONS).

@@ -490,13 +490,9 @@ def tunnel_map(request, code: str):
 
 @role_required(INSPECTOR)
 def tunnel_map_data(request, code: str):
-    tunnel = get_object_or_404(Tunnel.objects.visible_to(request.user), code=code)
-    run_id = request.GET.get("run", "")
-    if not _ID.fullmatch(run_id):
-        return JsonResponse(
-            {"error": f"run must be an inspection id, not {run_id[:40]!r}"}, status=400
-        )
-    run = get_object_or_404(tunnel.runs, pk=int(run_id))
+    run = _map_run(request, code)
+    if isinstance(run, JsonResponse):
+        return run
     try:
         filters = maps.MapFilters.from_query(request.GET)
     except ValueError as exc:
@@ -508,14 +504,21 @@ def tunnel_map_data(request, code: str):
 def tunnel_map_rings(request, code: str):
     """Rings, segments, zones and condition states of one inspection for the map (its own
     request: the cracks draw first, the band follows); null when the tunnel has no rings."""
+    run = _map_run(request, code)
+    if isinstance(run, JsonResponse):
+        return run
+    return JsonResponse({"rings": condition.compact(condition.ring_conditions(run))})
+
+
+def _map_run(request, code: str):
+    """The inspection a map request names (?run=ID) among the tunnel's, or a 400 answer."""
     tunnel = get_object_or_404(Tunnel.objects.visible_to(request.user), code=code)
     run_id = request.GET.get("run", "")
     if not _ID.fullmatch(run_id):
         return JsonResponse(
             {"error": f"run must be an inspection id, not {run_id[:40]!r}"}, status=400
         )
-    run = get_object_or_404(tunnel.runs.select_related("tunnel"), pk=int(run_id))
-    return JsonResponse({"rings": condition.compact(condition.ring_conditions(run))})
+    return get_object_or_404(tunnel.runs.select_related("tunnel"), pk=int(run_id))
 
 
 @role_required(INSPECTOR)

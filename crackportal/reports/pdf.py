@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from crackportal.inspections.models import SurveyImage
 from crackportal.inspections.reviews import review_progress
 from crackportal.inspections.severity import (
+    hex_rgb,
     severity_actions,
     severity_classes,
     severity_colours,
@@ -72,9 +73,20 @@ def choose_scale(span_chainage_m: float, span_arc_m: float) -> tuple[int, int]:
     return n, math.ceil(max(span_chainage_m, 1e-6) * 1000 / n / width_mm)
 
 
+def _ring_geometry(run, rings: dict | None):
+    """(RingGrid, zones as (name, arc from, arc to)) of a ringed tunnel; (None, []) otherwise."""
+    from crackportal.inspections.condition import RingGrid
+
+    if not rings:
+        return None, []
+    return RingGrid(run.tunnel), [
+        (z["name"], z["arc_from_m"], z["arc_to_m"]) for z in rings["zones"]
+    ]
+
+
 def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
     """The unrolled lining drawn to scale on A3 sheets (PNG data URIs with their size in mm)."""
-    from crackportal.inspections.condition import STATE_COLOURS, RingGrid
+    from crackportal.inspections.condition import STATE_COLOURS
 
     footprints = list(
         run.images.filter(chainage_start_m__isnull=False).values_list(
@@ -90,8 +102,7 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     n, count = choose_scale(x1 - x0, y1 - y0)
     per_sheet_m = SHEET_MAP_MM[0] * n / 1000
-    grid = RingGrid(run.tunnel) if rings else None
-    zones = [(z["name"], z["arc_from_m"], z["arc_to_m"]) for z in rings["zones"]] if rings else []
+    grid, zones = _ring_geometry(run, rings)
     ring_states = {r["ring"]: r["state"] for r in rings["rings"]} if rings else {}
     px_mm = SHEET_DPI / 25.4
     font = ImageFont.load_default(size=round(2.6 * px_mm))
@@ -132,8 +143,7 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
                     continue
                 (p0, _), (p1, _) = to_px(lo, y0), to_px(hi, y0)
                 if ring in ring_states:
-                    colour = STATE_COLOURS.get(ring_states[ring], "#888888")
-                    rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+                    rgb = hex_rgb(STATE_COLOURS.get(ring_states[ring], "#888888"))
                     draw.rectangle([p0, top - 4.5 * px_mm, p1, top - 1.5 * px_mm], fill=rgb)
                 if r0 >= c0 and ring_px >= 2:
                     draw.line([p0, top, p0, bottom], fill=grey, width=1)
@@ -371,12 +381,7 @@ def build_pdf_html(run, progress=None, report=None) -> str:
                 thumbs.append({"row": row, "src": src})
             report_progress(0.5 + 0.2 * n / len(widest), f"thumbnail {n} of {len(widest)}")
 
-    grid = None
-    zones = []
-    if rings:
-        from crackportal.inspections.condition import RingGrid, lining_zones
-
-        grid, zones = RingGrid(run.tunnel), lining_zones(run.tunnel)
+    grid, zones = _ring_geometry(run, rings)
     register = sorted(rows, key=lambda r: (r["chainage_min_m"], r["arc_min_m"]))
     for r in register:
         mid_x = (r["chainage_min_m"] + r["chainage_max_m"]) / 2
@@ -431,28 +436,23 @@ def build_pdf_html(run, progress=None, report=None) -> str:
 
 def _ring_rows(rings: dict | None) -> list[dict]:
     """The worst rings first, with chainage in engineering form and the worst segment named."""
-    from crackportal.inspections.condition import state_rank, worst_rings_first
+    from crackportal.inspections.condition import worst_rings_first
 
     if not rings:
         return []
-    rows = []
-    for ring in worst_rings_first(rings["rings"])[:RING_ROWS]:
-        worst = max(
-            ring["segments"],
-            key=lambda s: (state_rank(s["state"]), s["worst_width_mm"]),
-            default=None,
-        )
-        rows.append(
-            {
-                **ring,
-                "chainage_from": format_chainage(ring["chainage_from_m"]),
-                "chainage_to": format_chainage(ring["chainage_to_m"]),
-                "worst_segment": f"S{worst['segment']} ({worst['state']})"
-                if worst and worst["n_cracks"]
-                else "",
-            }
-        )
-    return rows
+    return [
+        {
+            **ring,
+            "chainage_from": format_chainage(ring["chainage_from_m"]),
+            "chainage_to": format_chainage(ring["chainage_to_m"]),
+            "worst_segment": (
+                f"S{ring['worst_segment']['segment']} ({ring['worst_segment']['state']})"
+                if ring["worst_segment"]
+                else ""
+            ),
+        }
+        for ring in worst_rings_first(rings["rings"])[:RING_ROWS]
+    ]
 
 
 def build_pdf(run, progress=None, report=None) -> tuple[bytes, str]:

@@ -103,7 +103,6 @@
     const top = extent.arcMin, bottom = extent.arcMax, span = Math.max(bottom - top, 1e-3);
     const first = rings.rings[0], last = rings.rings[rings.rings.length - 1];
     const bandTop = top - span * 0.12, bandBottom = top - span * 0.03;
-    for (const state of rings.states) STATE_COLOURS[state.state] = state.colour;
     const labelEvery = Math.max(1, Math.ceil(34 / Math.max(ringPx, 1e-6)));
     for (const ring of rings.rings) {
       if (ring.chainage_to_m < view.getWest() || ring.chainage_from_m > view.getEast()) continue;
@@ -358,6 +357,7 @@
         return ring;
       });
     }
+    if (body) for (const state of body.states) STATE_COLOURS[state.state] = state.colour;
     ringCache = { run, rings: body };
     data.rings = body;
     drawRings();
