@@ -190,6 +190,10 @@ MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 4 * 1024 * 1024 * 1024)  # one req
 DEFAULT_MM_PER_PX = envfloat("DEFAULT_MM_PER_PX", 0.5)
 DEFAULT_ARC_START_M = envfloat("DEFAULT_ARC_START_M", 0.0)
 IMAGE_MAX_ATTEMPTS = envint("IMAGE_MAX_ATTEMPTS", 3)
+# Small images go to the workers several to a task (services.image_batches): at most this
+# many images and this many pixels per task; a bigger image goes alone.
+IMAGE_BATCH_SIZE = envint("IMAGE_BATCH_SIZE", 8)
+IMAGE_BATCH_PIXELS = envint("IMAGE_BATCH_PIXELS", 2_000_000)
 # The sweeper (a Celery beat task) re-sends images whose message or worker was lost.
 SWEEP_INTERVAL_S = envfloat("SWEEP_INTERVAL_S", 60)
 IMAGE_QUEUED_TIMEOUT_S = envfloat("IMAGE_QUEUED_TIMEOUT_S", 1800)

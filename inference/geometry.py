@@ -102,7 +102,7 @@ def _trace_paths(skeleton: np.ndarray) -> tuple[list[list[tuple[int, int]]], dic
     ys, xs = np.nonzero(skeleton)
     pixels = set(zip(ys.tolist(), xs.tolist(), strict=True))
 
-    def neighbours(p):
+    def linked(p):
         # m-adjacency: a diagonal neighbour counts only when no shared 4-neighbour links the
         # two, so a staircase (a line at 45°) is a chain, not a row of junctions and loops
         out = []
@@ -115,7 +115,9 @@ def _trace_paths(skeleton: np.ndarray) -> tuple[list[list[tuple[int, int]]], dic
             out.append(q)
         return out
 
-    degree = {p: len(neighbours(p)) for p in pixels}
+    adjacent = {p: linked(p) for p in pixels}  # each pixel's neighbours, worked out once
+    neighbours = adjacent.__getitem__
+    degree = {p: len(n) for p, n in adjacent.items()}
     node_of: dict[tuple, tuple] = {p: p for p, d in degree.items() if d != 2}
     # merge clusters of touching junction pixels into one junction
     for p in [p for p, d in degree.items() if d >= 3]:
@@ -477,7 +479,9 @@ def extract_cracks(
     small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < settings.min_area_px)
     small = small[small != 0]
     if small.size:
-        mask8[np.isin(labels, small)] = 0
+        drop = np.zeros(n, dtype=bool)
+        drop[small] = True
+        mask8[drop[labels]] = 0
     joined8 = mask8
     if settings.gap_px > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * settings.gap_px + 1,) * 2)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -14,6 +15,7 @@ from inference.arrays import normalise
 from inference.backends import (
     OnnxBackend,
     TorchBackend,
+    cpu_threads,
     export_onnx,
     onnx_available,
     onnx_cache_path,
@@ -253,6 +255,10 @@ def load(
     dev = pick_device(device)
     if backend not in ("auto", "torch", "torch-bf16", "onnx"):
         raise ValueError(f"unknown backend {backend!r}")
+    if dev.type == "cpu":
+        # OpenCV (geometry, tiles) keeps to the network's thread budget: workers sharing a
+        # host with INFERENCE_THREADS=1 each would otherwise all fan out over every core
+        cv2.setNumThreads(cpu_threads())
     if backend == "onnx" or (backend == "auto" and dev.type == "cpu" and onnx_available()):
         onnx_path = onnx_cache_path(folder)
         sources = (folder / CONFIG_FILE, _weights_path(folder))

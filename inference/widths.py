@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-from scipy.ndimage import map_coordinates, median_filter, uniform_filter1d
+from scipy.ndimage import median_filter, uniform_filter1d
 
 _TURNS = np.radians([-16.0, -8.0, 0.0, 8.0, 16.0])
 
@@ -45,6 +46,32 @@ def _normals(path: np.ndarray, half_window: int) -> np.ndarray:
     return np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)  # rotate 90°
 
 
+def bilinear(field: np.ndarray, ys: np.ndarray, xs: np.ndarray, outside: float | None = None):
+    """field sampled at (ys, xs), bilinear as scipy's map_coordinates(order=1), ten times faster.
+
+    outside=None clamps points beyond the edge to it (mode "nearest"); a number is the value
+    there (mode "constant": no interpolation past the last row or column). OpenCV's remap does
+    the sampling (float32, exact to ~1e-5 of the field's range), in chunks its maps allow.
+    """
+    field = np.ascontiguousarray(field, dtype=np.float32)
+    shape = np.shape(ys)
+    my = np.asarray(ys, dtype=np.float32).reshape(-1, 1)
+    mx = np.asarray(xs, dtype=np.float32).reshape(-1, 1)
+    border = cv2.BORDER_REPLICATE if outside is None else cv2.BORDER_CONSTANT
+    values = np.empty(len(my), dtype=np.float32)
+    chunk = 30_000  # remap's maps stay under 32,767 rows
+    for i in range(0, len(my), chunk):
+        values[i : i + chunk] = cv2.remap(
+            field, mx[i : i + chunk], my[i : i + chunk], cv2.INTER_LINEAR, borderMode=border
+        )[:, 0]
+    values = values.reshape(shape)
+    if outside is None:
+        return values
+    h, w = field.shape
+    inside = (ys >= 0) & (ys <= h - 1) & (xs >= 0) & (xs <= w - 1)
+    return np.where(inside, values, np.float32(outside))
+
+
 def _crossing(values: np.ndarray, offsets: np.ndarray, threshold: float, step: float):
     """Distance from the centre sample to the first sample below threshold, interpolated.
 
@@ -69,19 +96,34 @@ def _edge_widths(field, centres, normals, threshold, reach_px, step, turns=(0.0,
     width across, so a skeleton direction a few degrees off does not widen the crack.
     """
     offsets = np.arange(0, reach_px + step / 2, step)
-    best = np.full(len(centres), np.nan)
-    for turn in turns:
-        c, s = np.cos(turn), np.sin(turn)
-        ny = normals[:, 0] * c - normals[:, 1] * s
-        nx = normals[:, 0] * s + normals[:, 1] * c
-        sides = []
-        for sign in (1.0, -1.0):
-            ys = centres[:, 0, None] + sign * offsets[None, :] * ny[:, None]
-            xs = centres[:, 1, None] + sign * offsets[None, :] * nx[:, None]
-            values = map_coordinates(field, [ys, xs], order=1, mode="constant", cval=0.0)
-            sides.append(_crossing(values, offsets, threshold, step))
-        best = np.fmin(best, sides[0] + sides[1])
+    turns = np.asarray(turns, dtype=np.float64)
+    c, s = np.cos(turns)[:, None], np.sin(turns)[:, None]  # (T, 1) against (N,) normals
+    ny = normals[:, 0] * c - normals[:, 1] * s
+    nx = normals[:, 0] * s + normals[:, 1] * c
+    # every turn and both sides in one sampling: (T, 2, N, M)
+    sign = np.array([1.0, -1.0])[None, :, None, None]
+    reach = sign * offsets[None, None, None, :]
+    ys = centres[None, None, :, 0, None] + reach * ny[:, None, :, None]
+    xs = centres[None, None, :, 1, None] + reach * nx[:, None, :, None]
+    values = bilinear(field, ys, xs, outside=0.0)
+    n, m = len(centres), len(offsets)
+    sides = _crossing(values.reshape(-1, m), offsets, threshold, step).reshape(len(turns), 2, n)
+    widths = sides[:, 0] + sides[:, 1]
+    # the narrowest turn; NaN only where every turn is NaN (np.fmin's rule)
+    best = np.full(n, np.nan)
+    for w in widths:
+        best = np.fmin(best, w)
     return best
+
+
+def _row_median(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Median of each row's kept values (NaN where none): np.nanmedian's answer, sorted once."""
+    kept = np.sort(np.where(keep, values, np.inf), axis=1)
+    count = keep.sum(axis=1)
+    rows = np.arange(len(kept))
+    low = kept[rows, np.maximum(count - 1, 0) // 2]
+    high = kept[rows, np.maximum(count, 1) // 2 - (count == 0)]
+    return np.where(count > 0, (low + high) / 2, np.nan)
 
 
 def _darkness_widths(gray, centres, normals, widths, settings) -> np.ndarray:
@@ -91,12 +133,12 @@ def _darkness_widths(gray, centres, normals, widths, settings) -> np.ndarray:
     offsets = np.arange(-reach, reach + step / 2, step)
     ys = centres[:, 0, None] + offsets[None, :] * normals[:, 0, None]
     xs = centres[:, 1, None] + offsets[None, :] * normals[:, 1, None]
-    values = map_coordinates(gray, [ys, xs], order=1, mode="nearest")
+    values = bilinear(gray, ys, xs)
     half = (np.nan_to_num(widths, nan=0.0) / 2)[:, None]
     dist = np.abs(offsets)[None, :]
     flank = (dist >= half + 1.5) & (dist <= half + 4.0)
     inner = dist <= half + 1.5
-    background = np.nanmedian(np.where(flank, values, np.nan), axis=1)
+    background = _row_median(values, flank)
     darkness = background[:, None] - values
     depth = np.max(np.where(inner, darkness, -np.inf), axis=1)
     area = np.sum(np.where(inner, darkness, 0.0), axis=1) * step

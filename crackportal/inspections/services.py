@@ -63,6 +63,7 @@ def _store_image(
     incoming: IncomingFile,
     placement: Placement,
     result: UploadResult,
+    sender: ImageSender,
 ) -> SurveyImage | None:
     name = clean_file_name(incoming.name)
     try:
@@ -103,8 +104,9 @@ def _store_image(
     try:
         with transaction.atomic():
             image.save()
-            # each file is committed (and its task sent) on its own, so processing starts mid-upload
-            transaction.on_commit(lambda: enqueue_images([image.pk]))
+            # each file is committed (and sent, small ones in batches) as it comes, so
+            # processing starts mid-upload
+            transaction.on_commit(lambda: sender.add(image.pk, checked.width * checked.height))
     except IntegrityError:  # the same file raced in through a parallel upload
         image.file.delete(save=False)
         result.duplicates.append(f"{name} (uploaded twice at once)")
@@ -188,12 +190,14 @@ def upload_survey(
 
 def _store_images(run, images, placement: Placement, result: UploadResult, report_unused=True):
     """Store each image where placement puts it; then say what the manifest did not place."""
+    sender = ImageSender()
     for incoming in images:
         try:
-            _store_image(run, incoming, placement, result)
+            _store_image(run, incoming, placement, result, sender)
         except Exception as exc:  # one file's storage problem never drops the files after it
             jobs.log.error("storing %r failed", incoming.name, exc_info=exc)
             _record_failed(run, incoming.name, jobs.error_text(exc), incoming.size, result)
+    transaction.on_commit(sender.flush)
     result.unplaced = placement.layout.unplaced if placement.footprints is not None else []
     result.unused_manifest_rows = placement.unused_rows() if report_unused else []
     if result.unplaced:
@@ -338,26 +342,85 @@ def mark_archive_failed(*, archive_id: int, error: str | BaseException) -> None:
         refresh_run_status(run_id=run_id)
 
 
+def image_batches(sizes: list[tuple[int, int | None]]) -> list[list[int]]:
+    """Image ids cut into segmentation tasks: small images together, in the order given.
+
+    sizes: (id, pixels or None when unknown). A batch holds at most IMAGE_BATCH_SIZE images
+    and IMAGE_BATCH_PIXELS pixels; an image of unknown size or over the pixel budget goes
+    alone. Small images share a task's fixed costs (claim, model lookup, transaction, run
+    status, the broker's round trip); a large one's own time dwarfs them.
+    """
+    batches, current, pixels = [], [], 0
+    for image_id, size in sizes:
+        if size is None or size > settings.IMAGE_BATCH_PIXELS:
+            batches.append([image_id])
+            continue
+        if _batch_full(len(current), pixels, size):
+            batches.append(current)
+            current, pixels = [], 0
+        current.append(image_id)
+        pixels += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _batch_full(count: int, pixels: int, more: int) -> bool:
+    """True when a batch of count images and pixels has no room for an image of more pixels."""
+    return count > 0 and (
+        count >= settings.IMAGE_BATCH_SIZE or pixels + more > settings.IMAGE_BATCH_PIXELS
+    )
+
+
 def enqueue_images(image_ids: list[int], *, fresh: bool = True) -> None:
-    """Mark images queued and send one segmentation task each.
+    """Mark images queued and send them to the workers, small ones batched (image_batches).
 
     fresh=True (an upload, a retry, a re-run) gives the image its full attempt budget again;
     the sweeper re-sends with fresh=False. A broker that is down loses nothing: the images
     stay queued in the database and the sweeper sends them again.
     """
-    from crackportal.inspections.tasks import segment_image_task
+    from crackportal.inspections.tasks import segment_images_task
 
-    for image_id in image_ids:
-        changes = {"status": SurveyImage.Status.QUEUED, "error": "", "queued_at": timezone.now()}
-        if fresh:
-            changes["attempts"] = 0
-        SurveyImage.objects.filter(pk=image_id).exclude(
-            status=SurveyImage.Status.PROCESSING
-        ).update(**changes)
+    if not image_ids:
+        return
+    changes = {"status": SurveyImage.Status.QUEUED, "error": "", "queued_at": timezone.now()}
+    if fresh:
+        changes["attempts"] = 0
+    SurveyImage.objects.filter(pk__in=image_ids).exclude(
+        status=SurveyImage.Status.PROCESSING
+    ).update(**changes)
+    pixels = {
+        pk: w * h if w and h else None
+        for pk, w, h in SurveyImage.objects.filter(pk__in=image_ids).values_list(
+            "pk", "width", "height"
+        )
+    }
+    for batch in image_batches([(pk, pixels.get(pk)) for pk in image_ids]):
         try:
-            segment_image_task.delay(image_id)
-        except Exception:  # broker unreachable: the sweeper re-sends it later
-            log.warning("could not send image %s to the broker; it stays queued", image_id)
+            segment_images_task.delay(batch)
+        except Exception:  # broker unreachable: the sweeper re-sends them later
+            log.warning("could not send images %s to the broker; they stay queued", batch)
+
+
+class ImageSender:
+    """Sends an upload's stored images as they commit, small ones in batches; flush() at the end."""
+
+    def __init__(self):
+        self.waiting: list[int] = []
+        self.pixels = 0
+
+    def add(self, image_id: int, pixels: int) -> None:
+        if pixels > settings.IMAGE_BATCH_PIXELS:
+            enqueue_images([image_id])
+            return
+        if _batch_full(len(self.waiting), self.pixels, pixels):
+            self.flush()
+        self.waiting.append(image_id)
+        self.pixels += pixels
+
+    def flush(self) -> None:
+        waiting, self.waiting, self.pixels = self.waiting, [], 0
+        enqueue_images(waiting)
 
 
 def requeue_stuck_images(
@@ -397,6 +460,7 @@ def requeue_stuck_images(
         )
     ).exclude(file="")
     counts = {"requeued": 0, "failed": 0}
+    moved_ids = []
     for image_id, status, attempts in stale.values_list("pk", "status", "attempts"):
         if attempts >= settings.IMAGE_MAX_ATTEMPTS:
             give_up(image_id=image_id, attempts=attempts)
@@ -407,8 +471,9 @@ def requeue_stuck_images(
             status=SurveyImage.Status.QUEUED, queued_at=now
         )
         if moved:
-            enqueue_images([image_id], fresh=False)
-            counts["requeued"] += 1
+            moved_ids.append(image_id)
+    enqueue_images(moved_ids, fresh=False)
+    counts["requeued"] = len(moved_ids)
     if any(counts.values()):
         log.warning("sweeper: %(requeued)d image(s) sent again, %(failed)d given up", counts)
     return counts

@@ -13,23 +13,44 @@ from crackportal.inspections.models import InspectionRun, SurveyImage
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def segment_image_task(self, image_id: int) -> None:
-    """Segment one survey image; permanent errors fail it, transient ones retry up to the attempt limit."""
+def segment_images_task(self, image_ids: list[int]) -> None:
+    """Segment a batch of survey images (one, or several small ones: services.enqueue_images).
+
+    Per image: a permanent error fails it; a transient one (database, storage) is tried again
+    up to the attempt limit, by a retry of this task with only those images. A redelivered
+    batch skips its images that are already done (claim_image).
+    """
     from crackportal.inspections import processing
 
-    if not processing.claim_image(image_id=image_id, worker=self.request.hostname or ""):
+    worker = self.request.hostname or ""
+    claimed = [i for i in image_ids if processing.claim_image(image_id=i, worker=worker)]
+    if not claimed:
         return
-    try:
-        processing.segment_survey_image(image_id=image_id)
-    except processing.ImageProcessingError as exc:
-        services.mark_image_failed(image_id=image_id, error=str(exc))
-    except Exception as exc:
+    outcomes = processing.segment_survey_images(image_ids=claimed)
+    again, error = [], None
+    for image_id, exc in outcomes.items():
+        if exc is None:
+            continue
+        if isinstance(exc, processing.ImageProcessingError):
+            services.mark_image_failed(image_id=image_id, error=str(exc))
+            continue
         attempts = (
             SurveyImage.objects.filter(pk=image_id).values_list("attempts", flat=True).first() or 0
         )
         if attempts < settings.IMAGE_MAX_ATTEMPTS and isinstance(exc, OperationalError | OSError):
-            raise self.retry(exc=exc, countdown=2**attempts) from exc
-        services.mark_image_failed(image_id=image_id, error=exc)
+            again.append(image_id)
+            error = exc
+        else:
+            services.mark_image_failed(image_id=image_id, error=exc)
+    if again:
+        attempts = SurveyImage.objects.filter(pk__in=again).values_list("attempts", flat=True)
+        raise self.retry(args=[again], exc=error, countdown=2 ** max(attempts, default=0))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def segment_image_task(image_id: int) -> None:
+    """One image: a message sent before batches existed is passed on as a batch of one."""
+    segment_images_task.delay([image_id])
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -79,13 +79,13 @@ def redis_server(tmp_path, monkeypatch, transactional_db):
     server.start()
     from crackportal.celery import app
 
-    def send(image_id):
+    def send(image_ids):
         with app.connection_for_write(server.url) as conn:
             app.send_task(
-                tasks.segment_image_task.name, (image_id,), connection=conn, queue="inference"
+                tasks.segment_images_task.name, (image_ids,), connection=conn, queue="inference"
             )
 
-    monkeypatch.setattr(tasks.segment_image_task, "delay", send)
+    monkeypatch.setattr(tasks.segment_images_task, "delay", send)
     yield server
     server.stop()
 

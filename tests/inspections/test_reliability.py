@@ -14,7 +14,7 @@ from tests.factories import make_image, make_run
 def sent(monkeypatch):
     """The image ids the code hands to the broker (the broker itself is exercised in test_faults)."""
     ids = []
-    monkeypatch.setattr(tasks.segment_image_task, "delay", ids.append)
+    monkeypatch.setattr(tasks.segment_images_task, "delay", ids.extend)
     return ids
 
 
@@ -55,13 +55,13 @@ def test_a_task_that_keeps_failing_stops_after_the_attempt_limit(db, tunnel, set
     image = _image(tunnel, "queued")
     calls = []
 
-    def flaky(*, image_id):
-        calls.append(image_id)
-        raise OSError("storage went away")
+    def flaky(*, image_ids):
+        calls.append(image_ids)
+        return {i: OSError("storage went away") for i in image_ids}
 
-    monkeypatch.setattr(processing, "segment_survey_image", flaky)
+    monkeypatch.setattr(processing, "segment_survey_images", flaky)
     # apply() runs this one call and its retries here, in order (countdowns are skipped)
-    tasks.segment_image_task.apply(args=[image.pk])
+    tasks.segment_images_task.apply(args=[[image.pk]])
     image.refresh_from_db()
     assert len(calls) == 3
     assert (image.status, image.attempts) == ("failed", 3)
@@ -102,10 +102,10 @@ def test_the_sweeper_resends_lost_messages_and_gives_up_on_spent_images(db, tunn
 def test_an_unreachable_broker_leaves_the_image_queued_for_the_sweeper(db, tunnel, monkeypatch):
     image = _image(tunnel, "pending")
 
-    def broker_down(image_id):
+    def broker_down(image_ids):
         raise ConnectionRefusedError("redis is restarting")
 
-    monkeypatch.setattr(tasks.segment_image_task, "delay", broker_down)
+    monkeypatch.setattr(tasks.segment_images_task, "delay", broker_down)
     services.enqueue_images([image.pk])  # does not raise: the upload still succeeds
     image.refresh_from_db()
     assert image.status == "queued" and image.queued_at is not None
