@@ -284,6 +284,11 @@ CELERY_TASK_IGNORE_RESULT = True  # pages read job state from the database, not 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection before and after every task unless
+# this is set: a new PostgreSQL connection (and server process) per task, ~5 ms each. A
+# worker keeps its connection as a web process does instead: CONN_MAX_AGE, health-checked
+# at each task's start (crackportal/celery.py); Celery recycles it every this many tasks.
+CELERY_DB_REUSE_MAX = envint("CELERY_DB_REUSE_MAX", 1000)
 # several portals (or a test) on one Redis: queue names get this prefix; workers' -Q must match
 CELERY_QUEUE_PREFIX = env("CELERY_QUEUE_PREFIX", "")
 CELERY_TASK_DEFAULT_QUEUE = f"{CELERY_QUEUE_PREFIX}inference"

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/load_bench.py [--images 1000] [--inspectors 8] [--workers 2]
                                            [--size 480x320] [--max-minutes 20] [--json FILE]
 
-Starts its own stack in var/loadbench: gunicorn, N Celery workers and a fresh database
+Starts its own stack in var/loadbench, as deployed (DEBUG off; plain http on loopback, the
+Secure cookies sent anyway): gunicorn, N Celery workers and a fresh database
 (a new PostgreSQL database when DATABASE_URL is set, dropped afterwards; else SQLite) on
 REDIS_URL's server (database 13) or the embedded broker. One uploader sends synthetic
 survey images (480x320, drawn cracks) through the REST API in batches of 50, while
@@ -62,7 +63,10 @@ def _environment() -> tuple[dict, str | None]:
     env = os.environ.copy()
     env.update(
         VAR_DIR=str(VAR),
-        DEBUG="1",
+        # as deployed (DEBUG off: no query log, compressed static files), on plain-http
+        # loopback: no redirect to https; the browsing clients send the Secure cookies anyway
+        DEBUG="0",
+        SECURE_SSL_REDIRECT="0",
         SECRET_KEY=secrets.token_urlsafe(40),
         DJANGO_SETTINGS_MODULE="crackportal.settings",
         LOG_LEVEL="WARNING",
@@ -156,9 +160,16 @@ class Recorder:
         return response
 
 
+def _over_loopback(session: requests.Session) -> None:
+    """The Secure cookies (DEBUG off) travel over the bench's plain-http loopback too."""
+    for cookie in session.cookies:
+        cookie.secure = False
+
+
 def _login(base: str, username: str) -> requests.Session:
     session = requests.Session()
     page = session.get(f"{base}/accounts/login/", timeout=60)
+    _over_loopback(session)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     response = session.post(
         f"{base}/accounts/login/",
@@ -168,6 +179,7 @@ def _login(base: str, username: str) -> requests.Session:
     )
     if response.url.endswith("/accounts/login/"):
         raise SystemExit(f"could not sign in as {username}")
+    _over_loopback(session)
     return session
 
 

@@ -40,11 +40,11 @@ def _scaled_to_8bit(values: np.ndarray) -> np.ndarray:
 
 def rgb8(im: Image.Image) -> np.ndarray:
     """The image upright as RGB uint8 (H, W, 3)."""
-    im = ImageOps.exif_transpose(im)
+    im = ImageOps.exif_transpose(im)  # a copy, turned when the EXIF says so
     if im.mode in HIGH_BIT_MODES:
         grey = _scaled_to_8bit(np.asarray(im))
         return np.repeat(grey[:, :, None], 3, axis=2)
-    return np.asarray(im.convert("RGB"))
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
 def mask_bool(im: Image.Image) -> np.ndarray:

@@ -78,9 +78,14 @@ def _store_image(
         )
         result.failed.append((name, str(exc)))
         return None
-    existing = run.images.filter(sha256=checked.sha256).first()
-    if existing is not None:
-        result.duplicates.append(f"{name} (same file as {existing.original_name})")
+    # sha256 is never blank here: the run-and-file unique index answers, not a scan of the run
+    existing = (
+        run.images.filter(sha256=checked.sha256)
+        .exclude(sha256="")
+        .values_list("original_name", flat=True)
+    )
+    if existing:
+        result.duplicates.append(f"{name} (same file as {existing[0]})")
         return None
     try:
         footprint = placement.footprint(name, checked.width, checked.height)

@@ -23,7 +23,7 @@ def segment_images_task(self, image_ids: list[int]) -> None:
     from crackportal.inspections import processing
 
     worker = self.request.hostname or ""
-    claimed = [i for i in image_ids if processing.claim_image(image_id=i, worker=worker)]
+    claimed = processing.claim_images(image_ids=image_ids, worker=worker)
     if not claimed:
         return
     outcomes = processing.segment_survey_images(image_ids=claimed)

@@ -121,3 +121,26 @@ def test_a_redelivered_batch_skips_its_done_images(batch):
     good[1].refresh_from_db()
     assert (good[0].processed_at, good[0].attempts) == first
     assert good[1].status == "done"
+
+
+def test_a_transient_error_retries_only_that_image(batch, monkeypatch, settings):
+    settings.IMAGE_MAX_ATTEMPTS = 2
+    run, good, broken = batch
+    real = processing._segment_one
+    seen = []
+
+    def storage_flaky_for_one(image, version):
+        seen.append(image.pk)
+        if image.pk == good[1].pk:
+            raise OSError("the storage timed out")
+        return real(image, version)
+
+    monkeypatch.setattr(processing, "_segment_one", storage_flaky_for_one)
+    # apply() runs the retry here: only the failed image goes round again, then gives up
+    tasks.segment_images_task.apply(args=[[good[0].pk, good[1].pk]])
+    assert seen == [good[0].pk, good[1].pk, good[1].pk]
+    good[0].refresh_from_db()
+    good[1].refresh_from_db()
+    assert good[0].status == "done" and good[0].attempts == 1
+    assert good[1].status == "failed" and good[1].attempts == 2
+    assert good[1].error == "OSError: the storage timed out"
