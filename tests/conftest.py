@@ -31,6 +31,10 @@ def jpeg_bytes(rgb: np.ndarray, quality: int = 92) -> bytes:
     return buffer.getvalue()
 
 
+# the stages an image's processing time is split into (SurveyImage.stage_seconds)
+STAGE_NAMES = {"prepare", "decode", "predict", "geometry", "pyramid", "encode", "database", "total"}
+
+
 def survey_jpeg(seed: int, width: int = 480, height: int = 320, n_cracks: int = 2) -> bytes:
     """A synthetic survey photo with dark cracks, as JPEG bytes."""
     rgb, _, _ = survey_image(width, height, n_cracks=n_cracks, seed=seed, widths_px=(2.5, 5.0))

@@ -33,6 +33,7 @@ from crackportal.inspections.models import (
 )
 from crackportal.inspections.severity import severity_for_width
 from crackportal.modelops import services as modelops
+from crackportal.modelops.models import ModelVersion
 from crackportal.modelops.predictors import get_predictor
 from inference.geometry import extract_cracks
 
@@ -45,7 +46,7 @@ class StageClock:
     """Seconds per stage of processing one image (SurveyImage.stage_seconds)."""
 
     def __init__(self):
-        self.started = self.last = time.perf_counter()
+        self.last = time.perf_counter()
         self.laps: dict[str, float] = {}
 
     def lap(self, stage: str) -> None:
@@ -53,8 +54,10 @@ class StageClock:
         self.laps[stage] = round(now - self.last, 4)
         self.last = now
 
-    def finished(self) -> dict[str, float]:
-        return {**self.laps, "total": round(time.perf_counter() - self.started, 4)}
+    def finished(self, **more: float) -> dict[str, float]:
+        """The laps (and any more stages timed elsewhere) with their total."""
+        laps = {**self.laps, **more}
+        return {**laps, "total": round(sum(laps.values()), 4)}
 
 
 def _read_rgb(image: SurveyImage) -> np.ndarray:
@@ -184,7 +187,7 @@ class _Segmented:
 
     image: SurveyImage
     cracks: list
-    version: object
+    version: ModelVersion
     old_files: list[str]
     clock: StageClock
 
@@ -317,8 +320,7 @@ def segment_survey_images(*, image_ids: list[int]) -> dict[int, BaseException | 
         return outcomes
     database = round((time.perf_counter() - started) / len(segmented), 4)
     for s in segmented:
-        s.clock.laps["database"] = database
-        s.image.stage_seconds = {**s.clock.laps, "total": round(sum(s.clock.laps.values()), 4)}
+        s.image.stage_seconds = s.clock.finished(database=database)
     # written once the transaction above is timed too
     _update_rows([s.image for s in segmented], ["stage_seconds"])
     for s in segmented:

@@ -422,6 +422,8 @@ class ImageSender:
             self.flush()
         self.waiting.append(image_id)
         self.pixels += pixels
+        if len(self.waiting) >= settings.IMAGE_BATCH_SIZE:  # full: the workers start on it now
+            self.flush()
 
     def flush(self) -> None:
         waiting, self.waiting, self.pixels = self.waiting, [], 0

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from crackportal.inspections import processing, services, tasks
 from crackportal.inspections.models import InspectionRun, SurveyImage
-from tests.conftest import survey_jpeg
+from tests.conftest import STAGE_NAMES, survey_jpeg
 from tests.factories import make_image, make_run
 
 pytestmark = pytest.mark.django_db
@@ -27,23 +27,29 @@ def test_small_images_share_a_task_and_big_or_unknown_ones_go_alone(settings):
 
 
 def test_an_upload_of_small_images_is_sent_in_batches(
-    client, tunnel, inspector, monkeypatch, settings, django_capture_on_commit_callbacks
+    transactional_db, client, tunnel, inspector, monkeypatch, settings
 ):
     settings.IMAGE_BATCH_SIZE = 4
-    sent = []
-    monkeypatch.setattr(tasks.segment_images_task, "delay", sent.append)
+    sent, stored_then = [], []
+
+    def send(batch):
+        sent.append(batch)
+        stored_then.append(SurveyImage.objects.count())
+
+    monkeypatch.setattr(tasks.segment_images_task, "delay", send)
     files = [
         SimpleUploadedFile(f"s{i}.jpg", survey_jpeg(seed=200 + i), "image/jpeg") for i in range(10)
     ]
     client.force_login(inspector)
     data = {"date": "2026-11-01", "label": "batches", "files": files}
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("run-create", args=[tunnel.code]), data)
+    # committed for real (transactional_db): each file's commit sends what is due at once
+    response = client.post(reverse("run-create", args=[tunnel.code]), data)
     assert response.status_code == 302, response.content[:2000]
     run = InspectionRun.objects.latest("created_at")
     ids = list(run.images.order_by("pk").values_list("pk", flat=True))
     assert len(ids) == 10
     assert sent == [ids[0:4], ids[4:8], ids[8:10]]
+    assert stored_then == [4, 8, 10]  # a full batch goes as soon as its last file is stored
     assert set(run.images.values_list("status", flat=True)) == {"queued"}
 
 
@@ -71,16 +77,7 @@ def test_a_batch_with_a_corrupt_image_stores_the_others_and_fails_that_one(batch
         assert image.status == "done" and image.attempts == 1
         assert image.cracks.exists() and image.mask and image.overlay and image.probability
         stages = image.stage_seconds
-        assert set(stages) == {
-            "prepare",
-            "decode",
-            "predict",
-            "geometry",
-            "pyramid",
-            "encode",
-            "database",
-            "total",
-        }
+        assert set(stages) == STAGE_NAMES
         assert stages["total"] >= stages["predict"] > 0
     broken.refresh_from_db()
     assert broken.status == "failed" and "cannot be decoded" in broken.error

@@ -4,6 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from crackportal.inspections import tasks
 from crackportal.inspections.models import InspectionRun, SurveyImage
 from tests.conftest import make_user, survey_jpeg
 
@@ -37,8 +38,10 @@ def test_empty_tunnel_list_says_what_to_do(client, manager, django_user_model):
 
 
 def test_upload_stores_files_then_enqueues_on_commit(
-    client, tunnel, inspector, django_capture_on_commit_callbacks
+    client, tunnel, inspector, django_capture_on_commit_callbacks, monkeypatch
 ):
+    sent = []
+    monkeypatch.setattr(tasks.segment_images_task, "delay", sent.append)
     client.force_login(inspector)
     files = [SimpleUploadedFile("a.jpg", survey_jpeg(1)), SimpleUploadedFile("b.txt", b"no image")]
     with django_capture_on_commit_callbacks() as callbacks:
@@ -52,7 +55,10 @@ def test_upload_stores_files_then_enqueues_on_commit(
         good.status == SurveyImage.Status.PENDING and good.file
     )  # stored and committed, not yet sent
     assert bad.status == SurveyImage.Status.FAILED and "not an accepted image type" in bad.error
-    assert len(callbacks) == 1  # one enqueue, for the good file, only after commit
+    assert sent == []  # nothing goes to the workers before the commit
+    for callback in callbacks:
+        callback()
+    assert sent == [[good.pk]]  # then one task, for the good file only
 
 
 def test_broken_manifest_rejects_the_upload_and_stores_nothing(client, tunnel, inspector):
