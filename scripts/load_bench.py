@@ -19,7 +19,8 @@ shipped model alone on --workers processes predicting images of --size (the same
 the workers use), then prints the portal's end-to-end Mpx/s beside it, their ratio, and
 where an image's time went (SurveyImage.stage_seconds: prepare, decode, predict, geometry,
 pyramid, encode, database; mean per image). Each worker's network gets cores / --workers
-threads (INFERENCE_THREADS, unless set), the model-alone figure the same.
+threads (INFERENCE_THREADS, unless set), the model-alone figure the same. Last, the CPU
+seconds each part of the stack used while timed (workers, web, PostgreSQL, Redis, the bench).
 """
 
 from __future__ import annotations
@@ -227,8 +228,9 @@ rows = list(
 )
 keys = ["prepare", "decode", "predict", "geometry", "pyramid", "encode", "database", "total"]
 mean = {k: sum(r.get(k, 0) for r in rows) / max(len(rows), 1) for k in keys}
-last = SurveyImage.objects.filter(run__label="load").exclude(processed_at=None).latest("processed_at")
-print(json.dumps({"images": len(rows), "mean_seconds": mean, "last": last.processed_at.timestamp()}))
+last = SurveyImage.objects.filter(run__label="load").exclude(processed_at=None).order_by("-processed_at")
+last = last.values_list("processed_at", flat=True).first()
+print(json.dumps({"images": len(rows), "mean_seconds": mean, "last": last and last.timestamp()}))
 """
 
 
@@ -259,7 +261,9 @@ def _model_only(env, workers: int, width: int, height: int, n: int) -> float:
 
 def _cpu_seconds(sessions: dict[int, str]) -> dict[str, float]:
     """CPU seconds so far per part of the stack: processes by session (the bench starts each
-    part in its own), PostgreSQL and Redis by name, and this process (the uploader)."""
+    part in its own), PostgreSQL and Redis by name, and this process (the uploader). Only
+    processes alive now count: one that exited meanwhile (a short-lived database connection's
+    server process) is missing from the figure."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = defaultdict(float)
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -337,6 +341,8 @@ def main(argv=None) -> int:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--size is WxH, e.g. 480x320, not {args.size!r}")
+    if args.images < 1 or args.workers < 1 or args.model_images < 1:
+        parser.error("--images, --workers and --model-images must be at least 1")
 
     shutil.rmtree(VAR, ignore_errors=True)
     VAR.mkdir(parents=True)
@@ -504,7 +510,7 @@ def main(argv=None) -> int:
 
         done, failed = counts.get("done", 0), counts.get("failed", 0)
         stages = json.loads(_manage(env, "shell", "-c", STAGES).strip().splitlines()[-1])
-        if done == accepted:  # all processed: the clock stops at the last one, not the next poll
+        if done == accepted and stages["last"]:  # the clock stops at the last one processed
             total_s = min(total_s, stages["last"] - started_wall)
         end_to_end_mpx_s = done * width * height / 1e6 / total_s
         result = {

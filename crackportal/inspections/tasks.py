@@ -18,7 +18,7 @@ def segment_images_task(self, image_ids: list[int]) -> None:
 
     Per image: a permanent error fails it; a transient one (database, storage) is tried again
     up to the attempt limit, by a retry of this task with only those images. A redelivered
-    batch skips its images that are already done (claim_image).
+    batch skips its images that are already done (claim_images).
     """
     from crackportal.inspections import processing
 
