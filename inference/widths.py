@@ -108,12 +108,8 @@ def _edge_widths(field, centres, normals, threshold, reach_px, step, turns=(0.0,
     values = bilinear(field, ys, xs, outside=0.0)
     n, m = len(centres), len(offsets)
     sides = _crossing(values.reshape(-1, m), offsets, threshold, step).reshape(len(turns), 2, n)
-    widths = sides[:, 0] + sides[:, 1]
     # the narrowest turn; NaN only where every turn is NaN (np.fmin's rule)
-    best = np.full(n, np.nan)
-    for w in widths:
-        best = np.fmin(best, w)
-    return best
+    return np.fmin.reduce(sides[:, 0] + sides[:, 1], axis=0)
 
 
 def _row_median(values: np.ndarray, keep: np.ndarray) -> np.ndarray:

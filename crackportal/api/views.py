@@ -271,7 +271,11 @@ class ReportViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsManager]
 
     def get_queryset(self):
-        return Report.objects.visible_to(self.request.user).order_by("-id")
+        return (
+            Report.objects.visible_to(self.request.user)
+            .select_related("approved_by")
+            .order_by("-id")
+        )
 
     @extend_schema(
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: OpenApiTypes.OBJECT}

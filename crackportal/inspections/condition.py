@@ -174,9 +174,8 @@ class RingGrid:
     """Ring and segment numbers of points on a tunnel's unrolled lining."""
 
     def __init__(self, tunnel):
-        self.tunnel = tunnel
         self.length = tunnel.ring_length_m
-        self.start = tunnel.first_ring_chainage_m or 0.0
+        self.start = tunnel.first_ring_chainage_m
         self.segments = tunnel.segments_per_ring or None
         self.circumference = tunnel.circumference_m
 
@@ -215,6 +214,13 @@ class RingGrid:
     def segment_span(self, segment: int) -> tuple[float, float]:
         arc = self.circumference / self.segments
         return (segment - 1) * arc, segment * arc
+
+    def joint_arcs(self, arc_from: float, arc_to: float) -> list[float]:
+        """The arcs of the segment joints strictly between arc_from and arc_to (none unsegmented)."""
+        if not self.segments:
+            return []
+        arcs = (self.segment_span(k)[1] for k in range(1, self.segments))
+        return [arc for arc in arcs if arc_from < arc < arc_to]
 
 
 def ring_conditions(run, *, growing: set[int] | None = None) -> dict | None:

@@ -80,19 +80,19 @@ def _png(grey: np.ndarray) -> ContentFile:
     return ContentFile(data.tobytes())
 
 
-def _overlay(mask: np.ndarray) -> np.ndarray:
-    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
-    rgba[mask] = (255, 40, 40, 255)
-    return rgba
-
-
-def _overlay_png(mask: np.ndarray) -> ContentFile:
-    """The overlay as a two-colour palette PNG (transparent, red): a quarter of RGBA's time."""
+def _overlay(mask: np.ndarray) -> Image.Image:
+    """The crack overlay: a two-colour palette image, transparent and red (PNG in a quarter
+    of RGBA's time; the deep-zoom pyramid converts it to RGBA)."""
     h, w = mask.shape
     overlay = Image.frombuffer("P", (w, h), mask.astype(np.uint8).tobytes(), "raw", "P", 0, 1)
     overlay.putpalette([0, 0, 0, 255, 40, 40])
+    overlay.info["transparency"] = 0
+    return overlay
+
+
+def _overlay_png(mask: np.ndarray) -> ContentFile:
     buffer = io.BytesIO()
-    overlay.save(buffer, format="PNG", optimize=False, compress_level=3, transparency=0)
+    _overlay(mask).save(buffer, format="PNG", optimize=False, compress_level=3)
     return ContentFile(buffer.getvalue())
 
 
@@ -120,14 +120,20 @@ def _crack_rows(image: SurveyImage, cracks, version) -> list[Crack]:
     return rows
 
 
-def _replace_cracks(image: SurveyImage, cracks, version) -> None:
-    """The image's crack rows replaced by cracks (inside the caller's transaction).
+def _replace_cracks(measured: list[tuple[SurveyImage, list, ModelVersion | None]]) -> None:
+    """Each image's crack rows replaced by its cracks (inside the caller's transaction).
 
-    One writer per image at a time: a duplicate delivery waits, then replaces; never adds.
+    The images' rows are locked in pk order first: one writer per image at a time, so a
+    duplicate delivery waits, then replaces; never adds.
     """
-    SurveyImage.objects.select_for_update().filter(pk=image.pk).first()
-    Crack.objects.filter(image=image).delete()
-    Crack.objects.bulk_create(_crack_rows(image, cracks, version))
+    ids = sorted(image.pk for image, _, _ in measured)
+    list(
+        SurveyImage.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk")
+    )
+    Crack.objects.filter(image_id__in=ids).delete()
+    Crack.objects.bulk_create(
+        [row for image, cracks, version in measured for row in _crack_rows(image, cracks, version)]
+    )
 
 
 def claim_images(*, image_ids: list[int], worker: str = "") -> list[int]:
@@ -208,7 +214,7 @@ def _segment_one(image: SurveyImage, version) -> _Segmented:
         # built in a local scratch folder, then stored (filesystem or object storage)
         with tempfile.TemporaryDirectory(prefix="pyramid-") as scratch:
             pyramid.build_dzi(Image.fromarray(rgb), Path(scratch), "photo", "jpg")
-            pyramid.build_dzi(Image.fromarray(_overlay(mask)), Path(scratch), "overlay", "png")
+            pyramid.build_dzi(_overlay(mask), Path(scratch), "overlay", "png")
             media.publish_tree(Path(scratch), image.pyramid_prefix)
     clock.lap("pyramid")
 
@@ -251,25 +257,13 @@ def _update_rows(images: list[SurveyImage], fields: list[str]) -> None:
 
 
 def _store_segmented(batch: list[_Segmented]) -> None:
-    """The cracks and image rows of a batch, in one transaction (rows locked in pk order).
-
-    One writer per image at a time: a duplicate delivery waits, then replaces; never adds.
-    """
+    """The cracks and image rows of a batch, in one transaction (see _replace_cracks)."""
     ids = sorted(s.image.pk for s in batch)
     now = timezone.now()
     for s in batch:
         s.image.model_version = s.version
     with transaction.atomic():
-        list(
-            SurveyImage.objects.select_for_update()
-            .filter(pk__in=ids)
-            .order_by("pk")
-            .values_list("pk")
-        )
-        Crack.objects.filter(image_id__in=ids).delete()
-        Crack.objects.bulk_create(
-            [row for s in batch for row in _crack_rows(s.image, s.cracks, s.version)]
-        )
+        _replace_cracks([(s.image, s.cracks, s.version) for s in batch])
         # one statement for the batch's own files and model, one for what they share
         _update_rows([s.image for s in batch], ["mask", "overlay", "probability", "model_version"])
         SurveyImage.objects.filter(pk__in=ids).update(
@@ -364,7 +358,7 @@ def remeasure_image(*, image_id: int) -> int:
     )
     cracks = measure_cracks(image, _read_rgb(image), mask > 127, proba, threshold)
     with transaction.atomic():
-        _replace_cracks(image, cracks, image.model_version)
+        _replace_cracks([(image, cracks, image.model_version)])
     return len(cracks)
 
 
@@ -384,7 +378,7 @@ def measure_from_annotation(*, annotation_id: int) -> int:
     mask = _read_png(annotation.mask) > 127
     cracks = measure_cracks(image, _read_rgb(image), mask, None, 0.5)
     with transaction.atomic():
-        _replace_cracks(image, cracks, image.model_version)
+        _replace_cracks([(image, cracks, image.model_version)])
         Crack.objects.filter(image=image).update(review=Crack.Review.ACCEPTED)
         CrackReview.objects.bulk_create(
             CrackReview(crack=c, decision=Crack.Review.ACCEPTED, reviewer=annotation.created_by)

@@ -26,25 +26,24 @@ def segment_images_task(self, image_ids: list[int]) -> None:
     claimed = processing.claim_images(image_ids=image_ids, worker=worker)
     if not claimed:
         return
-    outcomes = processing.segment_survey_images(image_ids=claimed)
+    failed = {
+        i: exc for i, exc in processing.segment_survey_images(image_ids=claimed).items() if exc
+    }
+    attempts = dict(SurveyImage.objects.filter(pk__in=failed).values_list("pk", "attempts"))
     again, error = [], None
-    for image_id, exc in outcomes.items():
-        if exc is None:
-            continue
+    for image_id, exc in failed.items():
         if isinstance(exc, processing.ImageProcessingError):
             services.mark_image_failed(image_id=image_id, error=str(exc))
-            continue
-        attempts = (
-            SurveyImage.objects.filter(pk=image_id).values_list("attempts", flat=True).first() or 0
-        )
-        if attempts < settings.IMAGE_MAX_ATTEMPTS and isinstance(exc, OperationalError | OSError):
+        elif attempts.get(image_id, 0) < settings.IMAGE_MAX_ATTEMPTS and isinstance(
+            exc, OperationalError | OSError
+        ):
             again.append(image_id)
             error = exc
         else:
             services.mark_image_failed(image_id=image_id, error=exc)
     if again:
-        attempts = SurveyImage.objects.filter(pk__in=again).values_list("attempts", flat=True)
-        raise self.retry(args=[again], exc=error, countdown=2 ** max(attempts, default=0))
+        countdown = 2 ** max(attempts.get(i, 0) for i in again)
+        raise self.retry(args=[again], exc=error, countdown=countdown)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -65,7 +65,7 @@ def image_thumbnail(image) -> bytes:
 
     if not image.file:
         raise FileNotFoundError("no stored image")
-    name = f"thumbs/{image.run_id}/{image.pk}-{image.status}.jpg"
+    name = f"thumbs/{image.run_id}/{image.pk}.jpg"  # the photo: whatever its status
     try:  # made before: one read, no existence check first
         with default_storage.open(name, "rb") as fh:
             return fh.read()

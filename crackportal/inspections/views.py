@@ -113,7 +113,7 @@ def run_detail(request, pk: int):
             "sort": sort,
             "failed": selectors.failed_images(run)[:500],
             "archives": run.archives.all(),
-            "reports": run.reports.select_related("created_by")[:20],
+            "reports": run.reports.select_related("created_by", "approved_by")[:20],
             "form": form,
             "progress": selectors.run_progress(run),
             "review": reviews.review_progress(run),
@@ -590,7 +590,7 @@ def image_tile(request, pk: int, name: str, path: str = ""):
         content_type = "image/png" if tile.endswith(".png") else "image/jpeg"
     try:
         handle = default_storage.open(target, "rb")
-    except (FileNotFoundError, OSError):
+    except OSError:
         raise Http404("no such tile") from None
     response = FileResponse(handle, content_type=content_type)
     response["Cache-Control"] = "private, max-age=86400"

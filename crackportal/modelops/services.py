@@ -65,9 +65,15 @@ def compare_versions(candidate: ModelVersion, active: ModelVersion | None) -> Co
 
 
 def register_model_version(
-    *, folder: Path | str, name: str | None = None, activate: bool = False, training_run=None
+    *,
+    folder: Path | str,
+    name: str | None = None,
+    activate: bool = False,
+    training_run=None,
+    stored_prefix: str = "",
 ) -> ModelVersion:
-    """Record a model-version folder (it must load) in the registry."""
+    """Record a model-version folder (it must load) in the registry; stored_prefix: where a
+    copy lies in media storage, for workers on hosts without the folder."""
     folder = Path(folder)
     config = ModelConfig.load(folder / "config.json")
     try:
@@ -82,6 +88,7 @@ def register_model_version(
         metrics=config.metrics,
         config={k: v for k, v in config.__dict__.items() if k not in ("metrics", "provenance")},
         training_run=training_run,
+        stored_prefix=stored_prefix,
     )
     if activate:
         activate_model_version(version=version, require_reason=False)

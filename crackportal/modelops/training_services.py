@@ -340,10 +340,9 @@ def _register(run: TrainingRun, state_dict, model_config, metrics: dict, provena
     # a copy in media storage: inference workers on other hosts load it from there
     prefix = f"models/{model_config.name}"
     media.publish_tree(folder, prefix)
-    version = register_model_version(folder=folder, name=model_config.name, training_run=run)
-    ModelVersion.objects.filter(pk=version.pk).update(stored_prefix=prefix)
-    version.stored_prefix = prefix
-    return version
+    return register_model_version(
+        folder=folder, name=model_config.name, training_run=run, stored_prefix=prefix
+    )
 
 
 def execute_training_run(*, run_id: int) -> None:

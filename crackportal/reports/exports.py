@@ -394,12 +394,9 @@ def _dxf_rings(doc, msp, run: InspectionRun, extent) -> None:
         )
     last = rings["rings"][-1]["chainage_to_m"]
     msp.add_line((last, y0), (last, y1), dxfattribs={"layer": "RINGS"})
-    if grid.segments:
-        first = rings["rings"][0]["chainage_from_m"]
-        for k in range(1, grid.segments):
-            arc = grid.circumference * k / grid.segments
-            if y0 < arc < y1:
-                msp.add_line((first, arc), (last, arc), dxfattribs={"layer": "RINGS"})
+    first = rings["rings"][0]["chainage_from_m"]
+    for arc in grid.joint_arcs(y0, y1):
+        msp.add_line((first, arc), (last, arc), dxfattribs={"layer": "RINGS"})
 
 
 def geojson_text(run: InspectionRun) -> str:

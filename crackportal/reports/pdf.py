@@ -18,7 +18,6 @@ from crackportal.inspections.severity import (
     severity_actions,
     severity_classes,
     severity_colours,
-    severity_rgb,
 )
 from crackportal.inspections.stationing import format_chainage
 from crackportal.inspections.thumbnails import crack_thumbnail
@@ -52,6 +51,7 @@ def _weasyprint():
 SHEET_MAP_MM = (360.0, 190.0)  # drawable map area on an A3 landscape sheet (width, height)
 SCALES = [10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000]
 MAX_SHEETS = 8
+UNKNOWN_RGB = (80, 80, 80)  # a severity class no longer configured: grey
 SHEET_DPI = 150
 MARGIN_MM = {"left": 20.0, "right": 22.0, "top": 12.0, "bottom": 10.0}
 REGISTER_ROWS = 400  # the full list is in the CSV / XLSX export
@@ -108,6 +108,8 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
     font = ImageFont.load_default(size=round(2.6 * px_mm))
     small = ImageFont.load_default(size=round(2.2 * px_mm))
     ink, grey, faint = (40, 40, 40), (150, 158, 170), (225, 229, 235)
+    widest_on_top = sorted(rows, key=lambda r: r["width_max_mm"])
+    palette = {name: hex_rgb(colour) for name, colour in severity_colours().items()}
     sheets = []
     for k in range(count):
         c0 = x0 + k * per_sheet_m
@@ -155,12 +157,9 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
                         font=small,
                         anchor="mt",
                     )
-            if grid.segments:
-                for s in range(1, grid.segments):
-                    arc = grid.circumference * s / grid.segments
-                    if y0 < arc < y1:
-                        _, q = to_px(c0, arc)
-                        draw.line([left, q, right, q], fill=grey, width=1)
+            for arc in grid.joint_arcs(y0, y1):
+                _, q = to_px(c0, arc)
+                draw.line([left, q, right, q], fill=grey, width=1)
         for name, a0, a1 in zones:
             lo, hi = max(a0, y0), min(a1, y1)
             if lo < hi:
@@ -201,16 +200,17 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
             )
             y += step_y
         draw.rectangle([left, top, right, bottom], outline=ink, width=2)
-        for row in sorted(rows, key=lambda r: r["width_max_mm"]):  # widest on top
+        for row in widest_on_top:
             if row["chainage_max_m"] < c0 or row["chainage_min_m"] > c1:
                 continue
-            colour = severity_rgb(row["severity"])
+            colour = palette.get(row["severity"], UNKNOWN_RGB)
             line_px = max(3, round(row["width_max_mm"] / n * px_mm))
             for branch in row["polyline_m"]:
                 if len(branch) > 1:
                     draw.line([to_px(bx, by) for bx, by in branch], fill=colour, width=line_px)
         buffer = io.BytesIO()
         canvas.save(buffer, format="PNG", optimize=True, dpi=(SHEET_DPI, SHEET_DPI))
+        bar_m = nice_step((c1 - c0) / 5, 1)
         sheets.append(
             {
                 "number": k + 1,
@@ -219,16 +219,15 @@ def map_sheets(run, rows: list[dict], rings: dict | None) -> list[dict]:
                 "chainage_from": format_chainage(c0),
                 "chainage_to": format_chainage(c1),
                 "scale": n,
-                "bar_m": nice_step((c1 - c0) / 5, 1),
+                "count": count,
+                "bar_m": bar_m,
+                "bar_mm": round(bar_m * 1000 / n, 2),
             }
         )
-    for sheet in sheets:
-        sheet["count"] = len(sheets)
-        sheet["bar_mm"] = round(sheet["bar_m"] * 1000 / sheet["scale"], 2)
     return sheets
 
 
-def before_after(run, rows: list[dict]) -> list[dict]:
+def before_after(run, rows: list[dict], made: dict[int, str]) -> list[dict]:
     """The growing cracks beside their previous sighting: figures and two thumbnails each."""
     from crackportal.inspections.models import Crack
 
@@ -252,14 +251,14 @@ def before_after(run, rows: list[dict]) -> list[dict]:
                 "row": row,
                 "before": before,
                 "before_date": before.image.run.date if before else None,
-                "before_src": _thumb(before),
-                "now_src": _thumb(now),
+                "before_src": _thumb(before, made),
+                "now_src": _thumb(now, made),
             }
         )
     return pairs
 
 
-def new_before_after(run, previous, rows: list[dict]) -> list[dict]:
+def new_before_after(run, previous, rows: list[dict], made: dict[int, str]) -> list[dict]:
     """The widest new cracks beside the previous inspection's photo of the same place."""
     from django.db.models import Q
 
@@ -300,20 +299,23 @@ def new_before_after(run, previous, rows: list[dict]) -> list[dict]:
             {
                 "row": row,
                 "before_src": before,
-                "now_src": _thumb(cracks[row["crack_id"]]),
+                "now_src": _thumb(cracks[row["crack_id"]], made),
                 "covered": covering is not None,
             }
         )
     return pairs
 
 
-def _thumb(crack) -> str:
+def _thumb(crack, made: dict[int, str]) -> str:
+    """A crack's thumbnail as a data URI, made once per report (made: by crack id)."""
     if crack is None or not crack.image.file:
         return ""
-    try:
-        return _data_uri(crack_thumbnail(crack), "image/jpeg")
-    except OSError:
-        return ""  # the original is unreadable: the figures still stand
+    if crack.pk not in made:
+        try:
+            made[crack.pk] = _data_uri(crack_thumbnail(crack), "image/jpeg")
+        except OSError:
+            made[crack.pk] = ""  # the original is unreadable: the figures still stand
+    return made[crack.pk]
 
 
 def approval_texts(report) -> tuple[str, str]:
@@ -366,8 +368,9 @@ def build_pdf_html(run, progress=None, report=None) -> str:
     report_progress(0.2, "drawing the map sheets")
     sheets = map_sheets(run, rows, rings)
     report_progress(0.4, "photos of growing cracks")
-    pairs = before_after(run, rows) if previous else []
-    new_pairs = new_before_after(run, previous, rows) if previous else []
+    made: dict[int, str] = {}  # a crack among the growing, new and widest is drawn once
+    pairs = before_after(run, rows, made) if previous else []
+    new_pairs = new_before_after(run, previous, rows, made) if previous else []
 
     thumbs = []
     widest = [r for r in rows if r["severity"] in classes[-3:]][:THUMBNAILS] or rows[:THUMBNAILS]
@@ -376,13 +379,13 @@ def build_pdf_html(run, progress=None, report=None) -> str:
 
         cracks = Crack.objects.select_related("image").in_bulk([r["crack_id"] for r in widest])
         for n, row in enumerate(widest, 1):
-            src = _thumb(cracks[row["crack_id"]])
+            src = _thumb(cracks[row["crack_id"]], made)
             if src:
                 thumbs.append({"row": row, "src": src})
             report_progress(0.5 + 0.2 * n / len(widest), f"thumbnail {n} of {len(widest)}")
 
     grid, zones = _ring_geometry(run, rings)
-    register = sorted(rows, key=lambda r: (r["chainage_min_m"], r["arc_min_m"]))
+    register = sorted(rows, key=lambda r: (r["chainage_min_m"], r["arc_min_m"]))[:REGISTER_ROWS]
     for r in register:
         mid_x = (r["chainage_min_m"] + r["chainage_max_m"]) / 2
         mid_y = (r["arc_min_m"] + r["arc_max_m"]) / 2
@@ -412,7 +415,7 @@ def build_pdf_html(run, progress=None, report=None) -> str:
         "severity_table": severity_table,
         "n_new": sum(1 for r in rows if r["new"]),
         "n_growing": len(growing_ids),
-        "register": register[:REGISTER_ROWS],
+        "register": register,
         "register_rows": REGISTER_ROWS,
         "sheets": sheets,
         "pairs": pairs,

@@ -71,12 +71,13 @@ class Command(BaseCommand):
         files = media_files()
         self.stdout.write(f"media: {len(files)} files…")
         total_bytes = 0
+        mtime = int(timezone.now().timestamp())
         with tarfile.open(partial / "media.tar", "w") as tar:
             for name in files:  # streamed: a 200 MB original never sits in memory whole
                 info = tarfile.TarInfo(name)
-                info.size = default_storage.size(name)
-                info.mtime = int(timezone.now().timestamp())
+                info.mtime = mtime
                 with default_storage.open(name, "rb") as fh:
+                    info.size = fh.size  # known once opened: no second request to the storage
                     tar.addfile(info, fh)
                 total_bytes += info.size
         manifest = {
