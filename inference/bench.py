@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backends",
         default=None,
-        help="backends of the default model to measure (default: torch,onnx on the CPU; "
-        "torch,torch-bf16 on CUDA)",
+        help="backends of the default model to measure (default: torch,onnx,openvino-bf16 "
+        "on the CPU; torch,torch-bf16 on CUDA)",
     )
     parser.add_argument(
         "--device", choices=["cpu", "cuda"], default="cpu", help="where both models run"
@@ -218,18 +218,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     args = parser.parse_args(argv)
 
-    from inference.backends import cpu_threads, onnx_available
+    from inference.backends import cpu_threads, onnx_available, openvino_available
 
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             parser.error("--device cuda: no CUDA device here")
-    chosen = args.backends or ("torch,torch-bf16" if args.device == "cuda" else "torch,onnx")
+    chosen = args.backends or (
+        "torch,torch-bf16" if args.device == "cuda" else "torch,onnx,openvino-bf16"
+    )
+    installed = {"onnx": onnx_available(), "openvino": openvino_available()}
     backends = [
         b
         for b in chosen.split(",")
-        if (b != "onnx" or onnx_available()) and (args.device == "cuda" or b != "torch-bf16")
+        if installed.get(b.split("-")[0], True) and (args.device == "cuda" or b != "torch-bf16")
     ]
     print(
         f"machine: {platform.machine()}, {cpu_threads()} threads, Python {platform.python_version()}, "

@@ -2,9 +2,10 @@
 
     python -m inference.devices [--a cpu:torch] [--b cuda:torch] [--model DIR] [--json FILE]
 
-Each side is DEVICE:BACKEND (backends: torch, torch-bf16, onnx; see inference.load). On
-synthetic survey images with drawn cracks of known width it reports the IoU between the two
-masks, each side's F1 against the drawn truth, and the total crack length each side measures.
+Each side is DEVICE:BACKEND (backends: torch, torch-bf16, onnx, openvino, openvino-bf16;
+see inference.load). On synthetic survey images with drawn cracks of known width it reports
+the IoU between the two masks, each side's F1 against the drawn truth, and the total crack
+length each side measures.
 A GPU worker is trusted when its masks agree with the CPU's (tests/inference/test_devices.py).
 """
 

@@ -14,16 +14,19 @@ import torch
 from inference.arrays import normalise
 from inference.backends import (
     OnnxBackend,
+    OpenVinoBackend,
     TorchBackend,
     cpu_threads,
     export_onnx,
     onnx_available,
     onnx_cache_path,
+    openvino_available,
 )
 from inference.config import ModelConfig, build_network
 from inference.tiling import Tile, blend_window, tile_grid
 
 CONFIG_FILE = "config.json"
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "openvino", "openvino-bf16")
 WEIGHTS_FILES = ("weights.safetensors", "weights.pt")
 
 
@@ -75,7 +78,7 @@ class Predictor:
     """A loaded model version: call `predict_proba` or `predict_mask` on RGB uint8 arrays."""
 
     config: ModelConfig
-    backend: object  # TorchBackend | OnnxBackend: batch (N, 3, H, W) -> logits (N, H, W)
+    backend: object  # TorchBackend | OnnxBackend | OpenVinoBackend: batch (N, 3, H, W) -> logits (N, H, W)
     batch_size: int = 4
     flip_tta: bool = False
     max_batch_pixels: int = 1_200_000  # bounds the runtime's activations: one 1024² tile per batch
@@ -231,8 +234,10 @@ def load(
 ) -> Predictor:
     """Load a model-version folder into a ready predictor; never touches the network.
 
-    backend: "torch", "torch-bf16" (bfloat16 autocast on CUDA), "onnx", or "auto" (CUDA torch
-    in float16 when a GPU is present, else ONNX Runtime when installed, else torch on the CPU).
+    backend: "torch", "torch-bf16" (bfloat16 autocast on CUDA), "onnx" (ONNX Runtime),
+    "openvino" (float32), "openvino-bf16" (bfloat16 where the CPU has it, else float32), or
+    "auto": CUDA torch in float16 when a GPU is present; on the CPU OpenVINO bf16 when
+    installed, else ONNX Runtime, else torch.
     """
     folder = Path(path)
     if not (folder / CONFIG_FILE).is_file():
@@ -253,19 +258,27 @@ def load(
             f"{folder}: weights do not match {config.architecture}/{config.encoder}"
         ) from exc
     dev = pick_device(device)
-    if backend not in ("auto", "torch", "torch-bf16", "onnx"):
-        raise ValueError(f"unknown backend {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
     if dev.type == "cpu":
         # OpenCV (geometry, tiles) keeps to the network's thread budget: workers sharing a
         # host with INFERENCE_THREADS=1 each would otherwise all fan out over every core
         cv2.setNumThreads(cpu_threads())
-    if backend == "onnx" or (backend == "auto" and dev.type == "cpu" and onnx_available()):
+    if backend == "auto" and dev.type == "cpu":
+        backend = (
+            "openvino-bf16" if openvino_available() else "onnx" if onnx_available() else "torch"
+        )
+    if backend in ("onnx", "openvino", "openvino-bf16"):
         onnx_path = onnx_cache_path(folder)
         sources = (folder / CONFIG_FILE, _weights_path(folder))
         if not onnx_path.exists() or onnx_path.stat().st_mtime < max(
             p.stat().st_mtime for p in sources
         ):  # new weights or config: export again
             export_onnx(network, onnx_path)
-        return Predictor(config, OnnxBackend(onnx_path), batch_size=batch_size)
+        if backend == "onnx":
+            runtime = OnnxBackend(onnx_path)
+        else:
+            runtime = OpenVinoBackend(onnx_path, "bf16" if backend == "openvino-bf16" else "f32")
+        return Predictor(config, runtime, batch_size=batch_size)
     dtype = torch.bfloat16 if backend == "torch-bf16" else torch.float16
     return Predictor(config, TorchBackend(network, dev, cuda_dtype=dtype), batch_size=batch_size)

@@ -1,7 +1,7 @@
 """Evaluate a model version on a folder of images/ and masks/.
 
 python -m training.evaluate [--model DIR] --data DIR [--data DIR ...] [--split test] [--json]
-    [--threshold T] [--tta] [--lookalikes] [--record NAME]
+    [--threshold T] [--tta] [--lookalikes] [--backend B] [--record NAME]
 
 With one --data: that folder's figures. With several: a cross-dataset table, one row per
 dataset (the folder's name) and a mean row; --json then prints {name: figures}.
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import inference
+from inference.predictor import BACKENDS
 from training.data import find_pairs, load_pair
 from training.metrics import CalibrationCounter, PixelCounter, ToleranceCounter
 
@@ -131,13 +132,19 @@ def main(argv: list[str] | None = None) -> int:
         help="also draw joints, grids, bolt holes, cables, stains and scratches onto the "
         f"first {LOOKALIKE_IMAGES} images and report the false-positive pixel rate on them",
     )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="how the network runs (default auto: as the portal's workers run it)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument(
         "--record", metavar="NAME", help="write the figures into the model card under NAME"
     )
     args = parser.parse_args(argv)
     try:
-        predictor = inference.load(args.model)
+        predictor = inference.load(args.model, backend=args.backend)
     except inference.ModelLoadError as exc:
         parser.exit(2, f"error: {exc}\n")
     predictor.flip_tta = args.tta

@@ -21,6 +21,16 @@ def test_onnx_runtime_and_torch_give_the_same_masks_on_the_cpu():
     _agree(compare("cpu:torch", "cpu:onnx", images=2), iou=0.99)
 
 
+@pytest.mark.slow
+def test_openvino_bfloat16_gives_the_onnx_masks_on_drawn_cracks():
+    """The CPU default (OpenVINO, bf16 where the CPU has it) against float32 ONNX Runtime."""
+    from inference.backends import openvino_available
+
+    if not openvino_available():
+        pytest.skip("OpenVINO is not installed")
+    _agree(compare("cpu:onnx", "cpu:openvino-bf16", images=2), iou=0.99)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 @pytest.mark.parametrize("backend", ["torch", "torch-bf16"])
 def test_cuda_masks_match_the_cpu_masks_on_drawn_cracks(backend):

@@ -118,8 +118,29 @@ def test_onnx_and_torch_backends_give_the_same_probabilities(tiny_model_dir):
     assert (tiny_model_dir / "model.onnx").exists()
 
 
-def test_auto_backend_on_cpu_is_onnx_runtime(tiny_model_dir):
-    assert inference.load(tiny_model_dir).backend_name == "onnx"
+def test_openvino_float32_gives_onnx_runtime_probabilities(tiny_model_dir):
+    image = np.random.default_rng(5).integers(0, 255, (150, 260, 3), dtype=np.uint8)
+    onnx = inference.load(tiny_model_dir, backend="onnx")
+    openvino = inference.load(tiny_model_dir, backend="openvino")
+    assert openvino.backend_name == "openvino" and openvino.backend.precision == "f32"
+    np.testing.assert_allclose(openvino.predict_proba(image), onnx.predict_proba(image), atol=1e-4)
+    # two calls in a row: the request's output buffer is copied, not shared
+    first = openvino.backend(np.zeros((1, 3, 64, 64), np.float32))
+    openvino.backend(np.ones((1, 3, 64, 64), np.float32))
+    np.testing.assert_array_equal(first, openvino.backend(np.zeros((1, 3, 64, 64), np.float32)))
+
+
+def test_auto_backend_on_cpu_is_openvino(tiny_model_dir):
+    predictor = inference.load(tiny_model_dir)
+    # bf16 where the CPU has native bf16 instructions, float32 elsewhere
+    assert predictor.backend_name == (
+        "openvino-bf16" if predictor.backend.precision == "bf16" else "openvino"
+    )
+
+
+def test_an_unknown_backend_is_refused_with_the_choices(tiny_model_dir):
+    with pytest.raises(ValueError, match="openvino-bf16"):
+        inference.load(tiny_model_dir, backend="tensorrt")
 
 
 def test_flip_averaging_keeps_probabilities_in_range(tiny_model_dir):
