@@ -214,10 +214,13 @@ from inference.synthetic import survey_image
 predictor = get_predictor(active_model_version())
 images = [survey_image({w}, {h}, n_cracks=2, seed=90 + i, widths_px=(2.0, 5.0))[0] for i in range({n})]
 predictor.predict_mask_and_proba(images[0])  # warm up
+print("ready", flush=True)
+sys.stdin.readline()  # all processes loaded and warm: start together
 started = time.perf_counter()
 for rgb in images:
     predictor.predict_mask_and_proba(rgb)
-print(json.dumps({{"seconds": time.perf_counter() - started, "images": len(images)}}))
+print(json.dumps({{"seconds": time.perf_counter() - started, "images": len(images),
+                  "backend": predictor.backend_name}}))
 """
 
 STAGES = """
@@ -234,20 +237,34 @@ print(json.dumps({"images": len(rows), "mean_seconds": mean, "last": last and la
 """
 
 
-def _model_only(env, workers: int, width: int, height: int, n: int) -> float:
-    """Mpx/s of the shipped model alone: `workers` processes in parallel, as the workers run."""
+def _model_only(env, workers: int, width: int, height: int, n: int) -> tuple[float, str]:
+    """Mpx/s of the shipped model alone: `workers` processes in parallel, as the workers run;
+    and the backend the network ran on (inference.load's choice, as in the workers)."""
     code = MODEL_ONLY.format(w=width, h=height, n=n)
     processes = [
         subprocess.Popen(
             [sys.executable, "manage.py", "shell", "-c", code],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(workers)
     ]
+    # one process loading its model (imports, ONNX export, compiling) must not run beside
+    # another's timed images: each says "ready" after its warm-up image, then all start
+    for process in processes:
+        line = "-"
+        while line and line.strip() != "ready":  # Django's shell may say something first
+            line = process.stdout.readline()
+        if not line:
+            process.kill()
+            sys.exit(f"the model-only measurement failed:\n{process.stderr.read()[-2000:]}")
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
     results = []
     for process in processes:
         out, err = process.communicate(timeout=1800)
@@ -256,7 +273,8 @@ def _model_only(env, workers: int, width: int, height: int, n: int) -> float:
         results.append(json.loads(out.strip().splitlines()[-1]))
     # the processes ran side by side: total pixels over the slowest one's time
     megapixels = sum(r["images"] for r in results) * width * height / 1e6
-    return megapixels / max(r["seconds"] for r in results)
+    backend = ", ".join(sorted({r["backend"] for r in results}))
+    return megapixels / max(r["seconds"] for r in results), backend
 
 
 def _cpu_seconds(sessions: dict[int, str]) -> dict[str, float]:
@@ -365,8 +383,8 @@ def main(argv=None) -> int:
         if env.get("REDIS_URL"):
             _manage(env, "shell", "-c", "from crackportal.celery import app; app.control.purge()")
         print(f"model alone: {args.workers} processes, {args.size} images…", flush=True)
-        model_mpx_s = _model_only(env, args.workers, width, height, args.model_images)
-        print(f"  {model_mpx_s:.2f} Mpx/s", flush=True)
+        model_mpx_s, backend = _model_only(env, args.workers, width, height, args.model_images)
+        print(f"  {model_mpx_s:.2f} Mpx/s ({backend})", flush=True)
         images = _survey_images(args.images, width, height)
 
         port = _free_port()
@@ -525,6 +543,7 @@ def main(argv=None) -> int:
             "image_size": args.size,
             "end_to_end_mpx_per_s": round(end_to_end_mpx_s, 3),
             "model_only_mpx_per_s": round(model_mpx_s, 3),
+            "backend": backend,
             "end_to_end_share_of_model": round(end_to_end_mpx_s / model_mpx_s, 3),
             "stage_mean_seconds": {k: round(v, 4) for k, v in stages["mean_seconds"].items()},
             "upload_images_per_s": round(accepted / upload_s, 2),

@@ -80,12 +80,15 @@ def _png(grey: np.ndarray) -> ContentFile:
     return ContentFile(data.tobytes())
 
 
+OVERLAY_RGB = (255, 40, 40)
+
+
 def _overlay(mask: np.ndarray) -> Image.Image:
     """The crack overlay: a two-colour palette image, transparent and red (PNG in a quarter
-    of RGBA's time; the deep-zoom pyramid converts it to RGBA)."""
+    of RGBA's time)."""
     h, w = mask.shape
     overlay = Image.frombuffer("P", (w, h), mask.astype(np.uint8).tobytes(), "raw", "P", 0, 1)
-    overlay.putpalette([0, 0, 0, 255, 40, 40])
+    overlay.putpalette([0, 0, 0, *OVERLAY_RGB])
     overlay.info["transparency"] = 0
     return overlay
 
@@ -213,8 +216,8 @@ def _segment_one(image: SurveyImage, version) -> _Segmented:
     if pyramid.needs_pyramid(*rgb.shape[1::-1]):
         # built in a local scratch folder, then stored (filesystem or object storage)
         with tempfile.TemporaryDirectory(prefix="pyramid-") as scratch:
-            pyramid.build_dzi(Image.fromarray(rgb), Path(scratch), "photo", "jpg")
-            pyramid.build_dzi(_overlay(mask), Path(scratch), "overlay", "png")
+            pyramid.build_dzi(rgb, Path(scratch), "photo")
+            pyramid.build_mask_dzi(mask, Path(scratch), "overlay", OVERLAY_RGB)
             media.publish_tree(Path(scratch), image.pyramid_prefix)
     clock.lap("pyramid")
 

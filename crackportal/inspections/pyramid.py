@@ -6,53 +6,109 @@ level L showing the image at scale 2**(L - max_level).
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 from PIL import Image
 
 TILE_PX = 510
 OVERLAP_PX = 1
 PYRAMID_MIN_SIDE = 2048  # smaller images are served whole
+JPEG_QUALITY = 85
 
 
 def needs_pyramid(width: int, height: int) -> bool:
     return max(width, height) > PYRAMID_MIN_SIDE
 
 
-def build_dzi(image: Image.Image, out_dir: Path, name: str, fmt: str = "jpg") -> Path:
-    """Write the pyramid of image under out_dir (replacing an older one); return the .dzi path."""
+def _half(size: int) -> int:
+    return max(1, math.ceil(size / 2))
+
+
+def _photo_levels(rgb: np.ndarray) -> Iterator[np.ndarray]:
+    """The photo (as BGR for OpenCV's encoder) at full size, then halved by area averaging."""
+    level = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    while True:
+        yield level
+        h, w = level.shape[:2]
+        if h == w == 1:
+            return
+        level = cv2.resize(level, (_half(w), _half(h)), interpolation=cv2.INTER_AREA)
+
+
+def _mask_levels(mask: np.ndarray) -> Iterator[np.ndarray]:
+    """The mask at full size, then halved by 2x2 maximum: a 1-px crack stays visible
+    however far the viewer zooms out (averaging would fade it away)."""
+    level = np.ascontiguousarray(mask, dtype=np.uint8)
+    while True:
+        yield level
+        h, w = level.shape
+        if h == w == 1:
+            return
+        even = np.zeros((h + h % 2, w + w % 2), np.uint8)
+        even[:h, :w] = level
+        level = np.maximum(
+            np.maximum(even[0::2, 0::2], even[1::2, 0::2]),
+            np.maximum(even[0::2, 1::2], even[1::2, 1::2]),
+        )
+
+
+def _jpeg(tile: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", tile, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise OSError("JPEG encoding of a pyramid tile failed")
+    return data.tobytes()
+
+
+def _palette_png(colour: tuple[int, int, int]) -> Callable[[np.ndarray], bytes]:
+    """Encoder of 0/1 mask tiles as two-colour PNGs, 0 transparent; empty tiles encoded once."""
+    empty: dict[tuple[int, int], bytes] = {}
+
+    def encode(tile: np.ndarray) -> bytes:
+        h, w = tile.shape
+        if not tile.any() and (h, w) in empty:
+            return empty[h, w]
+        image = Image.frombuffer(
+            "P", (w, h), np.ascontiguousarray(tile).tobytes(), "raw", "P", 0, 1
+        )
+        image.putpalette([0, 0, 0, *colour])
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", transparency=0, compress_level=3)
+        if not tile.any():
+            empty[h, w] = buffer.getvalue()
+        return buffer.getvalue()
+
+    return encode
+
+
+def _write_pyramid(
+    levels: Iterator[np.ndarray], encode, out_dir: Path, name: str, fmt: str
+) -> Path:
+    """Tile every level (largest first) into a scratch folder, swap it in, write the .dzi."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_files = out_dir / f".{name}_files.tmp"
     shutil.rmtree(tmp_files, ignore_errors=True)
-    width, height = image.size
-    max_level = math.ceil(math.log2(max(width, height)))
-    mode = "RGB" if fmt == "jpg" else "RGBA"
-    level_image = image.convert(mode)
-    for level in range(max_level, -1, -1):
-        level_dir = tmp_files / str(level)
+    width = height = 0
+    max_level = 0
+    for index, level_image in enumerate(levels):
+        h, w = level_image.shape[:2]
+        if index == 0:
+            width, height = w, h
+            max_level = math.ceil(math.log2(max(width, height)))
+        level_dir = tmp_files / str(max_level - index)
         level_dir.mkdir(parents=True)
-        w, h = level_image.size
         for col in range(math.ceil(w / TILE_PX)):
             for row in range(math.ceil(h / TILE_PX)):
                 x0, y0 = max(0, col * TILE_PX - OVERLAP_PX), max(0, row * TILE_PX - OVERLAP_PX)
-                x1, y1 = (
-                    min(w, (col + 1) * TILE_PX + OVERLAP_PX),
-                    min(h, (row + 1) * TILE_PX + OVERLAP_PX),
-                )
-                tile = level_image.crop((x0, y0, x1, y1))
-                path = level_dir / f"{col}_{row}.{fmt}"
-                if fmt == "jpg":
-                    tile.save(path, quality=85)
-                else:
-                    tile.save(path, compress_level=3)
-        if level:
-            level_image = level_image.resize(
-                (max(1, math.ceil(w / 2)), max(1, math.ceil(h / 2))),
-                Image.Resampling.BILINEAR if fmt == "png" else Image.Resampling.LANCZOS,
-            )
+                x1 = min(w, (col + 1) * TILE_PX + OVERLAP_PX)
+                y1 = min(h, (row + 1) * TILE_PX + OVERLAP_PX)
+                (level_dir / f"{col}_{row}.{fmt}").write_bytes(encode(level_image[y0:y1, x0:x1]))
     final_files = out_dir / f"{name}_files"
     shutil.rmtree(final_files, ignore_errors=True)
     tmp_files.rename(final_files)
@@ -63,3 +119,18 @@ def build_dzi(image: Image.Image, out_dir: Path, name: str, fmt: str = "jpg") ->
         f'TileSize="{TILE_PX}"><Size Width="{width}" Height="{height}"/></Image>\n'
     )
     return dzi
+
+
+def build_dzi(image: Image.Image | np.ndarray, out_dir: Path, name: str) -> Path:
+    """Write the JPEG pyramid of a photo (PIL image or RGB uint8 array) under out_dir,
+    replacing an older one; return the .dzi path."""
+    rgb = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image
+    return _write_pyramid(_photo_levels(rgb), _jpeg, out_dir, name, "jpg")
+
+
+def build_mask_dzi(
+    mask: np.ndarray, out_dir: Path, name: str, colour: tuple[int, int, int] = (255, 40, 40)
+) -> Path:
+    """Write the PNG pyramid of a crack mask: colour where the mask is set, transparent
+    elsewhere (the overlay drawn over the photo's pyramid)."""
+    return _write_pyramid(_mask_levels(mask), _palette_png(colour), out_dir, name, "png")

@@ -53,3 +53,42 @@ def test_tiles_are_served_to_the_tunnel_and_refused_elsewhere(
     client.force_login(make_user(django_user_model, "elsewhere", "inspector"))  # not assigned
     assert client.get(reverse("image-dzi", args=[image.pk, "photo"])).status_code == 404
     assert (tmp_path / image.pyramid_prefix / "photo.dzi").is_file() and image.has_pyramid()
+
+
+def test_overlay_pyramid_keeps_a_one_pixel_crack_visible_at_every_level(tmp_path):
+    import numpy as np
+
+    mask = np.zeros((1500, 3000), bool)
+    mask[700, 100:2900] = True  # a 1-px crack across the image
+    pyramid.build_mask_dzi(mask, tmp_path, "overlay", (255, 40, 40))
+    files = tmp_path / "overlay_files"
+    for level in sorted(int(p.name) for p in files.iterdir()):
+        tiles = sorted((files / str(level)).iterdir())
+        seen = 0
+        for path in tiles:
+            with Image.open(path) as tile:
+                assert tile.mode == "P" and tile.info["transparency"] == 0
+                rgba = np.asarray(tile.convert("RGBA"))
+            crack = rgba[..., 3] == 255
+            assert (rgba[crack][:, :3] == (255, 40, 40)).all()
+            seen += crack.sum()
+        assert seen > 0, f"the crack vanished at level {level}"
+    with Image.open(files / "12" / "0_0.png") as empty_corner:  # no crack there: transparent
+        assert not np.asarray(empty_corner.convert("RGBA"))[..., 3].any()
+
+
+def test_photo_pyramid_tiles_show_the_photo(tmp_path):
+    import numpy as np
+
+    rgb = np.zeros((1000, 3000, 3), np.uint8)
+    rgb[:, :1500] = (200, 30, 30)  # left half red, right half blue
+    rgb[:, 1500:] = (30, 30, 200)
+    pyramid.build_dzi(rgb, tmp_path, "photo")
+    with Image.open(tmp_path / "photo_files" / "12" / "0_0.jpg") as left:
+        assert np.abs(np.asarray(left, int).mean((0, 1)) - (200, 30, 30)).max() < 6
+    with Image.open(tmp_path / "photo_files" / "12" / "5_0.jpg") as right:
+        assert np.abs(np.asarray(right, int).mean((0, 1)) - (30, 30, 200)).max() < 6
+    with Image.open(tmp_path / "photo_files" / "0" / "0_0.jpg") as whole:  # halves averaged
+        assert (
+            whole.size == (1, 1) and np.abs(np.asarray(whole, int)[0, 0] - (115, 30, 115)).max() < 8
+        )
