@@ -48,3 +48,36 @@ def test_inspector_uploads_an_image_and_sees_the_overlay(
     first_box.click()
     crack_id = first_box.get_attribute("data-crack")
     assert "selected" in page.locator(f'#cracks tr[data-crack="{crack_id}"]').get_attribute("class")
+
+
+def test_a_large_image_opens_as_deep_zoom_tiles_with_its_overlay(
+    worker, live_server, page, tunnel, inspector, tmp_path, artifacts_dir
+):
+    """A 4200x2400 photo gets photo and overlay pyramids; the viewer draws both from tiles."""
+    photo = tmp_path / "lining_large.jpg"
+    photo.write_bytes(survey_jpeg(seed=11, width=4200, height=2400, n_cracks=3))
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_username", "inspector")
+    page.fill("#id_password", "inspect-pass-123")
+    page.click("button[type=submit]")
+    page.click(f"text={tunnel.code}")
+    page.click("text=New inspection")
+    page.set_input_files("#id_files", str(photo))
+    page.fill("#id_label", "large image")
+    page.click("text=Upload and detect cracks")
+    page.wait_for_selector("#run-status.badge-done", timeout=240_000)
+
+    tiles = []
+    page.on(
+        "response",
+        lambda r: "/dz/" in r.url and tiles.append((r.url.rsplit("/dz/", 1)[1], r.status)),
+    )
+    page.click("text=lining_large.jpg")
+    page.wait_for_selector('#viewer[data-overlay-ready="1"]', timeout=30_000)
+    page.wait_for_timeout(1500)  # the first tiles of both layers
+    photo_tiles = [t for t, s in tiles if t.startswith("photo_files/") and s == 200]
+    overlay_tiles = [t for t, s in tiles if t.startswith("overlay_files/") and s == 200]
+    assert photo_tiles and all(t.endswith(".jpg") for t in photo_tiles), tiles
+    assert overlay_tiles and all(t.endswith(".png") for t in overlay_tiles), tiles
+    assert all(s == 200 for _, s in tiles), tiles
+    page.screenshot(path=str(artifacts_dir / "image_page_large_deep_zoom.png"), full_page=True)
