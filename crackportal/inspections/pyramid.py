@@ -1,7 +1,8 @@
 """Deep Zoom (DZI) pyramids, so large survey images reach the browser as tiles, not whole.
 
 Layout (what OpenSeadragon reads): <name>.dzi (XML) and <name>_files/<level>/<col>_<row>.<ext>,
-level L showing the image at scale 2**(L - max_level).
+level L showing the image at scale 2**(L - max_level). Built on the workers: OpenCV is
+imported there, never by the web process (which only reads the constants below).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -32,6 +32,8 @@ def _half(size: int) -> int:
 
 def _photo_levels(rgb: np.ndarray) -> Iterator[np.ndarray]:
     """The photo (as BGR for OpenCV's encoder) at full size, then halved by area averaging."""
+    import cv2
+
     level = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     while True:
         yield level
@@ -59,6 +61,8 @@ def _mask_levels(mask: np.ndarray) -> Iterator[np.ndarray]:
 
 
 def _jpeg(tile: np.ndarray) -> bytes:
+    import cv2
+
     ok, data = cv2.imencode(".jpg", tile, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise OSError("JPEG encoding of a pyramid tile failed")

@@ -132,3 +132,19 @@ def test_polyline_is_in_image_pixels_and_bbox_contains_it():
     assert pts[:, 0].min() >= x0 and pts[:, 0].max() <= x1
     assert pts[:, 1].min() >= y0 and pts[:, 1].max() <= y1
     assert abs(pts[:, 0].min() - 100) < 3 and abs(pts[:, 1].max() - 250) < 3
+
+
+def test_components_match_opencvs_default_labelling():
+    import cv2
+
+    from inference.geometry import _components
+
+    rng = np.random.default_rng(8)
+    for _ in range(4):
+        blurred = cv2.GaussianBlur(rng.random((120, 170)).astype(np.float32), (0, 0), 2)
+        mask8 = (blurred > 0.52).astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask8, connectivity=8)
+        n2, labels2, stats2 = _components(mask8)
+        assert n2 == n and n > 3
+        np.testing.assert_array_equal(labels2, labels)
+        np.testing.assert_array_equal(stats2, stats)

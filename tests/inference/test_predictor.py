@@ -167,3 +167,15 @@ def test_band_by_band_mask_equals_the_thresholded_probabilities(tiny_model_dir, 
     mask = predictor.predict_mask(image)
     assert mask.shape == (h, w) and 0.2 < expected.mean() < 0.8
     assert (mask != expected).mean() < 1e-3  # only float rounding at the threshold differs
+
+
+def test_normalise_by_table_equals_the_arithmetic():
+    from inference.arrays import normalise
+
+    image = np.random.default_rng(6).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    expected = (image.astype(np.float32) - np.float32(mean) * 255) / (np.float32(std) * 255)
+    out = normalise(image, mean, std)
+    assert out.dtype == np.float32 and out.shape == (3, 37, 53)
+    np.testing.assert_array_equal(out, expected.transpose(2, 0, 1))
+    np.testing.assert_array_equal(normalise(image.astype(np.float32), mean, std), out)
