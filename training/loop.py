@@ -57,6 +57,16 @@ class TrainSettings:
     # carve the validation share from each dataset alone (at least one image of each with
     # two or more), so a small dataset is never missing from validation
     stratify_val: bool = False
+    # on a CPU with native bf16 instructions (AVX-512 BF16 or AMX) the training steps run in
+    # bfloat16 autocast, as on a GPU (2-core CPU here: 0.66 s a step of 8 crops of 320 px
+    # against 1.10 in float32); validation, thresholds and the exported weights stay float32
+    cpu_bf16: bool = True
+
+
+def cpu_has_native_bf16() -> bool:
+    """The CPU runs bfloat16 in hardware (emulated bf16 would be slower than float32)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 @dataclass
@@ -228,6 +238,7 @@ def validate(
     for s in samples:
         image, (h, w) = pad_to_multiple(s.image, config.multiple)
         x = torch.from_numpy(normalise(image, config.mean, config.std)[None])
+        x = x.contiguous(memory_format=torch.channels_last)
         logits = network(x.to(device))[:, :, :h, :w].float()
         target = torch.from_numpy(s.mask[None, None].astype(np.float32)).to(device)
         losses.append(float(crack_loss(logits, target, skeleton_weight)))
@@ -288,8 +299,10 @@ def train(
         network.load_state_dict({k: v.float() for k, v in init_state.items()})
     network = network.to(dev)
     on_gpu = dev.type == "cuda"
-    if on_gpu:  # bf16 convolutions run fastest on NHWC tensors
-        network = network.to(memory_format=torch.channels_last)
+    # bf16 autocast on a GPU, and on a CPU that has bf16 in hardware
+    use_bf16 = on_gpu or (settings.cpu_bf16 and cpu_has_native_bf16())
+    # convolutions run fastest on NHWC tensors: on the CPU too (float32: 1.9x here)
+    network = network.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -389,9 +402,8 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = one_cycle_lr(settings.lr, spent / budget_s)
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            if on_gpu:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=on_gpu):
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = network(x)
             loss = crack_loss(logits.float(), y, settings.skeleton_weight)
             optimizer.zero_grad(set_to_none=True)

@@ -363,3 +363,27 @@ def test_a_stratified_split_keeps_every_dataset_in_validation():
     assert {s.source for s in val} == {"big", "small"} and len(val) == 4 + 1
     train_set, val_plain = split_train_val(samples, 0.1, 42)
     assert len(val_plain) == 4 and len(train_set) == 39  # the unstratified split is unchanged
+
+
+def test_soft_skeleton_reuses_each_erosion_and_gives_the_papers_values_and_gradients():
+    import torch.nn.functional as F
+
+    from training.losses import _dilate, _erode, soft_skeleton
+
+    def paper(x, iterations=10):  # Shit et al. 2021, as written there
+        skeleton = F.relu(x - _dilate(_erode(x)))
+        for _ in range(iterations):
+            x = _erode(x)
+            delta = F.relu(x - _dilate(_erode(x)))
+            skeleton = skeleton + F.relu(delta - skeleton * delta)
+        return skeleton
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 1, 48, 64, requires_grad=True)
+    ours = soft_skeleton(torch.sigmoid(logits))
+    (grad_ours,) = torch.autograd.grad(ours.sum(), logits)
+    reference = paper(torch.sigmoid(logits))
+    (grad_ref,) = torch.autograd.grad(reference.sum(), logits)
+    assert torch.equal(ours, reference)
+    # the same gradient, summed in another order where an erosion serves twice
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=0, atol=1e-6)
