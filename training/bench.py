@@ -1,11 +1,16 @@
 """Training-speed benchmark: seconds per training step and per epoch, default vs the seed config.
 
     python -m training.bench [--configs unet-mobilenetv2,deeplabv3-mobilenetv2] [--steps 4]
+                             [--modes plain,loop-fp32,loop]
 
 Each config trains for a few steps on the same random batches (its own batch size and crop
-size, fp32, the same thread count) after one warm-up step; an epoch is crops_per_epoch /
-batch_size steps. The last line is the ratio of the seed's (deeplabv3-mobilenetv2) epoch
-time to the default's, measured in this run. Data loading is excluded: it is the same for both.
+size, the same thread count) after one warm-up step; an epoch is crops_per_epoch /
+batch_size steps. Modes: "plain" (default) is fp32, NCHW, Dice + BCE: the architectures
+compared alike, and the last line is the ratio of the seed's (deeplabv3-mobilenetv2) epoch
+time to the default's, measured in this run. "loop" is the step as training.loop runs it:
+the config's loss (clDice term included), channels-last, bfloat16 autocast where the CPU
+has bf16 in hardware; "loop-fp32" the same step in float32 NCHW, as the loop ran it before.
+Data loading is excluded: it is the same for all.
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from pathlib import Path
 import torch
 
 from inference.config import build_network
-from training.loop import load_run_config
-from training.losses import dice_bce_loss
+from training.loop import cpu_has_native_bf16, load_run_config
+from training.losses import crack_loss, dice_bce_loss
+
+MODES = ("plain", "loop-fp32", "loop")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 BASELINE = "deeplabv3-mobilenetv2"
 
 
-def step_seconds(name: str, steps: int, device: str = "cpu") -> dict:
-    """Mean seconds of one optimizer step (forward, Dice+BCE, backward, AdamW) for a config."""
+def step_seconds(name: str, steps: int, device: str = "cpu", mode: str = "plain") -> dict:
+    """Mean seconds of one optimizer step (forward, loss, backward, AdamW) for a config."""
     config, settings = load_run_config(CONFIG_DIR / f"{name}.json")
     torch.manual_seed(0)
     network = build_network(config).to(device).train()
@@ -34,11 +41,20 @@ def step_seconds(name: str, steps: int, device: str = "cpu") -> dict:
     size = settings.crop_size
     images = torch.randn(settings.batch_size, 3, size, size, device=device)
     masks = (torch.rand(settings.batch_size, 1, size, size, device=device) > 0.95).float()
+    bf16 = mode == "loop" and (device == "cuda" or cpu_has_native_bf16())
+    if mode == "loop":
+        network = network.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     times = []
     for i in range(steps + 1):
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss = dice_bce_loss(network(images), masks)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            logits = network(images)
+        if mode == "plain":
+            loss = dice_bce_loss(logits, masks)
+        else:
+            loss = crack_loss(logits.float(), masks, settings.skeleton_weight)
         loss.backward()
         optimizer.step()
         if i:  # the first step warms up allocators and kernels
@@ -48,6 +64,7 @@ def step_seconds(name: str, steps: int, device: str = "cpu") -> dict:
     steps_per_epoch = max(1, crops // settings.batch_size)
     return {
         "config": name,
+        "mode": mode + (" (bf16)" if bf16 else ""),
         "batch_size": settings.batch_size,
         "crop_size": size,
         "step_s": round(per_step, 3),
@@ -64,22 +81,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--configs", default=f"unet-mobilenetv2,{BASELINE}")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per config")
+    parser.add_argument(
+        "--modes", default="plain", help=f"how each step runs, of {', '.join(MODES)} (plain)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     names = [n for n in args.configs.split(",") if n]
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes: one or more of {', '.join(MODES)}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     results = []
     for name in names:
-        row = step_seconds(name, args.steps)
-        results.append(row)
-        print(
-            f"{name:26s} batch {row['batch_size']}×{row['crop_size']}²  {row['params_m']:6.2f} M params  "
-            f"{row['step_s']:7.3f} s/step  {row['epoch_s']:8.1f} s/epoch"
-        )
-    by_name = {r["config"]: r for r in results}
+        for mode in modes:
+            row = step_seconds(name, args.steps, mode=mode)
+            results.append(row)
+            print(
+                f"{name:26s} {row['mode']:16s} batch {row['batch_size']}×{row['crop_size']}²  "
+                f"{row['params_m']:6.2f} M params  {row['step_s']:7.3f} s/step  "
+                f"{row['epoch_s']:8.1f} s/epoch"
+            )
+    by_name = {r["config"]: r for r in results if r["mode"] == "plain"}
     if BASELINE in by_name:
         for row in results:
-            if row["config"] != BASELINE:
+            if row["config"] != BASELINE and row["mode"] == "plain":
                 ratio = by_name[BASELINE]["epoch_s"] / row["epoch_s"]
                 row["speedup_vs_seed"] = round(ratio, 2)
                 print(f"{row['config']} trains {ratio:.1f}× faster per epoch than {BASELINE}")

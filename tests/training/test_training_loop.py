@@ -147,3 +147,21 @@ def test_loader_workers_do_not_repeat_each_others_augmentation(samples):
     loader = DataLoader(dataset, batch_size=4, num_workers=2, worker_init_fn=_seed_worker)
     first, second = (x for x, _ in loader)  # one batch from each worker
     assert not torch.equal(first, second)
+
+
+def test_training_bench_measures_the_loops_own_step(tmp_path):
+    import json
+
+    from training import bench
+    from training.loop import cpu_has_native_bf16
+
+    out = tmp_path / "bench.json"
+    args = ["--configs", "unet-tiny", "--steps", "1", "--modes", "loop-fp32,loop"]
+    assert bench.main([*args, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["mode"] for r in rows] == [
+        "loop-fp32",
+        "loop (bf16)" if cpu_has_native_bf16() else "loop",
+    ]
+    with pytest.raises(SystemExit):
+        bench.main(["--configs", "unet-tiny", "--modes", "fast"])
