@@ -7,12 +7,8 @@ from tests.conftest import survey_jpeg
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 
-def test_inspector_uploads_an_image_and_sees_the_overlay(
-    worker, live_server, page, tunnel, inspector, tmp_path, artifacts_dir
-):
-    photo = tmp_path / "lining_0001.jpg"
-    photo.write_bytes(survey_jpeg(seed=7, width=640, height=400))
-
+def _upload_as_inspector(page, live_server, tunnel, photo, label: str) -> None:
+    """Sign in as the inspector and upload one photo as a new inspection of tunnel."""
     page.goto(f"{live_server.url}/")
     page.fill("#id_username", "inspector")
     page.fill("#id_password", "inspect-pass-123")
@@ -20,8 +16,16 @@ def test_inspector_uploads_an_image_and_sees_the_overlay(
     page.click(f"text={tunnel.code}")
     page.click("text=New inspection")
     page.set_input_files("#id_files", str(photo))
-    page.fill("#id_label", "browser test survey")
+    page.fill("#id_label", label)
     page.click("text=Upload and detect cracks")
+
+
+def test_inspector_uploads_an_image_and_sees_the_overlay(
+    worker, live_server, page, tunnel, inspector, tmp_path, artifacts_dir
+):
+    photo = tmp_path / "lining_0001.jpg"
+    photo.write_bytes(survey_jpeg(seed=7, width=640, height=400))
+    _upload_as_inspector(page, live_server, tunnel, photo, "browser test survey")
 
     page.screenshot(path=str(artifacts_dir / "after_upload.png"), full_page=True)
     # the run page polls the server; the badge turns to done without a reload
@@ -56,15 +60,7 @@ def test_a_large_image_opens_as_deep_zoom_tiles_with_its_overlay(
     """A 4200x2400 photo gets photo and overlay pyramids; the viewer draws both from tiles."""
     photo = tmp_path / "lining_large.jpg"
     photo.write_bytes(survey_jpeg(seed=11, width=4200, height=2400, n_cracks=3))
-    page.goto(f"{live_server.url}/")
-    page.fill("#id_username", "inspector")
-    page.fill("#id_password", "inspect-pass-123")
-    page.click("button[type=submit]")
-    page.click(f"text={tunnel.code}")
-    page.click("text=New inspection")
-    page.set_input_files("#id_files", str(photo))
-    page.fill("#id_label", "large image")
-    page.click("text=Upload and detect cracks")
+    _upload_as_inspector(page, live_server, tunnel, photo, "large image")
     page.wait_for_selector("#run-status.badge-done", timeout=240_000)
 
     tiles = []
@@ -81,3 +77,19 @@ def test_a_large_image_opens_as_deep_zoom_tiles_with_its_overlay(
     assert overlay_tiles and all(t.endswith(".png") for t in overlay_tiles), tiles
     assert all(s == 200 for _, s in tiles), tiles
     page.screenshot(path=str(artifacts_dir / "image_page_large_deep_zoom.png"), full_page=True)
+
+    # zoomed in with the mouse wheel over the viewer: the full-resolution level's tiles of
+    # both layers arrive
+    box = page.locator("#viewer").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(12):
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(150)
+    page.wait_for_timeout(3000)
+    top = "13/"  # 2**13 >= 4200: the full-size level
+    assert any(t.startswith("photo_files/" + top) for t, _ in tiles), tiles
+    assert any(t.startswith("overlay_files/" + top) for t, _ in tiles), tiles
+    assert all(s == 200 for _, s in tiles), tiles
+    page.screenshot(
+        path=str(artifacts_dir / "image_page_large_full_resolution.png"), full_page=True
+    )
