@@ -188,7 +188,11 @@ def _browse(base, username, run_id, stop, recorder):
     session = _login(base, username)
     rng = random.Random(username)
     image_ids: list[int] = []
-    while not stop.is_set():
+    rounds, saw_an_image = 0, False
+    # every inspector browses whole rounds, an image page included, however soon the survey
+    # is done (up to 5 rounds waiting for an image to list)
+    while not stop.is_set() or (not saw_an_image and rounds < 5):
+        rounds += 1
         recorder.timed(session, "tunnel map page", "GET", f"{base}/tunnels/T-LOAD/map/")
         recorder.timed(
             session, "map data (json)", "GET", f"{base}/tunnels/T-LOAD/map.json?run={run_id}"
@@ -202,7 +206,9 @@ def _browse(base, username, run_id, stop, recorder):
         if image_ids:
             pk = rng.choice(image_ids)
             recorder.timed(session, "image page", "GET", f"{base}/images/{pk}/")
-        stop.wait(rng.uniform(0.2, 0.8))  # think time
+            saw_an_image = True
+        if not stop.is_set():
+            stop.wait(rng.uniform(0.2, 0.8))  # think time
 
 
 MODEL_ONLY = """
