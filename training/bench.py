@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from inference.config import build_network
-from training.loop import cpu_has_native_bf16, load_run_config
-from training.losses import crack_loss, dice_bce_loss
+from training.loop import cpu_has_native_bf16, load_run_config, train_step
+from training.losses import dice_bce_loss
 
 MODES = ("plain", "loop-fp32", "loop")
 
@@ -44,19 +44,17 @@ def step_seconds(name: str, steps: int, device: str = "cpu", mode: str = "plain"
     bf16 = mode == "loop" and (device == "cuda" or cpu_has_native_bf16())
     if mode == "loop":
         network = network.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
     times = []
     for i in range(steps + 1):
         started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-            logits = network(images)
         if mode == "plain":
-            loss = dice_bce_loss(logits, masks)
-        else:
-            loss = crack_loss(logits.float(), masks, settings.skeleton_weight)
-        loss.backward()
-        optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            dice_bce_loss(network(images), masks).backward()
+            optimizer.step()
+        else:  # the loop's own step
+            train_step(
+                network, optimizer, images, masks, settings.skeleton_weight, bf16, mode == "loop"
+            )
         if i:  # the first step warms up allocators and kernels
             times.append(time.perf_counter() - started)
     per_step = sum(times) / len(times)

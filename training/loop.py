@@ -69,6 +69,22 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def train_step(
+    network, optimizer, x, y, skeleton_weight: float, bf16: bool, channels_last: bool = True
+) -> torch.Tensor:
+    """One optimizer step on a batch: the network (bf16 autocast when asked; NHWC input when
+    channels_last), the training loss in float32, backward, update. Returns the loss."""
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = network(x)
+    loss = crack_loss(logits.float(), y, skeleton_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 @dataclass
 class EpochReport:
     """What a progress callback receives after every epoch."""
@@ -402,13 +418,7 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = one_cycle_lr(settings.lr, spent / budget_s)
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = network(x)
-            loss = crack_loss(logits.float(), y, settings.skeleton_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(network, optimizer, x, y, settings.skeleton_weight, use_bf16)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
         if not timed:

@@ -83,19 +83,10 @@ def _png(grey: np.ndarray) -> ContentFile:
 OVERLAY_RGB = (255, 40, 40)
 
 
-def _overlay(mask: np.ndarray) -> Image.Image:
-    """The crack overlay: a two-colour palette image, transparent and red (PNG in a quarter
-    of RGBA's time)."""
-    h, w = mask.shape
-    overlay = Image.frombuffer("P", (w, h), mask.astype(np.uint8).tobytes(), "raw", "P", 0, 1)
-    overlay.putpalette([0, 0, 0, *OVERLAY_RGB])
-    overlay.info["transparency"] = 0
-    return overlay
-
-
 def _overlay_png(mask: np.ndarray) -> ContentFile:
+    """The crack overlay: transparent, red where the mask is set (as the pyramid's tiles)."""
     buffer = io.BytesIO()
-    _overlay(mask).save(buffer, format="PNG", optimize=False, compress_level=3)
+    pyramid.mask_image(mask, OVERLAY_RGB).save(buffer, format="PNG", compress_level=3)
     return ContentFile(buffer.getvalue())
 
 

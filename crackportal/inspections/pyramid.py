@@ -69,22 +69,28 @@ def _jpeg(tile: np.ndarray) -> bytes:
     return data.tobytes()
 
 
+def mask_image(mask: np.ndarray, colour: tuple[int, int, int]) -> Image.Image:
+    """A 0/1 (or boolean) mask as a two-colour palette image: 0 transparent, 1 colour (as
+    PNG, a quarter of RGBA's encoding time)."""
+    h, w = mask.shape
+    image = Image.frombuffer("P", (w, h), mask.astype(np.uint8).tobytes(), "raw", "P", 0, 1)
+    image.putpalette([0, 0, 0, *colour])
+    image.info["transparency"] = 0
+    return image
+
+
 def _palette_png(colour: tuple[int, int, int]) -> Callable[[np.ndarray], bytes]:
-    """Encoder of 0/1 mask tiles as two-colour PNGs, 0 transparent; empty tiles encoded once."""
+    """Encoder of mask tiles as mask_image PNGs; an empty tile of each size encoded once."""
     empty: dict[tuple[int, int], bytes] = {}
 
     def encode(tile: np.ndarray) -> bytes:
-        h, w = tile.shape
-        if not tile.any() and (h, w) in empty:
-            return empty[h, w]
-        image = Image.frombuffer(
-            "P", (w, h), np.ascontiguousarray(tile).tobytes(), "raw", "P", 0, 1
-        )
-        image.putpalette([0, 0, 0, *colour])
+        blank = not tile.any()
+        if blank and tile.shape in empty:
+            return empty[tile.shape]
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG", transparency=0, compress_level=3)
-        if not tile.any():
-            empty[h, w] = buffer.getvalue()
+        mask_image(tile, colour).save(buffer, format="PNG", compress_level=3)
+        if blank:
+            empty[tile.shape] = buffer.getvalue()
         return buffer.getvalue()
 
     return encode
