@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         help="timed run: the learning-rate cycle spans this much training time, then it stops",
     )
     parser.add_argument("--workers", type=int, help="data-loading processes (default: config's)")
+    parser.add_argument(
+        "--echo",
+        type=int,
+        help="optimizer steps per loaded batch, each repeat flipped/turned (default: config's)",
+    )
     parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument(
@@ -105,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, schedule_minutes=args.schedule_minutes)
     if args.workers is not None:
         settings = replace(settings, num_workers=args.workers)
+    if args.echo is not None:
+        if args.echo < 1:
+            parser.error("--echo must be 1 or more")
+        settings = replace(settings, echo=args.echo)
     if args.balance:
         settings = replace(settings, balance_sources=True)
     if args.hard_negatives is not None:

@@ -165,3 +165,28 @@ def test_training_bench_measures_the_loops_own_step(tmp_path):
     ]
     with pytest.raises(SystemExit):
         bench.main(["--configs", "unet-tiny", "--modes", "fast"])
+
+
+def test_dihedral_gives_eight_distinct_views_that_move_image_and_mask_together():
+    from training.loop import dihedral
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    y = x[:, :1].clone()  # a mask equal to the first channel: must stay equal to it
+    views = [dihedral(x, y, k) for k in range(8)]
+    assert torch.equal(views[0][0], x) and torch.equal(views[0][1], y)
+    assert len({tuple(v.flatten().tolist()) for v, _ in views}) == 8
+    assert all(torch.equal(v[:, :1], m) for v, m in views)
+
+
+@pytest.mark.slow
+def test_data_echoing_makes_each_loaded_batch_count_twice(samples, tmp_path):
+    config, settings = load_run_config(CONFIG)
+    settings = replace(settings, epochs=1, crops_per_epoch=16, batch_size=4)
+
+    def optimizer_steps(run_dir, echo):
+        train(samples, config, replace(settings, echo=echo), run_dir)
+        state = torch.load(run_dir / "last.pt", weights_only=False)["optimizer"]["state"]
+        return int(state[0]["step"])
+
+    once, twice = optimizer_steps(tmp_path / "one", 1), optimizer_steps(tmp_path / "two", 2)
+    assert once == 16 // 4 and twice == 2 * once
