@@ -60,8 +60,10 @@ def test_the_mix_sets_each_datasets_share_of_crops_whatever_its_size():
     ] == pytest.approx(0.5)
 
 
-def test_the_shipped_recipe_trains_on_all_five_datasets_with_a_documented_mix():
-    _, settings = load_run_config(ROOT / "training" / "configs" / "unet-mobilenetv2-gpu-real.json")
+@pytest.mark.parametrize("name", ["unet-mobilenetv2-gpu-real", "unet-mobilenetv2-gpu-real-echo"])
+def test_the_shipped_recipe_trains_on_all_five_datasets_with_a_documented_mix(name):
+    _, settings = load_run_config(ROOT / "training" / "configs" / f"{name}.json")
+    assert f"training/configs/{name}.json" in (ROOT / "training" / "gpu_recipe.sh").read_text()
     assert set(settings.mix) == {"cfd", "deepcrack", "masonry", "concrete-uav", "tunnel-lining"}
     assert settings.skeleton_weight > 0 and settings.frames > 0 and settings.survey_augment
     assert settings.select_by == "mean"

@@ -190,3 +190,11 @@ def test_data_echoing_makes_each_loaded_batch_count_twice(samples, tmp_path):
 
     once, twice = optimizer_steps(tmp_path / "one", 1), optimizer_steps(tmp_path / "two", 2)
     assert once == 16 // 4 and twice == 2 * once
+
+
+def test_train_refuses_an_echo_below_one(tmp_path, capsys):
+    from training import train as train_command
+
+    with pytest.raises(SystemExit):
+        train_command.main(["--config", str(CONFIG), "--data", str(tmp_path), "--echo", "0"])
+    assert "--echo must be 1 or more" in capsys.readouterr().err
