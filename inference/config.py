@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+WEIGHTS_FILES = ("weights.safetensors", "weights.pt")  # a model folder's weights, first found
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -61,6 +63,30 @@ class ModelConfig:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc})") from exc
         return cls.from_dict(data)
+
+
+_fingerprints: dict[tuple, str] = {}
+
+
+def fingerprint(folder: Path | str) -> str:
+    """What a model folder predicts with, as a sha256: its weights file and every setting of
+    its config.json but the figures and the history (metrics, provenance), which a re-run
+    evaluation rewrites. Cached while the two files keep their size and modification time."""
+    folder = Path(folder)
+    weights = next((folder / n for n in WEIGHTS_FILES if (folder / n).is_file()), None)
+    config = folder / "config.json"
+    if weights is None or not config.is_file():
+        raise FileNotFoundError(f"{folder}: not a model folder (config.json and weights)")
+    key = (str(folder.resolve()),) + tuple(
+        (st.st_size, st.st_mtime_ns) for st in (weights.stat(), config.stat())
+    )
+    if key not in _fingerprints:
+        digest = hashlib.sha256(weights.read_bytes())
+        settings = asdict(ModelConfig.load(config))
+        settings.pop("metrics"), settings.pop("provenance")
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        _fingerprints[key] = digest.hexdigest()
+    return _fingerprints[key]
 
 
 def build_network(config: ModelConfig):

@@ -22,12 +22,11 @@ from inference.backends import (
     onnx_cache_path,
     openvino_available,
 )
-from inference.config import ModelConfig, build_network
+from inference.config import WEIGHTS_FILES, ModelConfig, build_network
 from inference.tiling import Tile, blend_window, tile_grid
 
 CONFIG_FILE = "config.json"
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "openvino", "openvino-bf16")
-WEIGHTS_FILES = ("weights.safetensors", "weights.pt")
 
 
 class ModelLoadError(RuntimeError):

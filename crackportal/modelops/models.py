@@ -4,6 +4,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+UNRECORDED = "unrecorded"  # a shipped default registered before fingerprints were kept
+
+
+class ModelFilesChanged(RuntimeError):
+    """A model version's folder no longer holds the files it was registered with."""
+
 
 class ModelVersion(models.Model):
     """A model-version folder (config, weights, card) the workers can load; one is active."""
@@ -17,6 +23,10 @@ class ModelVersion(models.Model):
         blank=True,
         help_text="The folder's copy in media storage (models/<name>), for workers on other hosts",
     )
+    # inference.config.fingerprint of the folder when registered: the files a worker loads
+    # must still be these (a newer shipped default overwrites models/default). Empty: not
+    # recorded, not checked; UNRECORDED: registered before fingerprints, so never matched
+    fingerprint = models.CharField(max_length=64, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     config = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from crackportal.modelops.models import ModelActivation, ModelVersion
-from inference.config import ModelConfig
+from crackportal.modelops.models import UNRECORDED, ModelActivation, ModelVersion
+from inference.config import ModelConfig, fingerprint
 
 
 class NoModelError(RuntimeError):
@@ -80,11 +80,16 @@ def register_model_version(
         stored_path = str(folder.resolve().relative_to(Path(settings.MODEL_DIR).resolve()))
     except ValueError:
         stored_path = str(folder.resolve())
+    try:
+        files = fingerprint(folder)
+    except FileNotFoundError:  # no weights file here: not checked (inference.load will say)
+        files = ""
     version = ModelVersion.objects.create(
         name=name or config.name,
         path=stored_path,
         architecture=config.architecture,
         encoder=config.encoder,
+        fingerprint=files,
         metrics=config.metrics,
         config={k: v for k, v in config.__dict__.items() if k not in ("metrics", "provenance")},
         training_run=training_run,
@@ -102,8 +107,14 @@ def activate_model_version(
     """Make version the one the workers use (promote or roll back), and keep the record.
 
     A version worse than the active one (see `compare_versions`) needs a stated reason unless
-    require_reason is False (the system's own activation of the shipped default).
+    require_reason is False (the system's own activation of the shipped default). A shipped
+    default whose files a newer one has replaced cannot run, so it is refused.
     """
+    if files_replaced(version):
+        raise ActivationRefused(
+            f"{version.name} cannot be made active: a newer shipped default has replaced the "
+            "files it was registered with (its cracks keep its name)"
+        )
     active = ModelVersion.objects.select_for_update().filter(is_active=True).first()
     if active is not None and active.pk == version.pk:
         return version
@@ -129,32 +140,57 @@ def activate_model_version(
     return version
 
 
+def _default_folder() -> Path:
+    return Path(settings.MODEL_DIR) / settings.DEFAULT_MODEL_NAME
+
+
+def files_replaced(version: ModelVersion) -> bool:
+    """version was registered from the shipped default's folder, which now holds other files
+    (an upgrade shipped a newer default over it)."""
+    folder = _default_folder()
+    if version.path != settings.DEFAULT_MODEL_NAME or not version.fingerprint:
+        return False
+    return (folder / "config.json").is_file() and version.fingerprint != fingerprint(folder)
+
+
 def active_model_version() -> ModelVersion:
-    """The active version; on a fresh install, the shipped default is registered and activated."""
+    """The active version. On a fresh install the shipped default is registered and activated;
+    where an upgrade has replaced the shipped default's files under the active version, they
+    are registered as a new version (`default-<fingerprint>`) and activated, with the reason
+    recorded: the cracks measured before keep the version that measured them."""
     version = ModelVersion.objects.filter(is_active=True).first()
-    if version is not None:
+    if version is not None and not files_replaced(version):
         return version
-    folder = Path(settings.MODEL_DIR) / settings.DEFAULT_MODEL_NAME
+    folder = _default_folder()
     if not (folder / "config.json").is_file():
         raise NoModelError(f"no active model version and no default model at {folder}")
+    files = fingerprint(folder)
     try:
         with transaction.atomic():
-            existing = (
-                ModelVersion.objects.select_for_update()
-                .filter(name=settings.DEFAULT_MODEL_NAME)
-                .first()
+            active = ModelVersion.objects.select_for_update().filter(is_active=True).first()
+            if active is not None and not files_replaced(active):
+                return active  # another worker got here first
+            shipped = ModelVersion.objects.select_for_update().filter(
+                path=settings.DEFAULT_MODEL_NAME, fingerprint__in=["", files]
             )
-            version = existing or register_model_version(
-                folder=folder, name=settings.DEFAULT_MODEL_NAME
-            )
-            if not ModelVersion.objects.filter(is_active=True).exists():
-                activate_model_version(
-                    version=version,
-                    reason="the shipped default, registered on first use",
-                    require_reason=False,
+            version = shipped.order_by("pk").first()
+            if version is None:
+                taken = ModelVersion.objects.filter(name=settings.DEFAULT_MODEL_NAME).exists()
+                name = f"{settings.DEFAULT_MODEL_NAME}-{files[:8]}" if taken else None
+                version = register_model_version(
+                    folder=folder, name=name or settings.DEFAULT_MODEL_NAME
                 )
+            if active is None:
+                reason = "the shipped default, registered on first use"
+            else:
+                was = "unrecorded" if active.fingerprint == UNRECORDED else active.fingerprint[:8]
+                reason = (
+                    f"the shipped default model was replaced on disk (files {was} → "
+                    f"{files[:8]}): {active.name} cannot run any more, {version.name} does"
+                )
+            activate_model_version(version=version, reason=reason, require_reason=False)
     except IntegrityError:
-        # two workers of a fresh install registered it at the same moment: the other won,
-        # and its transaction (registration and activation) has committed
+        # two workers registered it at the same moment: the other won, and its transaction
+        # (registration and activation) has committed
         pass
     return ModelVersion.objects.get(is_active=True)

@@ -50,7 +50,7 @@ def model_list(request):
         request,
         "modelops/model_list.html",
         {
-            "versions": ModelVersion.objects.all(),
+            "versions": [(v, services.files_replaced(v)) for v in ModelVersion.objects.all()],
             "activations": ModelActivation.objects.select_related(
                 "version", "previous", "activated_by"
             )[:50],

@@ -141,3 +141,30 @@ def test_an_adaptation_run_page_compares_active_and_candidate_image_by_image(
     # worse on the base test images: a reason is due, and the held-back figures come first
     assert page.locator("#comparison tbody tr").first.get_attribute("data-split") == "held-back"
     assert "cfd-test (first 20)" in page.inner_text("#worse-warning")
+
+
+def test_a_replaced_shipped_default_shows_on_the_models_page(
+    live_server, page, admin_user, artifacts_dir, tmp_path, settings
+):
+    import shutil
+    from pathlib import Path
+
+    from tests.modelops.test_shipped_default_changes import _ship_new_weights
+
+    root = Path(__file__).resolve().parents[2]
+    folder = tmp_path / "default"
+    shutil.copytree(
+        root / "models" / "default", folder, ignore=shutil.ignore_patterns("*.onnx", "*.md")
+    )
+    settings.MODEL_DIR = tmp_path
+    first = services.active_model_version()
+    _ship_new_weights(folder)  # an upgrade ships a retrained default over the folder
+    second = services.active_model_version()
+    login(page, live_server, "admin", "admin-pass-123")
+    page.goto(f"{live_server.url}/models/")
+    old_row = page.inner_text(f"tr[data-model='{first.name}']")
+    assert "files replaced" in old_row and "Make active" not in old_row
+    assert "active" in page.inner_text(f"tr[data-model='{second.name}']")
+    latest = page.inner_text("#activations tbody tr:first-child")
+    assert second.name in latest and "replaced on disk" in latest and "system" in latest
+    page.screenshot(path=str(artifacts_dir / "model-default-replaced.png"), full_page=True)
