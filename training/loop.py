@@ -63,8 +63,8 @@ class TrainSettings:
     cpu_bf16: bool = True
     # data echoing (Choi et al. 2019): each loaded batch makes this many optimizer steps, every
     # repeat under a fresh flip/rotation by 90 degrees; for a GPU that the crop-cutting
-    # processes cannot keep busy (14 of them feed about 12 batches of 32 a second; an H100
-    # made 24 steps a second from them with echo 2)
+    # processes cannot keep busy (an H100 with 14 of them: 24 steps a second with echo 2,
+    # 20.5 without; the small network's step is most of the limit there)
     echo: int = 1
 
 
