@@ -13,8 +13,8 @@ the first model. The new version gets the first model's config with calibration 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -59,25 +59,23 @@ def main(argv: list[str] | None = None) -> int:
         path = folder / "config.json"
         if not path.is_file():
             parser.error(f"{folder}: no config.json (not a model version folder)")
-        configs.append(json.loads(path.read_text()))
+        configs.append(ModelConfig.load(path))
     shape = ("architecture", "encoder", "encoder_depth", "decoder_channels", "classes")
     for folder, config in zip(args.models[1:], configs[1:], strict=True):
-        if any(config.get(k) != configs[0].get(k) for k in shape):
+        if any(getattr(config, k) != getattr(configs[0], k) for k in shape):
             parser.error(f"{folder}: not the same network as {args.models[0]}")
     try:
         state = average_states([_load_state_dict(folder) for folder in args.models])
     except ValueError as exc:
         parser.error(str(exc))
-    config = ModelConfig.from_dict(configs[0])
-    config.logit_scale, config.logit_bias = 1.0, 0.0
+    config = replace(configs[0], logit_scale=1.0, logit_bias=0.0, metrics={})
     config.provenance = {
         "averaged": [str(folder) for folder in args.models],
         "command": "python -m training.average "
         + " ".join(map(str, args.models))
         + f" --out {args.out}",
-        "sources": [c.get("provenance", {}) for c in configs],
+        "sources": [c.provenance for c in configs],
     }
-    config.metrics = {}
     export_model_version(state, config, args.out)
     print(f"averaged {len(args.models)} models into {args.out}")
     return 0

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from inference.config import fingerprint
+
 UNRECORDED = "unrecorded"  # a shipped default registered before fingerprints were kept
 
 
@@ -46,6 +48,18 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def replaced_by(self, folder: Path) -> str | None:
+        """The fingerprint of the model files in folder where they are not the ones this
+        version was registered with (a newer model was put in their place); None where they
+        are, where no fingerprint was recorded, or where folder holds no model."""
+        if not self.fingerprint:
+            return None
+        try:
+            found = fingerprint(folder)
+        except FileNotFoundError:
+            return None
+        return found if found != self.fingerprint else None
 
     @property
     def folder(self) -> Path:

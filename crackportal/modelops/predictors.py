@@ -6,7 +6,6 @@ import threading
 
 import inference
 from crackportal.modelops.models import UNRECORDED, ModelFilesChanged, ModelVersion
-from inference.config import fingerprint
 
 _cache_lock = threading.Lock()
 _predictors: dict[tuple[int, str], inference.Predictor] = {}
@@ -15,22 +14,18 @@ _predictors: dict[tuple[int, str], inference.Predictor] = {}
 def get_predictor(version: ModelVersion) -> inference.Predictor:
     """A loaded predictor for version, cached per worker process."""
     folder = version.folder  # may look on disk or fetch from storage: once per call
-    if version.fingerprint:
-        try:
-            found = fingerprint(folder)
-        except FileNotFoundError:
-            found = None  # nothing there: inference.load says what is missing
-        if found is not None and found != version.fingerprint:
-            registered = (
-                "before fingerprints were kept"
-                if version.fingerprint == UNRECORDED
-                else f"as {version.fingerprint[:8]}"
-            )
-            raise ModelFilesChanged(
-                f"model version {version.name!r} cannot run: the files in {folder} are not the "
-                f"ones it was registered with ({registered}; now {found[:8]}), a newer model was "
-                "put in its place; process with the active model"
-            )
+    found = version.replaced_by(folder)  # nothing there: inference.load says what is missing
+    if found is not None:
+        registered = (
+            "before fingerprints were kept"
+            if version.fingerprint == UNRECORDED
+            else f"as {version.fingerprint[:8]}"
+        )
+        raise ModelFilesChanged(
+            f"model version {version.name!r} cannot run: the files in {folder} are not the "
+            f"ones it was registered with ({registered}; now {found[:8]}), a newer model was "
+            "put in its place; process with the active model"
+        )
     key = (version.pk, str(folder))
     with _cache_lock:
         predictor = _predictors.get(key)

@@ -147,10 +147,9 @@ def _default_folder() -> Path:
 def files_replaced(version: ModelVersion) -> bool:
     """version was registered from the shipped default's folder, which now holds other files
     (an upgrade shipped a newer default over it)."""
-    folder = _default_folder()
-    if version.path != settings.DEFAULT_MODEL_NAME or not version.fingerprint:
+    if version.path != settings.DEFAULT_MODEL_NAME:
         return False
-    return (folder / "config.json").is_file() and version.fingerprint != fingerprint(folder)
+    return version.replaced_by(_default_folder()) is not None
 
 
 def active_model_version() -> ModelVersion:

@@ -146,17 +146,9 @@ def test_an_adaptation_run_page_compares_active_and_candidate_image_by_image(
 def test_a_replaced_shipped_default_shows_on_the_models_page(
     live_server, page, admin_user, artifacts_dir, tmp_path, settings
 ):
-    import shutil
-    from pathlib import Path
+    from tests.modelops.test_shipped_default_changes import _ship_new_weights, shipped_default_in
 
-    from tests.modelops.test_shipped_default_changes import _ship_new_weights
-
-    root = Path(__file__).resolve().parents[2]
-    folder = tmp_path / "default"
-    shutil.copytree(
-        root / "models" / "default", folder, ignore=shutil.ignore_patterns("*.onnx", "*.md")
-    )
-    settings.MODEL_DIR = tmp_path
+    folder = shipped_default_in(tmp_path, settings)
     first = services.active_model_version()
     _ship_new_weights(folder)  # an upgrade ships a retrained default over the folder
     second = services.active_model_version()

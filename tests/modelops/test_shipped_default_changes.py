@@ -21,15 +21,20 @@ from inference.config import fingerprint
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def model_dir(tmp_path, settings):
+def shipped_default_in(model_dir: Path, settings) -> Path:
+    """A copy of the shipped default as MODEL_DIR/default, with MODEL_DIR pointed there."""
     shutil.copytree(
         ROOT / "models" / "default",
-        tmp_path / "default",
+        model_dir / "default",
         ignore=shutil.ignore_patterns("*.onnx", "*.md"),
     )
-    settings.MODEL_DIR = tmp_path
-    return tmp_path / "default"
+    settings.MODEL_DIR = model_dir
+    return model_dir / "default"
+
+
+@pytest.fixture
+def model_dir(tmp_path, settings):
+    return shipped_default_in(tmp_path, settings)
 
 
 def _ship_new_weights(folder: Path) -> None:
