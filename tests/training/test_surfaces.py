@@ -357,6 +357,31 @@ def test_an_adaptation_chooses_its_checkpoint_by_the_new_surface(tmp_path):
     assert set(row["val_by_source"]) == {"new", "base"}
 
 
+def test_an_adaptation_validates_on_a_fifth_of_the_new_surface(tmp_path, monkeypatch):
+    """A tenth of 20 images (2) chose the adapted model's threshold badly; a fifth (4) does."""
+    import training.adapt as adapt_module
+    from training.loop import TrainResult, split_train_val
+
+    seen = {}
+
+    def run(samples, config, settings, workdir, **kwargs):  # records how adapt() trains
+        seen["split"] = split_train_val(
+            samples, settings.val_fraction, settings.seed, settings.stratify_val
+        )
+        seen["select_by"] = settings.select_by
+        return TrainResult({}, 0.5, 1, {}, [], 0.0)
+
+    monkeypatch.setattr(adapt_module, "train", run)
+    samples = _samples({"new": 20, "base": 40}, size=(16, 16))
+    new, base = samples[:20], samples[20:]
+    adapt_module.adapt({}, new, base, tmp_path, adapt_module.AdaptSettings(minutes=0.1))
+    train_set, val = seen["split"]
+    assert sum(s.source == adapt_module.NEW for s in val) == 4
+    assert sum(s.source == adapt_module.NEW for s in train_set) == 16
+    assert sum(s.source == "base" for s in val) == 8
+    assert seen["select_by"] == f"source:{adapt_module.NEW}"
+
+
 def test_a_stratified_split_keeps_every_dataset_in_validation():
     from training.loop import split_train_val
 
