@@ -26,7 +26,7 @@ from inference.config import WEIGHTS_FILES, ModelConfig, build_network
 from inference.tiling import Tile, blend_window, tile_grid
 
 CONFIG_FILE = "config.json"
-BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "openvino", "openvino-bf16")
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "openvino", "openvino-bf16", "openvino-int8")
 
 
 class ModelLoadError(RuntimeError):
@@ -234,7 +234,8 @@ def load(
     """Load a model-version folder into a ready predictor; never touches the network.
 
     backend: "torch", "torch-bf16" (bfloat16 autocast on CUDA), "onnx" (ONNX Runtime),
-    "openvino" (float32), "openvino-bf16" (bfloat16 where the CPU has it, else float32), or
+    "openvino" (float32), "openvino-bf16" (bfloat16 where the CPU has it, else float32),
+    "openvino-int8" (the folder's model-int8.onnx from `python -m inference.quantize`), or
     "auto": CUDA torch in float16 when a GPU is present; on the CPU OpenVINO bf16 when
     installed, else ONNX Runtime, else torch.
     """
@@ -267,6 +268,14 @@ def load(
         backend = (
             "openvino-bf16" if openvino_available() else "onnx" if onnx_available() else "torch"
         )
+    if backend == "openvino-int8":
+        from inference.backends import OpenVinoInt8Backend
+        from inference.quantize import StaleInt8Error, check_int8
+
+        try:
+            return Predictor(config, OpenVinoInt8Backend(check_int8(folder)), batch_size=batch_size)
+        except StaleInt8Error as exc:
+            raise ModelLoadError(str(exc)) from exc
     if backend in ("onnx", "openvino", "openvino-bf16"):
         onnx_path = onnx_cache_path(folder)
         sources = (folder / CONFIG_FILE, _weights_path(folder))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 
 import inference
 from crackportal.modelops.models import UNRECORDED, ModelFilesChanged, ModelVersion
 
+logger = logging.getLogger(__name__)
 _cache_lock = threading.Lock()
 _predictors: dict[tuple[int, str], inference.Predictor] = {}
 
@@ -30,7 +33,23 @@ def get_predictor(version: ModelVersion) -> inference.Predictor:
     with _cache_lock:
         predictor = _predictors.get(key)
         if predictor is None:
-            predictor = inference.load(folder)
+            predictor = inference.load(folder, backend=_backend_for(folder))
             _predictors.clear()  # keep one model in memory per process
             _predictors[key] = predictor
     return predictor
+
+
+def _backend_for(folder) -> str:
+    """INFERENCE_BACKEND (default "auto"); "openvino-int8" runs a model only where its folder
+    has a current int8 file (python -m inference.quantize), others on "auto", with a warning:
+    a freshly trained or adapted model has none."""
+    backend = os.environ.get("INFERENCE_BACKEND", "").strip() or "auto"
+    if backend == "openvino-int8":
+        from inference.quantize import StaleInt8Error, check_int8
+
+        try:
+            check_int8(folder)
+        except StaleInt8Error as exc:
+            logger.warning("%s: running this model on the default backend", exc)
+            return "auto"
+    return backend

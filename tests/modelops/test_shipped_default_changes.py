@@ -110,3 +110,16 @@ def test_the_migration_marks_shipped_defaults_as_unrecorded(db, settings):
     migration.mark_shipped_defaults(apps, None)
     shipped.refresh_from_db(), trained.refresh_from_db()
     assert (shipped.fingerprint, trained.fingerprint) == (UNRECORDED, "")
+
+
+def test_workers_run_int8_where_the_model_has_a_current_int8_file(db, model_dir, monkeypatch):
+    """INFERENCE_BACKEND=openvino-int8: the shipped default's int8 file serves; a model whose
+    int8 file was made from other weights runs on the default backend instead of failing."""
+    from crackportal.modelops import predictors
+
+    shutil.copy(ROOT / "models" / "default" / "model-int8.onnx", model_dir)
+    monkeypatch.setenv("INFERENCE_BACKEND", "openvino-int8")
+    monkeypatch.setattr(predictors, "_predictors", {})
+    assert get_predictor(services.active_model_version()).backend_name == "openvino-int8"
+    _ship_new_weights(model_dir)  # its int8 file now belongs to the old weights
+    assert get_predictor(services.active_model_version()).backend_name != "openvino-int8"

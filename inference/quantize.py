@@ -1,0 +1,167 @@
+"""Static int8 quantisation of a model version, calibrated on crops of training images.
+
+    python -m inference.quantize [--model models/default] [--data DIR ...] [--crops 8]
+
+Writes `model-int8.onnx` beside the weights: the model's ONNX export with int8 weights (per
+output channel) and uint8 activations whose ranges were measured on --crops 320-px crops of
+each --data folder's train split (random, seed 0; drawn survey images when no folder is
+given), as QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's quantize_static, MinMax).
+`model-int8.json` records the fingerprint of the files it was made from and the calibration;
+`inference.load(..., backend="openvino-int8")` refuses an int8 file made from other weights
+or settings. OpenVINO runs it with int8 convolutions, the graph compiled for each input size
+(with the sizes left open, OpenVINO 2026.4 gave wrong logits from this graph). The model
+card states what it costs in F1 on every test split and what it buys in speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from inference.arrays import normalise
+from inference.config import ModelConfig, fingerprint
+
+INT8_FILE = "model-int8.onnx"
+INT8_INFO = "model-int8.json"
+CROP = 320
+
+
+class StaleInt8Error(RuntimeError):
+    """The int8 file is missing or was made from other weights or settings."""
+
+
+def check_int8(folder: Path | str) -> Path:
+    """The folder's int8 model if it was made from the folder's current files, else raise."""
+    folder = Path(folder)
+    path, info = folder / INT8_FILE, folder / INT8_INFO
+    hint = f"run `python -m inference.quantize --model {folder}`"
+    if not path.is_file() or not info.is_file():
+        raise StaleInt8Error(f"{folder}: no int8 model ({INT8_FILE}); {hint}")
+    try:
+        made_from = json.loads(info.read_text())["fingerprint"]
+    except (ValueError, KeyError) as exc:
+        raise StaleInt8Error(f"{folder}: {INT8_INFO} is unreadable ({exc}); {hint}") from exc
+    if made_from != fingerprint(folder):
+        raise StaleInt8Error(
+            f"{folder}: {INT8_FILE} was made from other weights or settings; {hint}"
+        )
+    return path
+
+
+def calibration_crops(
+    config: ModelConfig, data: list[Path], per_dataset: int = 8, seed: int = 0
+) -> tuple[list[np.ndarray], str]:
+    """Normalised (1, 3, S, S) crops (S = 320, or the largest multiple of 32 that a smaller
+    image holds) of the train splits' images, and where they came from."""
+    rng = random.Random(seed)
+    crops, names = [], []
+    if data:
+        from training.data import load_train_split
+
+        for root in data:
+            samples, _ = load_train_split(root)
+            usable = [s for s in samples if min(s.image.shape[:2]) >= 32]
+            for s in rng.sample(usable, min(per_dataset, len(usable))):
+                h, w = s.image.shape[:2]
+                side = min(CROP, h, w) // 32 * 32  # a smaller image: its largest square
+                y, x = rng.randrange(h - side + 1), rng.randrange(w - side + 1)
+                crops.append(s.image[y : y + side, x : x + side])
+            names.append(f"{root.name} ({min(per_dataset, len(usable))})")
+        source = "train splits: " + ", ".join(names)
+    else:
+        from inference.synthetic import survey_image
+
+        crops = [survey_image(CROP, CROP, 2, seed=900 + i)[0] for i in range(per_dataset)]
+        source = f"{per_dataset} drawn survey images"
+    if not crops:
+        raise ValueError("no calibration images in the train splits")
+    batches = [normalise(c, config.mean, config.std)[None].astype(np.float32) for c in crops]
+    return batches, source
+
+
+def quantize(folder: Path | str, crops: list[np.ndarray], source: str) -> Path:
+    """Write folder/model-int8.onnx (and its record) calibrated on crops; return its path."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import inference
+    from inference.backends import onnx_cache_path
+
+    folder = Path(folder)
+    inference.load(folder, backend="onnx")  # exports (or refreshes) the float32 ONNX
+    fp32 = onnx_cache_path(folder)
+
+    class Crops(CalibrationDataReader):
+        def __init__(self):
+            self.left = iter(crops)
+
+        def get_next(self):
+            crop = next(self.left, None)
+            return None if crop is None else {"image": crop}
+
+    out = folder / INT8_FILE
+    with tempfile.TemporaryDirectory() as work:
+        prepared = Path(work) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantized = Path(work) / INT8_FILE
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            Crops(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        onnx.checker.check_model(str(quantized))
+        tmp = out.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(quantized.read_bytes())
+        os.replace(tmp, out)  # a reader never sees half a file
+    info = {"fingerprint": fingerprint(folder), "calibration": source, "crops": len(crops)}
+    (folder / INT8_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m inference.quantize",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root = Path(__file__).resolve().parent.parent
+    parser.add_argument("--model", type=Path, default=root / "models" / "default")
+    parser.add_argument(
+        "--data", type=Path, action="append", default=[], help="a dataset folder with train/"
+    )
+    parser.add_argument("--crops", type=int, default=8, help="crops per dataset (8)")
+    args = parser.parse_args(argv)
+    if not (args.model / "config.json").is_file():
+        parser.exit(2, f"error: {args.model} is not a model folder (no config.json)\n")
+    for root_dir in args.data:
+        if not (root_dir / "train").is_dir():
+            parser.exit(2, f"error: {root_dir} has no train split\n")
+    config = ModelConfig.load(args.model / "config.json")
+    crops, source = calibration_crops(config, args.data, args.crops)
+    print(f"calibrating on {len(crops)} crops of up to {CROP} px ({source})", flush=True)
+    out = quantize(args.model, crops, source)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); use it with --backend openvino-int8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

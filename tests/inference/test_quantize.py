@@ -1,0 +1,75 @@
+"""Static int8 of a model version (inference/quantize.py) and its OpenVINO backend."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import inference
+from inference.predictor import ModelLoadError
+from inference.quantize import INT8_FILE, INT8_INFO, check_int8
+from inference.quantize import main as quantize_main
+from inference.synthetic import survey_image
+
+pytest.importorskip("openvino")
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "models" / "default"
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory) -> Path:
+    """A copy of the shipped default quantised on 4 drawn survey images."""
+    folder = tmp_path_factory.mktemp("int8") / "default"
+    folder.mkdir()
+    for name in ("config.json", "weights.safetensors"):
+        shutil.copy(SHIPPED / name, folder / name)
+    assert quantize_main(["--model", str(folder), "--crops", "4"]) == 0
+    return folder
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_the_int8_model_finds_the_drawn_cracks_the_float_model_finds(quantized):
+    info = json.loads((quantized / INT8_INFO).read_text())
+    assert info["crops"] == 4 and "drawn survey images" in info["calibration"]
+    int8 = inference.load(quantized, backend="openvino-int8")
+    f32 = inference.load(quantized, backend="openvino")
+    assert int8.backend_name == "openvino-int8"
+    # two image sizes: the graph is compiled for each size it meets
+    for width, height, seed in ((640, 360, 11), (480, 320, 12)):
+        image, truth, _ = survey_image(width, height, 2, seed=seed, widths_px=(2.5, 5.0))
+        ours, theirs = int8.predict_mask(image), f32.predict_mask(image)
+        assert theirs.sum() > 500  # the float model sees the cracks
+        assert _iou(ours, theirs) >= 0.97  # 0.99 measured; with open sizes 0.2-0.4
+        assert _iou(ours, truth) >= 0.9 * _iou(theirs, truth)
+
+
+def test_an_int8_file_made_from_other_files_is_refused(quantized, tmp_path):
+    folder = tmp_path / "changed"
+    shutil.copytree(quantized, folder)
+    check_int8(folder)  # the copy is current
+    config = json.loads((folder / "config.json").read_text())
+    config["tile_overlap"] = config["tile_overlap"] + 32  # another prediction setting
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="made from other weights or settings"):
+        inference.load(folder, backend="openvino-int8")
+    (folder / INT8_FILE).unlink()
+    with pytest.raises(ModelLoadError, match="no int8 model.*inference.quantize"):
+        inference.load(folder, backend="openvino-int8")
+
+
+def test_the_shipped_default_ships_a_current_int8_model():
+    """New default weights must come with their int8 file (python -m inference.quantize)."""
+    assert check_int8(SHIPPED) == SHIPPED / INT8_FILE
+
+
+def test_quantize_refuses_a_folder_that_is_no_model(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        quantize_main(["--model", str(tmp_path)])
+    assert exit_.value.code == 2 and "not a model folder" in capsys.readouterr().err
