@@ -4,7 +4,7 @@
 
 Writes `model-int8.onnx` beside the weights: the model's ONNX export with int8 weights (per
 output channel) and uint8 activations whose ranges were measured on --crops 320-px crops of
-each --data folder's train split (random, seed 0; drawn survey images when no folder is
+each --data folder's train/images (random, seed 0; drawn survey images when no folder is
 given), as QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's quantize_static, MinMax).
 `model-int8.json` records the fingerprint of the files it was made from and the calibration;
 `inference.load(..., backend="openvino-int8")` refuses an int8 file made from other weights
@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from inference.arrays import normalise
@@ -31,6 +32,7 @@ from inference.config import ModelConfig, fingerprint
 INT8_FILE = "model-int8.onnx"
 INT8_INFO = "model-int8.json"
 CROP = 320
+SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
 class StaleInt8Error(RuntimeError):
@@ -63,17 +65,23 @@ def calibration_crops(
     rng = random.Random(seed)
     crops, names = [], []
     if data:
-        from training.data import load_train_split
-
         for root in data:
-            samples, _ = load_train_split(root)
-            usable = [s for s in samples if min(s.image.shape[:2]) >= 32]
-            for s in rng.sample(usable, min(per_dataset, len(usable))):
-                h, w = s.image.shape[:2]
+            files = sorted(
+                p for p in (root / "train" / "images").iterdir() if p.suffix.lower() in SUFFIXES
+            )
+            taken = 0
+            for path in rng.sample(files, len(files)):
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if image is None or min(image.shape[:2]) < 32:
+                    continue  # unreadable or too small: the next one
+                h, w = image.shape[:2]
                 side = min(CROP, h, w) // 32 * 32  # a smaller image: its largest square
                 y, x = rng.randrange(h - side + 1), rng.randrange(w - side + 1)
-                crops.append(s.image[y : y + side, x : x + side])
-            names.append(f"{root.name} ({min(per_dataset, len(usable))})")
+                crops.append(cv2.cvtColor(image[y : y + side, x : x + side], cv2.COLOR_BGR2RGB))
+                taken += 1
+                if taken == per_dataset:
+                    break
+            names.append(f"{root.name} ({taken})")
         source = "train splits: " + ", ".join(names)
     else:
         from inference.synthetic import survey_image
@@ -153,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.model / "config.json").is_file():
         parser.exit(2, f"error: {args.model} is not a model folder (no config.json)\n")
     for root_dir in args.data:
-        if not (root_dir / "train").is_dir():
-            parser.exit(2, f"error: {root_dir} has no train split\n")
+        if not (root_dir / "train" / "images").is_dir():
+            parser.exit(2, f"error: {root_dir} has no train/images folder\n")
     config = ModelConfig.load(args.model / "config.json")
     crops, source = calibration_crops(config, args.data, args.crops)
     print(f"calibrating on {len(crops)} crops of up to {CROP} px ({source})", flush=True)
