@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}  # image files a folder holds
+
 
 def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """RGB uint8 (H, W, 3) → float32 (3, H, W) standardised by mean/std given on a 0–1 scale.

@@ -116,6 +116,17 @@ class OnnxBackend:
         ]
 
 
+def _openvino_cpu_config(precision: str) -> dict:
+    """OpenVINO CPU settings: cpu_threads() threads, latency-first, no pinning to the first
+    cores (two worker processes on one host would otherwise share one core)."""
+    return {
+        "INFERENCE_NUM_THREADS": cpu_threads(),
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": precision,
+        "ENABLE_CPU_PINNING": False,
+    }
+
+
 class OpenVinoBackend:
     """OpenVINO on the CPU, from the same ONNX export, on cpu_threads() threads.
 
@@ -132,14 +143,7 @@ class OpenVinoBackend:
 
         core = ov.Core()
         self.compiled = core.compile_model(
-            core.read_model(str(onnx_path)),
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": cpu_threads(),
-                "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_PRECISION_HINT": precision,
-                "ENABLE_CPU_PINNING": False,
-            },
+            core.read_model(str(onnx_path)), "CPU", _openvino_cpu_config(precision)
         )
         # what the CPU actually runs: a bf16 request falls back to f32 without native bf16
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
@@ -169,7 +173,7 @@ class OpenVinoInt8Backend:
         import openvino as ov
 
         self._core = ov.Core()
-        self._path = str(onnx_path)
+        self._model = self._core.read_model(str(onnx_path))  # read once, sized per input
         self._compiled: dict[tuple, object] = {}
         self._lock = threading.Lock()
         self._local = threading.local()  # an infer request serves one thread at a time
@@ -182,17 +186,12 @@ class OpenVinoInt8Backend:
         if shape not in requests:
             with self._lock:
                 if shape not in self._compiled:
-                    model = self._core.read_model(self._path)
+                    model = self._model.clone()
                     model.reshape(list(shape))
                     self._compiled[shape] = self._core.compile_model(
                         model,
                         "CPU",
-                        {
-                            "INFERENCE_NUM_THREADS": cpu_threads(),
-                            "PERFORMANCE_HINT": "LATENCY",
-                            "INFERENCE_PRECISION_HINT": "bf16",  # the layers left in float
-                            "ENABLE_CPU_PINNING": False,
-                        },
+                        _openvino_cpu_config("bf16"),  # for the layers left in float
                     )
             requests[shape] = self._compiled[shape].create_infer_request()
         return requests[shape]

@@ -26,13 +26,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inference.arrays import normalise
+from inference.arrays import IMAGE_SUFFIXES, normalise
 from inference.config import ModelConfig, fingerprint
 
 INT8_FILE = "model-int8.onnx"
 INT8_INFO = "model-int8.json"
 CROP = 320
-SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
 class StaleInt8Error(RuntimeError):
@@ -67,7 +66,9 @@ def calibration_crops(
     if data:
         for root in data:
             files = sorted(
-                p for p in (root / "train" / "images").iterdir() if p.suffix.lower() in SUFFIXES
+                p
+                for p in (root / "train" / "images").iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES
             )
             taken = 0
             for path in rng.sample(files, len(files)):

@@ -8,9 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inference.arrays import binarise_mask, pad_to_multiple  # noqa: F401 (re-exported)
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+from inference.arrays import (  # noqa: F401 (re-exported)
+    IMAGE_SUFFIXES,
+    binarise_mask,
+    pad_to_multiple,
+)
 
 
 @dataclass(frozen=True)
