@@ -31,6 +31,9 @@ class AdaptSettings:
     # (2) chose thresholds of 0.96-0.98 where the rest of tunnel-lining's train images wanted
     # 0.8; a fifth (4) chose 0.5-0.7 and scored 0.021 F1 higher on those images
     val_share: float = 0.2
+    # the new surface's threshold: the middle of those within this F1 of its best on the
+    # validation images (a few images give a flat, noisy F1 curve)
+    threshold_plateau: float = 0.01
     seed: int = 42
     num_workers: int | None = None  # loader processes (None: the recipe's; 0 in a Celery worker)
 
@@ -90,6 +93,7 @@ def adapt(
         select_by=f"source:{NEW}",
         stratify_val=True,
         val_fraction=adapt_settings.val_share,
+        threshold_plateau=adapt_settings.threshold_plateau,
     )
     if adapt_settings.num_workers is not None:
         settings = replace(settings, num_workers=adapt_settings.num_workers)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import inference
 from inference.config import ModelConfig
-from training.adapt import AdaptSettings, adapt
+from training.adapt import AdaptSettings, adapt, judge
 from training.data import load_train_split
 from training.evaluate import evaluate_model
 from training.export import export_model_version
@@ -101,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             "train_seconds": round(result.seconds, 1),
         }
         export_model_version(result.state_dict, config, out)
-        after = evaluate_model(inference.load(out), args.data, "test")
+        adapted = inference.load(out)
+        after = evaluate_model(adapted, args.data, "test")
+        # the surface's other train images: validation figures for choosing settings (never test)
+        names = {s.name for s in new}
+        rest = [s for s in new_all if s.name not in names]
+        rest_before = judge(inference.load(args.model), rest) if rest else None
+        rest_after = judge(adapted, rest) if rest else None
     wall = time.monotonic() - started
 
     keys = ("f1", "iou", "ods")
@@ -112,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         ("all-data model", reference),
     ):
         print(f"{label:<28}" + "  ".join(f"{m[k]:.4f}" for k in keys))
+    if rest_after is not None:
+        print(
+            f"\n{name}'s other {len(rest)} train images (not test; for choosing settings)"
+            f"\nbefore (start model)        "
+            + "  ".join(f"{rest_before[k]:.4f}" for k in keys)
+            + "\nafter adapting              "
+            + "  ".join(f"{rest_after[k]:.4f}" for k in keys)
+        )
     gain = after["f1"] - before["f1"]
     share = after["f1"] / reference["f1"] if reference["f1"] else 0.0
     print(
@@ -132,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             "before": {k: before[k] for k in keys},
             "after": {k: after[k] for k in keys},
             "all_data": {k: reference[k] for k in keys},
+            "other_train_images": len(rest),
+            "other_train_before": rest_before and {k: rest_before[k] for k in keys},
+            "other_train_after": rest_after and {k: rest_after[k] for k in keys},
             "f1_gain": gain,
             "share_of_all_data": share,
             "train_seconds": result.seconds,

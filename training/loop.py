@@ -54,6 +54,9 @@ class TrainSettings:
     # of each dataset's F1 at one threshold (one threshold right across surfaces);
     # "source:NAME": by that dataset's F1 alone (an adaptation to a new surface)
     select_by: str = "pooled"
+    # > 0 with select_by "source:NAME": that dataset's threshold is the middle of the thresholds
+    # whose F1 lies within this of its best (ThresholdSweep.best), not the noisy maximum
+    threshold_plateau: float = 0.0
     # carve the validation share from each dataset alone (at least one image of each with
     # two or more), so a small dataset is never missing from validation
     stratify_val: bool = False
@@ -255,6 +258,7 @@ def validate(
     device,
     select_by: str = "pooled",
     skeleton_weight: float = 0.0,
+    plateau: float = 0.0,
 ) -> tuple[float, float, dict]:
     """Whole-image validation: (loss, best threshold, metrics at that threshold).
 
@@ -275,7 +279,7 @@ def validate(
         by_source.setdefault(s.source or "data", ThresholdSweep()).update(prob, s.mask)
     source = select_by.removeprefix("source:") if select_by.startswith("source:") else None
     if source in by_source:  # one surface decides (an adaptation judges by the new surface)
-        threshold, metrics = by_source[source].best()
+        threshold, metrics = by_source[source].best(plateau)
         per_source = {name: sweep.at(threshold) for name, sweep in sorted(by_source.items())}
         metrics = {**metrics, "by_source": per_source}
     elif select_by == "mean" or source is not None:
@@ -443,7 +447,13 @@ def train(
             seconds = state["seconds"] + time.monotonic() - started
             _report_step(step_progress, epoch, settings.epochs, steps, losses, seconds)
         val_loss, threshold, val = validate(
-            network, val_set, config, dev, settings.select_by, settings.skeleton_weight
+            network,
+            val_set,
+            config,
+            dev,
+            settings.select_by,
+            settings.skeleton_weight,
+            settings.threshold_plateau,
         )
         per_source = val.pop("by_source", None)
         state["seconds"] += time.monotonic() - started

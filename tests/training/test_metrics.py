@@ -101,3 +101,25 @@ def test_dice_loss_stays_in_unit_range_and_total_loss_is_not_negative(scale):
     assert 0.0 <= float(dice_loss(logits, target)) <= 1.0
     assert float(dice_bce_loss(logits, target)) >= 0.0
     assert float(dice_loss(target * 200 - 100, target)) < 0.01  # confident and right → near zero
+
+
+def test_a_flat_f1_curve_gives_the_middle_of_its_plateau_not_its_noisy_maximum():
+    """4 concrete-uav validation images: F1 within 0.01 of its best from 0.04 to 0.96, the
+    adapted model's threshold jumped between those ends from epoch to epoch."""
+    sweep = ThresholdSweep()
+    t = sweep.thresholds
+    flat = (t >= 0.1) & (t <= 0.9)
+    sweep.counts[:] = [20, 10, 30]  # F1 0.5 off the plateau
+    sweep.counts[flat] = [40, 10, 10]  # F1 0.8 on it
+    sweep.counts[t == 0.9] = [40.5, 9.5, 10]  # a hair higher at its edge
+    assert sweep.best()[0] == pytest.approx(0.9)
+    threshold, figures = sweep.best(plateau=0.01)
+    assert threshold == pytest.approx(0.5)
+    assert figures["f1"] == pytest.approx(0.8)
+    # a second plateau elsewhere, cut off by a dip, does not pull the middle towards it
+    sweep.counts[t == 0.96] = [40, 10, 10]
+    assert sweep.best(plateau=0.01)[0] == pytest.approx(0.5)
+    # a peaked curve keeps its peak
+    sweep.counts[:] = [20, 10, 30]
+    sweep.counts[t == 0.3] = [40, 10, 10]
+    assert sweep.best(plateau=0.01)[0] == pytest.approx(0.3)

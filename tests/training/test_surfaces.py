@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import inference
 from inference.config import build_network
 from inference.synthetic import survey_image
+from tests.training.datasets import write_dataset
 from training.augment import add_frame, train_transform, uneven_light
 from training.data import Sample
 from training.evaluate import main as evaluate_main
@@ -247,20 +247,10 @@ def test_one_threshold_is_chosen_for_the_mean_of_the_surfaces_not_the_biggest():
 # -- leave-one-dataset-out and the cross-dataset table -----------------------------------------
 
 
-def _write_dataset(root: Path, seed: int, n: int = 3) -> Path:
-    for split in ("train", "test"):
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir(parents=True)
-        for i in range(n):
-            rgb, mask, _ = survey_image(64, 64, n_cracks=1, seed=seed + i, widths_px=(2.0, 3.0))
-            Image.fromarray(rgb).save(root / split / "images" / f"{i}.png")
-            Image.fromarray(mask.astype(np.uint8) * 255).save(root / split / "masks" / f"{i}.png")
-    return root
-
-
 @pytest.mark.slow
 def test_leave_one_dataset_out_then_a_table_row_per_dataset(tmp_path, capsys):
-    a, b = _write_dataset(tmp_path / "alpha", 0), _write_dataset(tmp_path / "beta", 10)
+    both = {"train": 3, "test": 3}
+    a, b = write_dataset(tmp_path / "alpha", 0, both), write_dataset(tmp_path / "beta", 10, both)
     data = ["--data", str(a), "--data", str(b)]
     with pytest.raises(SystemExit) as exit_info:
         train_main(["--config", str(TINY), *data, "--exclude", "gamma"])
@@ -369,6 +359,7 @@ def test_an_adaptation_validates_on_a_fifth_of_the_new_surface(tmp_path, monkeyp
             samples, settings.val_fraction, settings.seed, settings.stratify_val
         )
         seen["select_by"] = settings.select_by
+        seen["plateau"] = settings.threshold_plateau
         return TrainResult({}, 0.5, 1, {}, [], 0.0)
 
     monkeypatch.setattr(adapt_module, "train", run)
@@ -380,6 +371,8 @@ def test_an_adaptation_validates_on_a_fifth_of_the_new_surface(tmp_path, monkeyp
     assert sum(s.source == adapt_module.NEW for s in train_set) == 16
     assert sum(s.source == "base" for s in val) == 8
     assert seen["select_by"] == f"source:{adapt_module.NEW}"
+    # its threshold: the middle of the new surface's near-best thresholds (ThresholdSweep.best)
+    assert seen["plateau"] == 0.01
 
 
 def test_a_stratified_split_keeps_every_dataset_in_validation():

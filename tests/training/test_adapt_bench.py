@@ -1,0 +1,39 @@
+"""Issue 18: training.adapt_bench runs the portal's adaptation on a dataset and reports it,
+with figures on the surface's train images it left out (for choosing settings, never test)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.training.datasets import write_dataset
+from training.adapt_bench import main as adapt_bench
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_adapt_bench_reports_test_figures_and_the_left_out_train_images(tmp_path, capsys):
+    surface = write_dataset(tmp_path / "data" / "surf", 10, {"train": 5, "test": 2})
+    write_dataset(tmp_path / "data" / "base", 50, {"train": 3})
+    out = tmp_path / "figures.json"
+    default = str(ROOT / "models" / "default")
+    argv = ["--data", str(surface), "--images", "3", "--minutes", "0.02"]
+    adapt_bench([*argv, "--model", default, "--reference", default, "--json", str(out)])
+    printed = capsys.readouterr().out
+    figures = json.loads(out.read_text())
+    assert figures["images"] == 3 and figures["other_train_images"] == 2
+    for key in ("before", "after", "all_data", "other_train_before", "other_train_after"):
+        assert 0.0 <= figures[key]["f1"] <= 1.0 and 0.0 <= figures[key]["ods"] <= 1.0
+    assert "surf test split (2 images)" in printed
+    assert "surf's other 2 train images (not test; for choosing settings)" in printed
+    assert figures["share_of_all_data"] == pytest.approx(
+        figures["after"]["f1"] / figures["all_data"]["f1"]
+    )
+
+
+def test_adapt_bench_refuses_a_start_model_that_saw_the_surface(tmp_path, capsys):
+    surface = write_dataset(tmp_path / "data" / "tunnel-lining", 10, {"train": 2, "test": 1})
+    with pytest.raises(SystemExit):
+        adapt_bench(["--data", str(surface), "--model", str(ROOT / "models" / "default")])
+    assert "was trained on tunnel-lining" in capsys.readouterr().err
