@@ -104,8 +104,8 @@ def test_dice_loss_stays_in_unit_range_and_total_loss_is_not_negative(scale):
 
 
 def test_a_flat_f1_curve_gives_the_middle_of_its_plateau_not_its_noisy_maximum():
-    """4 concrete-uav validation images: F1 within 0.01 of its best from 0.04 to 0.96, the
-    adapted model's threshold jumped between those ends from epoch to epoch."""
+    """On 4 concrete-uav validation images the adapted model's best threshold jumped between
+    0.04 and 0.96 from epoch to epoch at nearly the same F1: a flat curve's maximum is noise."""
     sweep = ThresholdSweep()
     t = sweep.thresholds
     flat = (t >= 0.1) & (t <= 0.9)
