@@ -219,7 +219,14 @@ def test_map_shows_rings_condition_band_zones_and_the_photos_at_close_zoom(
     page.mouse.click(box["x"] + point[0], box["y"] + point[1])
     page.wait_for_function("() => document.getElementById('ring-panel').dataset.segment === '1'")
     assert "Ring 3, segment 1" in page.inner_text("#ring-panel")
+    # the read-out follows the pointer: move off and back (Chromium drops a move to where the
+    # pointer already is) and wait for the mousemove to be handled
+    page.mouse.move(box["x"] + point[0] + 6, box["y"] + point[1] + 6)
     page.mouse.move(box["x"] + point[0], box["y"] + point[1])
+    page.wait_for_function(
+        "() => document.getElementById('cursor-readout').textContent.includes('R3-S1')",
+        timeout=5000,
+    )
     readout = page.inner_text("#cursor-readout")
     assert "R3-S1" in readout and "invert" in readout
 
