@@ -246,12 +246,6 @@ def load(
         config = ModelConfig.load(folder / CONFIG_FILE)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
-    if backend == "openvino-int8":  # its own graph: the float network is not needed
-        from inference.backends import OpenVinoInt8Backend
-        from inference.quantize import check_int8
-
-        cv2.setNumThreads(cpu_threads())  # as below: a CPU backend
-        return Predictor(config, OpenVinoInt8Backend(check_int8(folder)), batch_size=batch_size)
     try:
         network = build_network(config)
     except (ValueError, KeyError, TypeError) as exc:
@@ -274,6 +268,14 @@ def load(
         backend = (
             "openvino-bf16" if openvino_available() else "onnx" if onnx_available() else "torch"
         )
+    if backend == "openvino-int8":
+        from inference.backends import OpenVinoInt8Backend
+        from inference.quantize import StaleInt8Error, check_int8
+
+        try:
+            return Predictor(config, OpenVinoInt8Backend(check_int8(folder)), batch_size=batch_size)
+        except StaleInt8Error as exc:
+            raise ModelLoadError(str(exc)) from exc
     if backend in ("onnx", "openvino", "openvino-bf16"):
         onnx_path = onnx_cache_path(folder)
         sources = (folder / CONFIG_FILE, _weights_path(folder))

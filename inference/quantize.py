@@ -28,16 +28,14 @@ import numpy as np
 
 from inference.arrays import IMAGE_SUFFIXES, normalise
 from inference.config import ModelConfig, fingerprint
-from inference.predictor import ModelLoadError
 
 INT8_FILE = "model-int8.onnx"
 INT8_INFO = "model-int8.json"
 CROP = 320
 
 
-class StaleInt8Error(ModelLoadError):
-    """The int8 file is missing or was made from other weights or settings: the model cannot
-    load on "openvino-int8" (a worker runs it on the default backend instead)."""
+class StaleInt8Error(RuntimeError):
+    """The int8 file is missing or was made from other weights or settings."""
 
 
 def check_int8(folder: Path | str) -> Path:
@@ -128,10 +126,10 @@ def quantize(folder: Path | str, crops: list[np.ndarray], source: str) -> Path:
     with tempfile.TemporaryDirectory() as work:
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        tmp = out.with_suffix(f".tmp{os.getpid()}")
+        quantized = Path(work) / INT8_FILE
         quantize_static(
             str(prepared),
-            str(tmp),
+            str(quantized),
             Crops(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
@@ -139,11 +137,10 @@ def quantize(folder: Path | str, crops: list[np.ndarray], source: str) -> Path:
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
-        try:
-            onnx.checker.check_model(str(tmp))
-            os.replace(tmp, out)  # a reader never sees half a file
-        finally:
-            tmp.unlink(missing_ok=True)
+        onnx.checker.check_model(str(quantized))
+        tmp = out.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(quantized.read_bytes())
+        os.replace(tmp, out)  # a reader never sees half a file
     info = {"fingerprint": fingerprint(folder), "calibration": source, "crops": len(crops)}
     (folder / INT8_INFO).write_text(json.dumps(info, indent=2) + "\n")
     return out

@@ -33,21 +33,23 @@ def get_predictor(version: ModelVersion) -> inference.Predictor:
     with _cache_lock:
         predictor = _predictors.get(key)
         if predictor is None:
-            predictor = _load(folder)
+            predictor = inference.load(folder, backend=_backend_for(folder))
             _predictors.clear()  # keep one model in memory per process
             _predictors[key] = predictor
     return predictor
 
 
-def _load(folder) -> inference.Predictor:
-    """The model on INFERENCE_BACKEND (default "auto"). "openvino-int8" needs a current int8
-    file beside the weights (python -m inference.quantize); a freshly trained or adapted model
-    has none and runs on "auto", with a warning, instead of failing."""
-    from inference.quantize import StaleInt8Error
-
+def _backend_for(folder) -> str:
+    """INFERENCE_BACKEND (default "auto"); "openvino-int8" runs a model only where its folder
+    has a current int8 file (python -m inference.quantize), others on "auto", with a warning:
+    a freshly trained or adapted model has none."""
     backend = os.environ.get("INFERENCE_BACKEND", "").strip() or "auto"
-    try:
-        return inference.load(folder, backend=backend)
-    except StaleInt8Error as exc:
-        logger.warning("%s: running this model on the default backend", exc)
-        return inference.load(folder)
+    if backend == "openvino-int8":
+        from inference.quantize import StaleInt8Error, check_int8
+
+        try:
+            check_int8(folder)
+        except StaleInt8Error as exc:
+            logger.warning("%s: running this model on the default backend", exc)
+            return "auto"
+    return backend
