@@ -127,13 +127,33 @@ def _openvino_cpu_config(precision: str) -> dict:
     }
 
 
+# OpenVINO float: how many input sizes get a model compiled for that size, and when bf16 wins
+STATIC_SHAPES = 8  # per backend; further sizes run on the model compiled with open sizes
+BF16_MARGIN = 0.9  # bf16 is chosen only where it takes at most 90 % of float32's time
+_PROBE = (1, 3, 256, 256)  # the input timed when choosing a precision
+_MEASURED: dict[tuple, dict[str, float]] = {}  # (onnx file, mtime, threads) -> seconds
+
+
+def pick_precision(seconds: dict[str, float]) -> str:
+    """ "bf16" where it measured at most BF16_MARGIN of float32's time per probe, else "f32"."""
+    bf16 = seconds.get("bf16")
+    return "bf16" if bf16 is not None and bf16 <= BF16_MARGIN * seconds["f32"] else "f32"
+
+
 class OpenVinoBackend:
     """OpenVINO on the CPU, from the same ONNX export, on cpu_threads() threads.
 
     precision "f32" gives ONNX Runtime's logits (to ~1e-5); "bf16" runs the convolutions in
-    bfloat16 where the CPU has native bf16 instructions (AVX-512 BF16 or AMX), about twice
-    as fast on such CPUs; elsewhere OpenVINO keeps float32 and `precision` says so. The
-    model card states what bf16 costs in F1 on each test split.
+    bfloat16 where the CPU has native bf16 instructions (elsewhere OpenVINO keeps float32 and
+    `precision` says so); "fastest" (what `inference.load`'s "auto" asks for) times both on
+    this CPU and keeps bf16 only where it is clearly faster. Native bf16 is not always a gain:
+    on a 2-core Xeon with AVX-512 BF16 (2026-11-27) it took 1.2-1.5x float32's time, while on
+    a 2-core AMD EPYC with AVX-512 BF16 it took half. The model card states what bf16 costs in
+    F1 on each test split.
+
+    An input size met a second time gets a model compiled for that size (up to STATIC_SHAPES
+    of them): 14-16 % faster than the model with open sizes on 320x480-1024x1024 inputs, at
+    0.2-0.4 s of compiling. A tiled predictor meets few sizes: its tiles and the edge tiles.
     """
 
     def __init__(self, onnx_path: Path, precision: str = "bf16"):
@@ -141,20 +161,83 @@ class OpenVinoBackend:
 
         import openvino as ov
 
-        core = ov.Core()
-        self.compiled = core.compile_model(
-            core.read_model(str(onnx_path)), "CPU", _openvino_cpu_config(precision)
-        )
+        if precision not in ("f32", "bf16", "fastest"):
+            raise ValueError(f"unknown OpenVINO precision {precision!r}")
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(onnx_path))
+        self.timings: dict[str, float] = {}  # seconds per probe, where "fastest" measured them
+        if precision == "fastest":
+            self.timings = self._time_precisions(Path(onnx_path))
+            precision = pick_precision(self.timings)
+        self._config = _openvino_cpu_config(precision)
+        self.compiled = self._core.compile_model(self._model, "CPU", self._config)
         # what the CPU actually runs: a bf16 request falls back to f32 without native bf16
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.name = "openvino-bf16" if self.precision == "bf16" else "openvino"
+        self._static: dict[tuple, object] = {}  # input shape -> model compiled for it
+        self._seen: dict[tuple, int] = {}
+        self._lock = threading.Lock()
         self._local = threading.local()  # an infer request serves one thread at a time
 
+    def _time_precisions(self, onnx_path: Path) -> dict[str, float]:
+        """Seconds per probe input on this CPU: float32, and bf16 where the CPU has it (the
+        best of three rounds each, interleaved); measured once per process and file."""
+        import time
+
+        key = (str(onnx_path.resolve()), onnx_path.stat().st_mtime, cpu_threads())
+        if key in _MEASURED:
+            return _MEASURED[key]
+        wanted = ["f32"]
+        if "BF16" in self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            wanted.append("bf16")
+        probe = np.random.default_rng(0).standard_normal(_PROBE).astype(np.float32)
+        requests = {
+            p: self._core.compile_model(
+                self._model, "CPU", _openvino_cpu_config(p)
+            ).create_infer_request()
+            for p in wanted
+        }
+        best = {p: float("inf") for p in wanted}
+        for round_ in range(4):  # the first round warms up and is not counted
+            for p, request in requests.items():
+                started = time.perf_counter()
+                for _ in range(3):
+                    request.infer({0: probe})
+                if round_:
+                    best[p] = min(best[p], (time.perf_counter() - started) / 3)
+        _MEASURED[key] = best
+        return best
+
+    def _request(self, shape: tuple):
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = {}
+        if shape in requests:
+            return requests[shape]
+        with self._lock:
+            compiled = self._static.get(shape)
+            if compiled is None:
+                self._seen[shape] = self._seen.get(shape, 0) + 1
+                if self._seen[shape] >= 2 and len(self._static) < STATIC_SHAPES:
+                    model = self._model.clone()
+                    model.reshape(list(shape))
+                    compiled = self._static[shape] = self._core.compile_model(
+                        model, "CPU", self._config
+                    )
+        if compiled is None:  # a size met once so far: the model with open sizes
+            if None not in requests:
+                requests[None] = self.compiled.create_infer_request()
+            return requests[None]
+        requests[shape] = compiled.create_infer_request()
+        return requests[shape]
+
+    @property
+    def static_shapes(self) -> list[tuple]:
+        return list(self._static)
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        result = request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        result = self._request(batch.shape).infer({0: batch})
         return np.array(result[0][:, 0])  # a copy: the request reuses its output buffer
 
 

@@ -113,6 +113,7 @@ def _measure(
             from inference.geometry import extract_cracks
 
             predictor = inference.load(model_dir, device=device, backend=kind)
+            result["runs_as"] = predictor.backend_name
             per_image = (
                 _time(lambda: predictor.predict_proba_many(small), 1, 0 if quick else 3) / n_small
             )
@@ -192,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backends",
         default=None,
-        help="backends of the default model to measure (default: torch,onnx,openvino-bf16 "
-        "on the CPU; torch,torch-bf16 on CUDA)",
+        help="backends of the default model to measure (default: torch,onnx,openvino,openvino-bf16,auto "
+        "on the CPU; auto is what the portal runs; torch,torch-bf16 on CUDA)",
     )
     parser.add_argument(
         "--device", choices=["cpu", "cuda"], default="cpu", help="where both models run"
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             parser.error("--device cuda: no CUDA device here")
     chosen = args.backends or (
-        "torch,torch-bf16" if args.device == "cuda" else "torch,onnx,openvino-bf16"
+        "torch,torch-bf16" if args.device == "cuda" else "torch,onnx,openvino,openvino-bf16,auto"
     )
     installed = {"onnx": onnx_available(), "openvino": openvino_available()}
     backends = [
@@ -251,23 +252,24 @@ def main(argv: list[str] | None = None) -> int:
     baseline = rows[0]
     print()
     print(
-        f"{'configuration':<34}{'img/s':>9}{'MP/s':>8}{'x base':>8}{'4096² s':>10}{'geom ms':>9}"
+        f"{'configuration':<38}{'img/s':>9}{'MP/s':>8}{'x base':>8}{'4096² s':>10}{'geom ms':>9}"
         f"{'peak MB':>9}{'spread':>8}"
     )
     for row in rows:
         if "error" in row:
-            print(f"{row['config']:<34} failed: {row['error']}")
+            print(f"{row['config']:<38} failed: {row['error']}")
             continue
         label = (
             "baseline DeepLabV3+MNV2 eager"
             if row["config"] == "baseline"
             else f"default model, {row['config']}"
+            + (f" ({row['runs_as']})" if row["config"] == "auto" else "")
         )
         row["ratio_vs_baseline"] = (
             row["images_per_s"] / baseline["images_per_s"] if "images_per_s" in baseline else None
         )
         print(
-            f"{label:<34}{row['images_per_s']:>9.2f}{row['megapixels_per_s']:>8.2f}"
+            f"{label:<38}{row['images_per_s']:>9.2f}{row['megapixels_per_s']:>8.2f}"
             f"{row['ratio_vs_baseline'] or 0:>8.1f}{row.get('large_s', float('nan')):>10.2f}"
             f"{row.get('geometry_ms_per_image', float('nan')):>9.1f}{row['peak_rss_mb']:>9.0f}"
             f"{100 * row.get('spread', 0):>7.0f}%"

@@ -126,10 +126,10 @@ def quantize(folder: Path | str, crops: list[np.ndarray], source: str) -> Path:
     with tempfile.TemporaryDirectory() as work:
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        quantized = Path(work) / INT8_FILE
+        tmp = out.with_suffix(f".tmp{os.getpid()}")
         quantize_static(
             str(prepared),
-            str(quantized),
+            str(tmp),
             Crops(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
@@ -137,10 +137,11 @@ def quantize(folder: Path | str, crops: list[np.ndarray], source: str) -> Path:
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
-        onnx.checker.check_model(str(quantized))
-        tmp = out.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(quantized.read_bytes())
-        os.replace(tmp, out)  # a reader never sees half a file
+        try:
+            onnx.checker.check_model(str(tmp))
+            os.replace(tmp, out)  # a reader never sees half a file
+        finally:
+            tmp.unlink(missing_ok=True)
     info = {"fingerprint": fingerprint(folder), "calibration": source, "crops": len(crops)}
     (folder / INT8_INFO).write_text(json.dumps(info, indent=2) + "\n")
     return out

@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    before = evaluate_model(inference.load(args.model), args.data, "test")
+    start = inference.load(args.model)
+    before = evaluate_model(start, args.data, "test")
     reference = evaluate_model(inference.load(args.reference), args.data, "test")
     from inference.predictor import _load_state_dict
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         # the surface's other train images: validation figures for choosing settings (never test)
         names = {s.name for s in new}
         rest = [s for s in new_all if s.name not in names]
-        rest_before = judge(inference.load(args.model), rest) if rest else None
+        rest_before = judge(start, rest) if rest else None
         rest_after = judge(adapted, rest) if rest else None
     wall = time.monotonic() - started
 

@@ -130,15 +130,47 @@ def test_openvino_float32_gives_onnx_runtime_probabilities(tiny_model_dir):
     np.testing.assert_array_equal(first, openvino.backend(np.zeros((1, 3, 64, 64), np.float32)))
 
 
-def test_auto_backend_on_cpu_is_openvino(tiny_model_dir):
+def test_bf16_is_chosen_only_where_it_measured_clearly_faster():
+    from inference.backends import pick_precision
+
+    # a 2-core Xeon with AVX-512 BF16 (2026-11-27): bf16 took 1.4x float32's time
+    assert pick_precision({"f32": 0.0100, "bf16": 0.0140}) == "f32"
+    assert pick_precision({"f32": 0.0100, "bf16": 0.0095}) == "f32"  # within the margin
+    assert pick_precision({"f32": 0.0100, "bf16": 0.0050}) == "bf16"  # an AMD EPYC's figures
+    assert pick_precision({"f32": 0.0100}) == "f32"  # no native bf16: not measured
+
+
+def test_auto_backend_on_cpu_is_openvino_at_the_precision_it_measured_faster(tiny_model_dir):
     predictor = inference.load(tiny_model_dir)
-    # bf16 where the CPU has native bf16 instructions, float32 elsewhere
+    backend = predictor.backend
     assert predictor.backend_name == (
-        "openvino-bf16" if predictor.backend.precision == "bf16" else "openvino"
+        "openvino-bf16" if backend.precision == "bf16" else "openvino"
+    )
+    # float32 is always timed, bf16 where the CPU has it; the faster one by the rule runs
+    assert backend.timings["f32"] > 0
+    assert backend.precision == (
+        "bf16" if backend.timings.get("bf16", 1e9) <= 0.9 * backend.timings["f32"] else "f32"
     )
     # OpenVINO pins its threads to the first cores by default: two worker processes with
     # INFERENCE_THREADS=1 then shared one core (measured: 2 processes ran 1.1-1.4x one)
     assert predictor.backend.compiled.get_property("ENABLE_CPU_PINNING") is False
+
+
+def test_openvino_compiles_a_size_met_twice_for_that_size_with_the_same_logits(tiny_model_dir):
+    from inference.backends import STATIC_SHAPES
+
+    backend = inference.load(tiny_model_dir, backend="openvino").backend
+    batch = np.random.default_rng(3).standard_normal((2, 3, 96, 160)).astype(np.float32)
+    first = backend(batch)  # met once: the model with open sizes
+    assert backend.static_shapes == []
+    second = backend(batch)  # met twice: compiled for (2, 3, 96, 160)
+    assert backend.static_shapes == [(2, 3, 96, 160)]
+    np.testing.assert_allclose(second, first, atol=1e-4)
+    for side in range(STATIC_SHAPES + 2):  # past the bound, sizes stay on the open model
+        other = np.zeros((1, 3, 64, 64 + 32 * side), np.float32)
+        backend(other)
+        assert backend(other).shape == (1, 64, 64 + 32 * side)
+    assert len(backend.static_shapes) == STATIC_SHAPES
 
 
 def test_an_unknown_backend_is_refused_with_the_choices(tiny_model_dir):
