@@ -56,6 +56,30 @@ def check_int8(folder: Path | str) -> Path:
     return path
 
 
+def _square_crop(image: np.ndarray, rng: random.Random) -> np.ndarray:
+    """A random square crop of CROP px (or the largest multiple of 32 the image holds)."""
+    h, w = image.shape[:2]
+    side = min(CROP, h, w) // 32 * 32
+    y, x = rng.randrange(h - side + 1), rng.randrange(w - side + 1)
+    return image[y : y + side, x : x + side]
+
+
+def crops_of_images(
+    config: ModelConfig, images: list[np.ndarray], count: int = 40, seed: int = 0
+) -> list[np.ndarray]:
+    """Normalised (1, 3, S, S) crops of `count` of these RGB images (a training run's own
+    images: what a model the portal trained is calibrated on)."""
+    rng = random.Random(seed)
+    usable = [im for im in images if min(im.shape[:2]) >= 32]
+    chosen = rng.sample(usable, min(count, len(usable)))
+    if not chosen:
+        raise ValueError("no calibration images of at least 32 px")
+    return [
+        normalise(_square_crop(im, rng), config.mean, config.std)[None].astype(np.float32)
+        for im in chosen
+    ]
+
+
 def calibration_crops(
     config: ModelConfig, data: list[Path], per_dataset: int = 8, seed: int = 0
 ) -> tuple[list[np.ndarray], str]:
@@ -75,10 +99,7 @@ def calibration_crops(
                 image = cv2.imread(str(path), cv2.IMREAD_COLOR)
                 if image is None or min(image.shape[:2]) < 32:
                     continue  # unreadable or too small: the next one
-                h, w = image.shape[:2]
-                side = min(CROP, h, w) // 32 * 32  # a smaller image: its largest square
-                y, x = rng.randrange(h - side + 1), rng.randrange(w - side + 1)
-                crops.append(cv2.cvtColor(image[y : y + side, x : x + side], cv2.COLOR_BGR2RGB))
+                crops.append(cv2.cvtColor(_square_crop(image, rng), cv2.COLOR_BGR2RGB))
                 taken += 1
                 if taken == per_dataset:
                     break

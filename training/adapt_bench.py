@@ -2,6 +2,7 @@
 
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
+        [--backend B]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -23,7 +24,9 @@ import time
 from pathlib import Path
 
 import inference
+from inference.backends import openvino_available
 from inference.config import ModelConfig
+from inference.predictor import BACKENDS
 from training.adapt import AdaptSettings, adapt, judge
 from training.data import load_train_split
 from training.evaluate import evaluate_model
@@ -48,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, help="export the adapted model here")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="how every model runs (default: OpenVINO float32 where installed, else auto): one "
+        "runtime for all three, as auto may run the all-data model in int8 and the others not",
+    )
     args = parser.parse_args(argv)
 
     name = args.data.name
@@ -75,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    start = inference.load(args.model)
+    backend = args.backend or ("openvino" if openvino_available() else "auto")
+    start = inference.load(args.model, backend=backend)
     before = evaluate_model(start, args.data, "test")
-    reference = evaluate_model(inference.load(args.reference), args.data, "test")
+    reference = evaluate_model(inference.load(args.reference, backend=backend), args.data, "test")
     from inference.predictor import _load_state_dict
 
     started = time.monotonic()
@@ -102,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_seconds": round(result.seconds, 1),
         }
         export_model_version(result.state_dict, config, out)
-        adapted = inference.load(out)
+        adapted = inference.load(out, backend=backend)
         after = evaluate_model(adapted, args.data, "test")
         # the surface's other train images: validation figures for choosing settings (never test)
         names = {s.name for s in new}

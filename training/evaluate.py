@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except inference.ModelLoadError as exc:
         parser.exit(2, f"error: {exc}\n")
     predictor.flip_tta = args.tta
+    # "auto" runs what the workers run here: float32, bf16 or int8, whichever this CPU runs
+    # fastest (the model card gives each one's figures)
+    print(f"the network runs on {predictor.backend_name}", file=sys.stderr, flush=True)
     if len(args.data) > 1:
         if args.record:
             parser.error("--record takes one --data")

@@ -329,7 +329,11 @@ def _workdir(run: TrainingRun) -> Path:
     return Path(settings.VAR_DIR) / "training" / f"run-{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}"
 
 
-def _register(run: TrainingRun, state_dict, model_config, metrics: dict, provenance: dict):
+def _register(
+    run: TrainingRun, state_dict, model_config, metrics: dict, provenance: dict, samples=()
+):
+    """Export the model, make its int8 file from crops of the run's training images (so a CPU
+    worker can run it as fast as the default), publish and register it (not activated)."""
     from training.export import export_model_version
 
     model_config.name = f"{model_config.name}-run{run.pk}"
@@ -337,12 +341,30 @@ def _register(run: TrainingRun, state_dict, model_config, metrics: dict, provena
     model_config.metrics = metrics
     folder = Path(settings.TRAINED_MODEL_DIR) / model_config.name
     export_model_version(state_dict, model_config, folder)
+    if samples:
+        _quantize(run, folder, model_config, samples)
     # a copy in media storage: inference workers on other hosts load it from there
     prefix = f"models/{model_config.name}"
     media.publish_tree(folder, prefix)
     return register_model_version(
         folder=folder, name=model_config.name, training_run=run, stored_prefix=prefix
     )
+
+
+def _quantize(run: TrainingRun, folder: Path, model_config, samples) -> None:
+    """model-int8.onnx beside the weights, calibrated on 40 crops of the run's images; where
+    that fails the model still registers and runs in float ("auto" passes over int8)."""
+    try:
+        from inference.backends import openvino_available
+        from inference.quantize import crops_of_images, quantize
+
+        if not openvino_available():
+            return
+        crops = crops_of_images(model_config, [s.image for s in samples])
+        quantize(folder, crops, f"{len(crops)} crops of training run #{run.pk}'s images")
+        _log(run.pk, f"int8 model made from {len(crops)} crops of this run's images")
+    except Exception as exc:  # the float model is still good
+        _log(run.pk, f"no int8 model ({type(exc).__name__}: {exc}); it runs in float")
 
 
 def execute_training_run(*, run_id: int) -> None:
@@ -423,7 +445,7 @@ def _train(run: TrainingRun):
         "machine": "portal training worker",
     }
     metrics = {"val": {k: round(v, 4) for k, v in result.best_val.items()}}
-    return _register(run, result.state_dict, model_config, metrics, provenance)
+    return _register(run, result.state_dict, model_config, metrics, provenance, samples)
 
 
 def _base_samples(datasets: dict[str, str]):
@@ -456,6 +478,7 @@ def _adapt(run: TrainingRun):
     """Fine-tune the active model on the tunnels' verified annotations (a fifth held back)
     plus a share of the base datasets; then judge it against the model it started from."""
     import inference
+    from inference.backends import openvino_available
     from training.adapt import AdaptSettings, adapt, compare, hold_back, judge
 
     tunnel_ids = list(run.tunnels.values_list("pk", flat=True))
@@ -491,7 +514,11 @@ def _adapt(run: TrainingRun):
     # judge the candidate against the model it started from, on the same images
     folder = _workdir(run) / "candidate"
     export_model_version(result.state_dict, model_config, folder)
-    active, candidate = inference.load(run.init_from.folder), inference.load(folder)
+    # both in float32, so the comparison is of the weights alone (on a CPU "auto" may run the
+    # active model in int8, while the candidate has no int8 file yet)
+    float32 = "openvino" if openvino_available() else "auto"
+    active = inference.load(run.init_from.folder, backend=float32)
+    candidate = inference.load(folder, backend=float32)
     _log(run.pk, f"judging on {len(held)} held-back images and the base test splits")
     held_active, held_candidate = judge(active, held), judge(candidate, held)
     tests = {}
@@ -529,4 +556,4 @@ def _adapt(run: TrainingRun):
         "train_seconds": round(result.seconds, 1),
         "machine": "portal training worker",
     }
-    return _register(run, result.state_dict, model_config, metrics, provenance)
+    return _register(run, result.state_dict, model_config, metrics, provenance, learn + base)

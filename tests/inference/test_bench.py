@@ -19,7 +19,11 @@ def test_bench_reports_the_median_and_spread_of_repeats(tmp_path):
         assert len(row["images_per_s_runs"]) == 2 and row["spread"] >= 0
         assert min(row["images_per_s_runs"]) <= row["images_per_s"] <= max(row["images_per_s_runs"])
     # "auto" is measured as what the portal runs, and the row says which backend that was
-    assert ours["config"] == "auto" and ours["runs_as"] in ("openvino", "openvino-bf16")
+    assert ours["config"] == "auto" and ours["runs_as"] in (
+        "openvino",
+        "openvino-bf16",
+        "openvino-int8",
+    )
     assert report["speedup_vs_baseline"] == pytest.approx(
         ours["images_per_s"] / baseline["images_per_s"]
     )

@@ -211,3 +211,30 @@ def test_normalise_by_table_equals_the_arithmetic():
     assert out.dtype == np.float32 and out.shape == (3, 37, 53)
     np.testing.assert_array_equal(out, expected.transpose(2, 0, 1))
     np.testing.assert_array_equal(normalise(image.astype(np.float32), mean, std), out)
+
+
+def test_a_signal_handler_still_runs_after_openvino_models_come_and_go(tiny_model_dir):
+    """Each OpenVINO Core set the thread's alternate signal stack and put back the one it
+    found when it went; two dropped out of order left a freed stack in place, and the next
+    Python signal handler (torch's SIGCHLD one, from any multi-process data loader) crashed
+    the process: CI ended in a segmentation fault. Now every backend shares one Core."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, signal, inference
+ran = []
+signal.signal(signal.SIGUSR1, lambda *_: ran.append(1))
+first = inference.load({str(tiny_model_dir)!r}, backend="openvino")
+second = inference.load({str(tiny_model_dir)!r}, backend="openvino-bf16")
+del first  # the older one goes first
+os.kill(os.getpid(), signal.SIGUSR1)
+del second
+os.kill(os.getpid(), signal.SIGUSR1)
+print("handled", len(ran))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    assert "handled 2" in done.stdout

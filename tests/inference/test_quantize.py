@@ -73,3 +73,25 @@ def test_quantize_refuses_a_folder_that_is_no_model(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         quantize_main(["--model", str(tmp_path)])
     assert exit_.value.code == 2 and "not a model folder" in capsys.readouterr().err
+
+
+def test_auto_runs_a_current_int8_model_where_it_measured_clearly_faster(quantized, tmp_path):
+    from inference.backends import INT8_MARGIN, pick_precision
+
+    predictor = inference.load(quantized)  # "auto"
+    timings = dict(predictor.backend.timings)
+    int8_seconds = timings.pop("int8")
+    float_seconds = timings[pick_precision(timings)]  # float32 or bf16, the faster by its rule
+    assert int8_seconds > 0 and float_seconds > 0
+    clearly_faster = int8_seconds <= INT8_MARGIN * float_seconds
+    assert (predictor.backend_name == "openvino-int8") == clearly_faster
+    # a stale int8 file is passed over without an error: the float model runs
+    folder = tmp_path / "changed"
+    shutil.copytree(quantized, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["tile_overlap"] = config["tile_overlap"] + 32
+    (folder / "config.json").write_text(json.dumps(config))
+    stale = inference.load(folder)
+    assert (
+        stale.backend_name in ("openvino", "openvino-bf16") and "int8" not in stale.backend.timings
+    )

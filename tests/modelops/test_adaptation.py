@@ -2,6 +2,7 @@
 annotations with a fifth held back, then the active model against the candidate on them."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +92,14 @@ def test_an_admin_adapts_the_active_model_and_compares_it_on_held_back_images(
     assert row["name"] == f"portal-{images[4].pk}" and 0 <= row["candidate_f1"] <= 1
     candidate = run.result
     assert not candidate.is_active
+    # it comes with its own int8 model, calibrated on the run's images: a CPU worker can run
+    # it as fast as the default ("auto" would otherwise keep it in float)
+    pytest.importorskip("openvino")
+    from inference.quantize import INT8_INFO, check_int8
+
+    check_int8(candidate.folder)
+    assert "training run #" in (Path(candidate.folder) / INT8_INFO).read_text()
+    assert "int8 model made from" in run.log_tail
     assert {"held-back", "synthetic-test (first 20)", "val"} <= set(candidate.metrics)
     # the activation page compares on the same images: the baseline figures of the run
     comparison = services.compare_versions(candidate, active)
