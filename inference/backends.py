@@ -184,7 +184,34 @@ def pick_precision(seconds: dict[str, float]) -> str:
     return "bf16" if bf16 is not None and bf16 <= BF16_MARGIN * seconds["f32"] else "f32"
 
 
-class OpenVinoBackend:
+class _OpenVinoRequests:
+    """What both OpenVINO backends share: the process's Core, the model read once, a graph
+    compiled for an input shape, infer requests per thread, and the call itself."""
+
+    def __init__(self, onnx_path: Path):
+        self._core = openvino_core()
+        self._model = self._core.read_model(str(onnx_path))
+        self._lock = threading.Lock()
+        self._local = threading.local()  # an infer request serves one thread at a time
+
+    def _compile_for(self, shape: tuple, config: dict):
+        model = self._model.clone()
+        model.reshape(list(shape))
+        return self._core.compile_model(model, "CPU", config)
+
+    def _requests(self) -> dict:
+        requests = getattr(self._local, "requests", None)
+        if requests is None:
+            requests = self._local.requests = {}
+        return requests
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        result = self._request(batch.shape).infer({0: batch})
+        return np.array(result[0][:, 0])  # a copy: the request reuses its output buffer
+
+
+class OpenVinoBackend(_OpenVinoRequests):
     """OpenVINO on the CPU, from the same ONNX export, on cpu_threads() threads.
 
     precision "f32" gives ONNX Runtime's logits (to ~1e-5); "bf16" runs the convolutions in
@@ -203,25 +230,26 @@ class OpenVinoBackend:
     def __init__(self, onnx_path: Path, precision: str = "bf16"):
         if precision not in ("f32", "bf16", "fastest"):
             raise ValueError(f"unknown OpenVINO precision {precision!r}")
-        self._core = openvino_core()
-        self._model = self._core.read_model(str(onnx_path))
+        super().__init__(onnx_path)
         self.timings: dict[str, float] = {}  # seconds per probe, where "fastest" measured them
+        timed: dict[str, object] = {}  # the graphs compiled to time them, kept for reuse
         if precision == "fastest":
-            self.timings = self._time_precisions(Path(onnx_path))
+            self.timings = self._time_precisions(Path(onnx_path), timed)
             precision = pick_precision(self.timings)
         self._config = _openvino_cpu_config(precision)
-        self.compiled = self._core.compile_model(self._model, "CPU", self._config)
+        self.compiled = timed.get(precision) or self._core.compile_model(
+            self._model, "CPU", self._config
+        )
         # what the CPU actually runs: a bf16 request falls back to f32 without native bf16
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.name = "openvino-bf16" if self.precision == "bf16" else "openvino"
         self._static: dict[tuple, object] = {}  # input shape -> model compiled for it
         self._seen: dict[tuple, int] = {}
-        self._lock = threading.Lock()
-        self._local = threading.local()  # an infer request serves one thread at a time
 
-    def _time_precisions(self, onnx_path: Path) -> dict[str, float]:
+    def _time_precisions(self, onnx_path: Path, timed: dict) -> dict[str, float]:
         """Seconds per probe input on this CPU: float32, and bf16 where the CPU has it (the
-        best of three rounds each, interleaved); measured once per process and file."""
+        best of three rounds each); measured once per process and file. The graphs compiled
+        for it are left in `timed`."""
         key = (str(onnx_path.resolve()), onnx_path.stat().st_mtime, cpu_threads())
         if key in _MEASURED:
             return _MEASURED[key]
@@ -232,15 +260,14 @@ class OpenVinoBackend:
             # a CPU without native bf16 runs a bf16 request in f32: nothing to time
             if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() != p:
                 continue
+            timed[p] = compiled
             request = compiled.create_infer_request()
             best[p] = best_seconds(lambda x, r=request: r.infer({0: x}), probe)
         _MEASURED[key] = best
         return best
 
     def _request(self, shape: tuple):
-        requests = getattr(self._local, "requests", None)
-        if requests is None:
-            requests = self._local.requests = {}
+        requests = self._requests()
         if shape in requests:
             return requests[shape]
         with self._lock:
@@ -248,11 +275,7 @@ class OpenVinoBackend:
             if compiled is None:
                 self._seen[shape] = self._seen.get(shape, 0) + 1
                 if self._seen[shape] >= 2 and len(self._static) < STATIC_SHAPES:
-                    model = self._model.clone()
-                    model.reshape(list(shape))
-                    compiled = self._static[shape] = self._core.compile_model(
-                        model, "CPU", self._config
-                    )
+                    compiled = self._static[shape] = self._compile_for(shape, self._config)
         if compiled is None:  # a size met once so far: the model with open sizes
             if None not in requests:
                 requests[None] = self.compiled.create_infer_request()
@@ -264,13 +287,8 @@ class OpenVinoBackend:
     def static_shapes(self) -> list[tuple]:
         return list(self._static)
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        result = self._request(batch.shape).infer({0: batch})
-        return np.array(result[0][:, 0])  # a copy: the request reuses its output buffer
 
-
-class OpenVinoInt8Backend:
+class OpenVinoInt8Backend(_OpenVinoRequests):
     """OpenVINO on the CPU running a statically quantised (int8) ONNX graph
     (inference/quantize.py), compiled once for each input size it meets: with the sizes
     left open, OpenVINO 2026.4 gave wrong logits from this graph (the largest logit of a
@@ -280,34 +298,19 @@ class OpenVinoInt8Backend:
     name = "openvino-int8"
 
     def __init__(self, onnx_path: Path):
-        self._core = openvino_core()
-        self._model = self._core.read_model(str(onnx_path))  # read once, sized per input
+        super().__init__(onnx_path)  # the model read once, sized per input
         self._compiled: dict[tuple, object] = {}
-        self._lock = threading.Lock()
-        self._local = threading.local()  # an infer request serves one thread at a time
         self.precision = "int8"
 
     def _request(self, shape: tuple):
-        requests = getattr(self._local, "requests", None)
-        if requests is None:
-            requests = self._local.requests = {}
+        requests = self._requests()
         if shape not in requests:
             with self._lock:
                 if shape not in self._compiled:
-                    model = self._model.clone()
-                    model.reshape(list(shape))
-                    self._compiled[shape] = self._core.compile_model(
-                        model,
-                        "CPU",
-                        _openvino_cpu_config("bf16"),  # for the layers left in float
-                    )
+                    # bf16 for the layers left in float
+                    self._compiled[shape] = self._compile_for(shape, _openvino_cpu_config("bf16"))
             requests[shape] = self._compiled[shape].create_infer_request()
         return requests[shape]
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        result = self._request(batch.shape).infer({0: batch})
-        return np.array(result[0][:, 0])
 
 
 def openvino_available() -> bool:
