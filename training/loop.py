@@ -22,6 +22,7 @@ from training.data import Sample
 from training.lookalikes import draw_lookalikes
 from training.losses import crack_loss
 from training.metrics import ThresholdSweep, best_across
+from training.widen import decoder_widths, widen_state
 
 
 @dataclass
@@ -328,7 +329,10 @@ def train(
 
     network = build_network(config)
     if init_state is not None:  # fine-tune from a model version's weights
-        network.load_state_dict({k: v.float() for k, v in init_state.items()})
+        init_state = {k: v.float() for k, v in init_state.items()}
+        if decoder_widths(init_state) != decoder_widths(network.state_dict()):
+            init_state = widen_state(init_state, network)  # a wider decoder: same logits
+        network.load_state_dict(init_state)
     network = network.to(dev)
     on_gpu = dev.type == "cuda"
     # bf16 autocast on a GPU, and on a CPU that has bf16 in hardware
