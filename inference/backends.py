@@ -222,9 +222,13 @@ class OpenVinoBackend(_OpenVinoRequests):
     a 2-core AMD EPYC with AVX-512 BF16 it took half. The model card states what bf16 costs in
     F1 on each test split.
 
-    An input size met a second time gets a model compiled for that size (up to STATIC_SHAPES
-    of them): 14-16 % faster than the model with open sizes on 320x480-1024x1024 inputs, at
-    0.2-0.4 s of compiling. A tiled predictor meets few sizes: its tiles and the edge tiles.
+    The first STATIC_SHAPES input sizes it meets each get a model compiled for that size the
+    first time (14-16 % faster than the model with open sizes on 320x480-1024x1024 inputs, at
+    0.2-0.4 s of compiling); later sizes always run on the model with open sizes. So one size
+    always runs on one graph: in bf16 the two graphs round differently (up to 4/255 in
+    probability on a 2-core Xeon with AMX, 2026-11-27), and compiling on a size's second
+    sight made the same image's second mask differ from its first by a few pixels. A tiled
+    predictor meets few sizes: its tiles and the edge tiles.
     """
 
     def __init__(self, onnx_path: Path, precision: str = "bf16"):
@@ -244,7 +248,7 @@ class OpenVinoBackend(_OpenVinoRequests):
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.name = "openvino-bf16" if self.precision == "bf16" else "openvino"
         self._static: dict[tuple, object] = {}  # input shape -> model compiled for it
-        self._seen: dict[tuple, int] = {}
+        self._open_sized: set[tuple] = set()  # sizes met after STATIC_SHAPES: the open model
 
     def _time_precisions(self, onnx_path: Path, timed: dict) -> dict[str, float]:
         """Seconds per probe input on this CPU: float32, and bf16 where the CPU has it (the
@@ -272,11 +276,12 @@ class OpenVinoBackend(_OpenVinoRequests):
             return requests[shape]
         with self._lock:
             compiled = self._static.get(shape)
-            if compiled is None:
-                self._seen[shape] = self._seen.get(shape, 0) + 1
-                if self._seen[shape] >= 2 and len(self._static) < STATIC_SHAPES:
+            if compiled is None and shape not in self._open_sized:
+                if len(self._static) < STATIC_SHAPES:
                     compiled = self._static[shape] = self._compile_for(shape, self._config)
-        if compiled is None:  # a size met once so far: the model with open sizes
+                else:
+                    self._open_sized.add(shape)
+        if compiled is None:  # a size met after the first STATIC_SHAPES: open sizes, always
             if None not in requests:
                 requests[None] = self.compiled.create_infer_request()
             return requests[None]

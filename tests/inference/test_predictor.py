@@ -156,20 +156,26 @@ def test_auto_backend_on_cpu_is_openvino_at_the_precision_it_measured_faster(tin
     assert predictor.backend.compiled.get_property("ENABLE_CPU_PINNING") is False
 
 
-def test_openvino_compiles_a_size_met_twice_for_that_size_with_the_same_logits(tiny_model_dir):
+@pytest.mark.parametrize("precision", ["openvino", "openvino-bf16"])
+def test_openvino_runs_one_size_on_one_graph_so_an_input_gives_the_same_logits_every_time(
+    tiny_model_dir, precision
+):
     from inference.backends import STATIC_SHAPES
 
-    backend = inference.load(tiny_model_dir, backend="openvino").backend
+    backend = inference.load(tiny_model_dir, backend=precision).backend
     batch = np.random.default_rng(3).standard_normal((2, 3, 96, 160)).astype(np.float32)
-    first = backend(batch)  # met once: the model with open sizes
-    assert backend.static_shapes == []
-    second = backend(batch)  # met twice: compiled for (2, 3, 96, 160)
+    first = backend(batch)  # compiled for (2, 3, 96, 160) at first sight
     assert backend.static_shapes == [(2, 3, 96, 160)]
-    np.testing.assert_allclose(second, first, atol=1e-4)
-    for side in range(STATIC_SHAPES + 2):  # past the bound, sizes stay on the open model
-        other = np.zeros((1, 3, 64, 64 + 32 * side), np.float32)
-        backend(other)
-        assert backend(other).shape == (1, 64, 64 + 32 * side)
+    # in bf16 the graph with open sizes rounds differently: a second graph for the same size
+    # made the second mask of one image differ from its first (a few pixels)
+    np.testing.assert_array_equal(backend(batch), first)
+    opened = backend.compiled.create_infer_request().infer({0: batch})[0][:, 0]
+    np.testing.assert_allclose(opened, first, atol=1e-4 if backend.precision == "f32" else 0.1)
+    for side in range(STATIC_SHAPES + 2):  # past the bound, sizes run on the open model
+        other = np.random.default_rng(side).standard_normal((1, 3, 64, 64 + 32 * side))
+        once = backend(other.astype(np.float32))
+        assert once.shape == (1, 64, 64 + 32 * side)
+        np.testing.assert_array_equal(backend(other.astype(np.float32)), once)
     assert len(backend.static_shapes) == STATIC_SHAPES
 
 
