@@ -61,7 +61,7 @@ def test_fine_tuning_the_active_model_needs_a_config_of_the_same_network(
             "architecture": "Unet",
             "encoder": "mobilenet_v2",
             "encoder_depth": 4,
-            "decoder_channels": [64, 32, 16, 8],
+            "decoder_channels": [96, 48, 16, 12],
             "in_channels": 3,
         },
         is_active=True,
