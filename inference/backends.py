@@ -5,7 +5,9 @@ A backend maps a normalised float32 batch (N, 3, H, W) to crack logits (N, H, W)
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import tempfile
 import threading
@@ -90,10 +92,14 @@ def onnx_cache_path(model_dir: Path) -> Path:
     digest = hashlib.sha256(
         weights.read_bytes() if weights else str(model_dir).encode()
     ).hexdigest()[:16]
-    cache = Path(
+    return cache_dir() / f"{digest}.onnx"
+
+
+def cache_dir() -> Path:
+    """The host's cache folder: ONNX exports of read-only model folders, measured timings."""
+    return Path(
         os.environ.get("CRACKPORTAL_CACHE", Path(tempfile.gettempdir()) / "crackportal-onnx")
     )
-    return cache / f"{digest}.onnx"
 
 
 class OnnxBackend:
@@ -132,7 +138,9 @@ def _openvino_cpu_config(precision: str) -> dict:
 STATIC_SHAPES = 8  # per backend; further sizes run on the model compiled with open sizes
 BF16_MARGIN = 0.9  # bf16 is chosen only where it takes at most 90 % of float32's time
 _PROBE = (1, 3, 256, 256)  # the input timed when choosing a precision
-_MEASURED: dict[tuple, dict[str, float]] = {}  # (onnx file, mtime, threads) -> seconds
+_MEASURED: dict[str, dict[str, float]] = {}  # host_timings' key -> seconds, this process
+TIMINGS_FILE = "cpu-timings.json"  # in cache_dir(): the host's measured timings
+TIMINGS_KEPT = 200  # entries kept in it, the newest
 # int8 (an F1 change within ±0.003 on every split) is chosen only where it takes at most 75 %
 # of the faster float's time
 INT8_MARGIN = 0.75
@@ -176,6 +184,56 @@ def openvino_core():
 
             _CORE = ov.Core()
         return _CORE
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def host_timings(path: Path, measure) -> dict[str, float]:
+    """measure()'s seconds for the model file at path, measured once per host.
+
+    Every worker process on a host then runs the precision chosen from the same figures:
+    timed per process, figures near a margin chose bf16 in one worker and int8 in another
+    (a 2-core Xeon with AMX, 2026-11-27), so the same image could get two slightly different
+    masks. The figures live in cache_dir()/TIMINGS_FILE, keyed by the file (path, size,
+    modification time), the thread budget and the CPU; delete the file to measure again. A
+    lock keeps two processes starting together from both measuring. Without a writable
+    cache folder each process measures for itself.
+    """
+    stat = Path(path).stat()
+    key = json.dumps(
+        [str(Path(path).resolve()), stat.st_size, stat.st_mtime, cpu_threads(), _cpu_name()]
+    )
+    if key in _MEASURED:
+        return _MEASURED[key]
+    store = cache_dir() / TIMINGS_FILE
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        with open(store.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            try:
+                known = json.loads(store.read_text())
+            except (OSError, ValueError):
+                known = {}
+            if key not in known:
+                known[key] = measure()
+                known = dict(list(known.items())[-TIMINGS_KEPT:])
+                partial = store.with_name(f".{store.name}.{os.getpid()}")
+                partial.write_text(json.dumps(known))
+                os.replace(partial, store)
+            _MEASURED[key] = known[key]
+    except OSError:
+        _MEASURED[key] = measure()
+    return _MEASURED[key]
 
 
 def pick_precision(seconds: dict[str, float]) -> str:
@@ -252,23 +310,23 @@ class OpenVinoBackend(_OpenVinoRequests):
 
     def _time_precisions(self, onnx_path: Path, timed: dict) -> dict[str, float]:
         """Seconds per probe input on this CPU: float32, and bf16 where the CPU has it (the
-        best of three rounds each); measured once per process and file. The graphs compiled
-        for it are left in `timed`."""
-        key = (str(onnx_path.resolve()), onnx_path.stat().st_mtime, cpu_threads())
-        if key in _MEASURED:
-            return _MEASURED[key]
-        probe = probe_input()
-        best = {}
-        for p in ("f32", "bf16"):
-            compiled = self._core.compile_model(self._model, "CPU", _openvino_cpu_config(p))
-            # a CPU without native bf16 runs a bf16 request in f32: nothing to time
-            if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() != p:
-                continue
-            timed[p] = compiled
-            request = compiled.create_infer_request()
-            best[p] = best_seconds(lambda x, r=request: r.infer({0: x}), probe)
-        _MEASURED[key] = best
-        return best
+        best of three rounds each); measured once per host and file (host_timings). The
+        graphs compiled to measure them, if it measured, are left in `timed`."""
+
+        def measure() -> dict[str, float]:
+            probe = probe_input()
+            best = {}
+            for p in ("f32", "bf16"):
+                compiled = self._core.compile_model(self._model, "CPU", _openvino_cpu_config(p))
+                # a CPU without native bf16 runs a bf16 request in f32: nothing to time
+                if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() != p:
+                    continue
+                timed[p] = compiled
+                request = compiled.create_infer_request()
+                best[p] = best_seconds(lambda x, r=request: r.infer({0: x}), probe)
+            return best
+
+        return host_timings(onnx_path, measure)
 
     def _request(self, shape: tuple):
         requests = self._requests()

@@ -228,18 +228,17 @@ class Predictor:
         return image[:, :, :3]
 
 
-_INT8_MEASURED: dict[tuple, float] = {}  # (int8 file, mtime, threads) -> seconds per probe
-
-
 def _fastest_cpu_runtime(folder: Path, network) -> object:
     """ "auto" on the CPU with OpenVINO: float32 or bf16, whichever this CPU runs faster (see
     OpenVinoBackend); then the folder's int8 model where it has a current one and it takes at
     most INT8_MARGIN of that time (its F1 cost is in the model card: within ±0.003 of float32
-    on every validation and test split of the default). Times measured once per process."""
+    on every validation and test split of the default). Times measured once per host
+    (backends.host_timings): every worker on a host makes the same choice."""
     from inference.backends import (
         INT8_MARGIN,
         OpenVinoInt8Backend,
         best_seconds,
+        host_timings,
         probe_input,
     )
     from inference.quantize import StaleInt8Error, check_int8
@@ -250,13 +249,11 @@ def _fastest_cpu_runtime(folder: Path, network) -> object:
     except StaleInt8Error:
         return float_runtime  # a new or adapted model has none until `inference.quantize`
     int8 = OpenVinoInt8Backend(int8_path)
-    key = (str(int8_path.resolve()), int8_path.stat().st_mtime, cpu_threads())
-    if key not in _INT8_MEASURED:
-        _INT8_MEASURED[key] = best_seconds(int8, probe_input())
+    int8_seconds = host_timings(int8_path, lambda: {"int8": best_seconds(int8, probe_input())})
     # both report every time measured, whichever runs (a new dict: the float times are cached)
-    timings = {"int8": _INT8_MEASURED[key], **float_runtime.timings}
+    timings = {**int8_seconds, **float_runtime.timings}
     int8.timings = float_runtime.timings = timings
-    if _INT8_MEASURED[key] <= INT8_MARGIN * timings[float_runtime.precision]:
+    if timings["int8"] <= INT8_MARGIN * timings[float_runtime.precision]:
         return int8
     return float_runtime
 

@@ -1,6 +1,7 @@
 """Model-version folders, loading without network, and tiled prediction of any size."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -154,6 +155,32 @@ def test_auto_backend_on_cpu_is_openvino_at_the_precision_it_measured_faster(tin
     # OpenVINO pins its threads to the first cores by default: two worker processes with
     # INFERENCE_THREADS=1 then shared one core (measured: 2 processes ran 1.1-1.4x one)
     assert predictor.backend.compiled.get_property("ENABLE_CPU_PINNING") is False
+
+
+def test_auto_times_a_model_once_per_host_so_every_worker_runs_the_same_precision(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    from inference import backends
+
+    monkeypatch.setenv("CRACKPORTAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(backends, "_MEASURED", {})  # a fresh process
+    first = inference.load(tiny_model_dir)
+    assert (tmp_path / "cache" / backends.TIMINGS_FILE).is_file()
+
+    def measured_again(*args, **kwargs):
+        raise AssertionError("a second process measured the same model again")
+
+    monkeypatch.setattr(backends, "_MEASURED", {})  # another worker process on this host
+    monkeypatch.setattr(backends, "best_seconds", measured_again)
+    second = inference.load(tiny_model_dir)
+    assert second.backend.timings == first.backend.timings
+    assert second.backend_name == first.backend_name
+    # new weights (a new ONNX export) are measured afresh
+    monkeypatch.setattr(backends, "best_seconds", lambda run, probe: 0.5)
+    onnx = backends.onnx_cache_path(tiny_model_dir)
+    os.utime(onnx, (onnx.stat().st_atime, onnx.stat().st_mtime + 5))
+    third = inference.load(tiny_model_dir)
+    assert third.backend.timings["f32"] == 0.5 and third.backend_name == "openvino"
 
 
 @pytest.mark.parametrize("precision", ["openvino", "openvino-bf16"])
