@@ -251,6 +251,7 @@ class _OpenVinoRequests:
         self._model = self._core.read_model(str(onnx_path))
         self._lock = threading.Lock()
         self._local = threading.local()  # an infer request serves one thread at a time
+        self.timings: dict[str, float] = {}  # seconds per probe, where "auto" measured them
 
     def _compile_for(self, shape: tuple, config: dict):
         model = self._model.clone()
@@ -293,7 +294,6 @@ class OpenVinoBackend(_OpenVinoRequests):
         if precision not in ("f32", "bf16", "fastest"):
             raise ValueError(f"unknown OpenVINO precision {precision!r}")
         super().__init__(onnx_path)
-        self.timings: dict[str, float] = {}  # seconds per probe, where "fastest" measured them
         timed: dict[str, object] = {}  # the graphs compiled to time them, kept for reuse
         if precision == "fastest":
             self.timings = self._time_precisions(Path(onnx_path), timed)
@@ -318,7 +318,10 @@ class OpenVinoBackend(_OpenVinoRequests):
             best = {}
             for p in ("f32", "bf16"):
                 compiled = self._core.compile_model(self._model, "CPU", _openvino_cpu_config(p))
-                # a CPU without native bf16 runs a bf16 request in f32: nothing to time
+                # a CPU without native bf16 runs a bf16 request in f32: nothing to time. (Asking
+                # the CPU's OPTIMIZATION_CAPABILITIES instead replaces this thread's alternate
+                # signal stack with one that does not last: the next Python signal handler,
+                # torch's SIGCHLD one, then crashed the process.)
                 if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() != p:
                     continue
                 timed[p] = compiled

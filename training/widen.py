@@ -40,8 +40,8 @@ def widen_state(
 ) -> dict[str, torch.Tensor]:
     """network's state dict with state's weights in the first channels (see the module doc).
 
-    Tensors of equal shape are copied; a decoder or head tensor of another shape must be
-    at least as large in every dimension. Raises ValueError where state does not fit.
+    Tensors of equal shape are copied (equal shape means the same channels in and out); a
+    decoder or head tensor of another shape must be at least as large in every dimension. Raises ValueError where state does not fit.
     """
     target = {k: v.detach().clone() for k, v in network.state_dict().items()}
     missing = sorted(set(target) ^ set(state))
@@ -52,24 +52,17 @@ def widen_state(
         raise ValueError(f"decoder {old} cannot be widened to {new}")
     for key, value in state.items():
         have = target[key]
-        if have.shape == value.shape and (key.startswith("encoder.") or old == new):
+        if have.shape == value.shape:  # the same channels in and out: the same layout
             have.copy_(value)
             continue
         match = _BLOCK.fullmatch(key)
-        if key.startswith("encoder.") or (
-            match is None and not key.startswith("segmentation_head.")
-        ):
+        if match is None and not key.startswith("segmentation_head."):
             raise ValueError(f"{key}: {tuple(value.shape)} does not fit {tuple(have.shape)}")
-        if match is None:  # the head reads the last block's channels
-            if value.dim() == 4:
-                _fan_in(value, have, new[-1], old[-1])
-            else:
-                have.copy_(value)
+        if match is None:  # the head's convolution reads the last block's channels
+            _fan_in(value, have, new[-1], old[-1])
             continue
         block, conv, part = int(match[1]), match[2], match[3]
-        if value.dim() == 0:  # num_batches_tracked
-            have.copy_(value)
-        elif part == "1":  # batch norm: the old channels first, the new keep their defaults
+        if part == "1":  # batch norm: the old channels first, the new keep their defaults
             have[: value.shape[0]] = value
         elif conv == "conv2":  # reads its own block's conv1
             _fan_in(value, have, new[block], old[block])
