@@ -242,6 +242,35 @@ def pick_precision(seconds: dict[str, float]) -> str:
     return "bf16" if bf16 is not None and bf16 <= BF16_MARGIN * seconds["f32"] else "f32"
 
 
+def float_timings(onnx_path: Path, core=None, model=None, timed: dict | None = None):
+    """Seconds per probe input of a float32 ONNX model on this CPU: float32, and bf16 where the
+    CPU has it (the best of three rounds each); measured once per host and file
+    (host_timings), so a worker that finds them measured compiles nothing here. The graphs
+    compiled to measure them, if it measured, are left in `timed`."""
+
+    def measure() -> dict[str, float]:
+        nonlocal core, model
+        core = core or openvino_core()
+        model = model or core.read_model(str(onnx_path))
+        probe = probe_input()
+        best = {}
+        for p in ("f32", "bf16"):
+            compiled = core.compile_model(model, "CPU", _openvino_cpu_config(p))
+            # a CPU without native bf16 runs a bf16 request in f32: nothing to time. (Asking
+            # the CPU's OPTIMIZATION_CAPABILITIES instead replaces this thread's alternate
+            # signal stack with one that does not last: the next Python signal handler,
+            # torch's SIGCHLD one, then crashed the process.)
+            if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() != p:
+                continue
+            if timed is not None:
+                timed[p] = compiled
+            request = compiled.create_infer_request()
+            best[p] = best_seconds(lambda x, r=request: r.infer({0: x}), probe)
+        return best
+
+    return host_timings(Path(onnx_path), measure)
+
+
 class _OpenVinoRequests:
     """What both OpenVINO backends share: the process's Core, the model read once, a graph
     compiled for an input shape, infer requests per thread, and the call itself."""
@@ -296,7 +325,7 @@ class OpenVinoBackend(_OpenVinoRequests):
         super().__init__(onnx_path)
         timed: dict[str, object] = {}  # the graphs compiled to time them, kept for reuse
         if precision == "fastest":
-            self.timings = self._time_precisions(Path(onnx_path), timed)
+            self.timings = float_timings(Path(onnx_path), self._core, self._model, timed)
             precision = pick_precision(self.timings)
         self._config = _openvino_cpu_config(precision)
         self.compiled = timed.get(precision) or self._core.compile_model(
@@ -307,29 +336,6 @@ class OpenVinoBackend(_OpenVinoRequests):
         self.name = "openvino-bf16" if self.precision == "bf16" else "openvino"
         self._static: dict[tuple, object] = {}  # input shape -> model compiled for it
         self._open_sized: set[tuple] = set()  # sizes met after STATIC_SHAPES: the open model
-
-    def _time_precisions(self, onnx_path: Path, timed: dict) -> dict[str, float]:
-        """Seconds per probe input on this CPU: float32, and bf16 where the CPU has it (the
-        best of three rounds each); measured once per host and file (host_timings). The
-        graphs compiled to measure them, if it measured, are left in `timed`."""
-
-        def measure() -> dict[str, float]:
-            probe = probe_input()
-            best = {}
-            for p in ("f32", "bf16"):
-                compiled = self._core.compile_model(self._model, "CPU", _openvino_cpu_config(p))
-                # a CPU without native bf16 runs a bf16 request in f32: nothing to time. (Asking
-                # the CPU's OPTIMIZATION_CAPABILITIES instead replaces this thread's alternate
-                # signal stack with one that does not last: the next Python signal handler,
-                # torch's SIGCHLD one, then crashed the process.)
-                if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() != p:
-                    continue
-                timed[p] = compiled
-                request = compiled.create_infer_request()
-                best[p] = best_seconds(lambda x, r=request: r.infer({0: x}), probe)
-            return best
-
-        return host_timings(onnx_path, measure)
 
     def _request(self, shape: tuple):
         requests = self._requests()

@@ -95,3 +95,38 @@ def test_auto_runs_a_current_int8_model_where_it_measured_clearly_faster(quantiz
     assert (
         stale.backend_name in ("openvino", "openvino-bf16") and "int8" not in stale.backend.timings
     )
+
+
+@pytest.mark.parametrize("int8_seconds, runs", [(0.01, "openvino-int8"), (0.029, "openvino")])
+def test_a_worker_with_current_exports_and_timings_builds_only_the_runtime_it_runs(
+    quantized, tmp_path, monkeypatch, int8_seconds, runs
+):
+    """Start-up: once a host has the ONNX export and the timings, "auto" neither builds the
+    torch network (segmentation-models-pytorch's import: seconds) nor, when int8 wins,
+    compiles the float graph it would drop."""
+    from inference import backends, predictor
+
+    folder = tmp_path / "model"
+    shutil.copytree(quantized, folder)
+    inference.load(folder, backend="openvino")  # the first worker on the host: exports ONNX
+    seconds = {"f32": 0.03, "int8": int8_seconds}  # no bf16: float32 is the float choice
+
+    def known(path, measure):  # every figure already measured on this host
+        return {k: v for k, v in seconds.items() if (k == "int8") == ("int8" in Path(path).name)}
+
+    def never(*args, **kwargs):
+        raise AssertionError("built at start-up though nothing needed it")
+
+    monkeypatch.setattr(backends, "host_timings", known)
+    monkeypatch.setattr(predictor, "build_network", never)
+    if runs == "openvino-int8":
+        monkeypatch.setattr(predictor, "OpenVinoBackend", never)
+    started = inference.load(folder)
+    assert started.backend_name == runs
+    assert started.backend.timings == seconds
+    mask = started.predict_mask(survey_image(160, 96, n_cracks=1, seed=4)[0])
+    assert mask.shape == (96, 160)
+    # new weights: the export is stale, so the network is built again (and refused here)
+    (folder / "weights.safetensors").touch()
+    with pytest.raises(AssertionError, match="built at start-up"):
+        inference.load(folder)
