@@ -319,11 +319,12 @@ class OpenVinoBackend(_OpenVinoRequests):
     predictor meets few sizes: its tiles and the edge tiles.
     """
 
-    def __init__(self, onnx_path: Path, precision: str = "bf16"):
+    def __init__(self, onnx_path: Path, precision: str = "bf16", timed: dict | None = None):
         if precision not in ("f32", "bf16", "fastest"):
             raise ValueError(f"unknown OpenVINO precision {precision!r}")
         super().__init__(onnx_path)
-        timed: dict[str, object] = {}  # the graphs compiled to time them, kept for reuse
+        # the graphs compiled to time the precisions (float_timings), kept for reuse
+        timed = {} if timed is None else timed
         if precision == "fastest":
             self.timings = float_timings(Path(onnx_path), self._core, self._model, timed)
             precision = pick_precision(self.timings)

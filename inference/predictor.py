@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import groupby
@@ -252,7 +253,8 @@ def _fastest_cpu_runtime(folder: Path, network) -> object:
         int8_path = check_int8(folder)
     except StaleInt8Error:  # a new or adapted model has none until `inference.quantize`
         return OpenVinoBackend(float_path, "fastest")
-    float_seconds = float_timings(float_path)
+    timed: dict[str, object] = {}  # graphs compiled to measure, if this process measured
+    float_seconds = float_timings(float_path, timed=timed)
     int8 = OpenVinoInt8Backend(int8_path)
     int8_seconds = host_timings(int8_path, lambda: {"int8": best_seconds(int8, probe_input())})
     # both report every time measured, whichever runs (a new dict: the float times are cached)
@@ -260,7 +262,7 @@ def _fastest_cpu_runtime(folder: Path, network) -> object:
     if timings["int8"] <= INT8_MARGIN * timings[pick_precision(float_seconds)]:
         int8.timings = timings
         return int8
-    float_runtime = OpenVinoBackend(float_path, "fastest")
+    float_runtime = OpenVinoBackend(float_path, "fastest", timed)
     float_runtime.timings = timings
     return float_runtime
 
@@ -269,11 +271,9 @@ def _network_of(folder: Path, config: ModelConfig):
     """A function giving the folder's torch network with its weights, built on the first call
     only: a worker whose ONNX export (and int8 model) are current never builds it, which
     spares it importing segmentation-models-pytorch (3 s and 260 MB on a 2-core EPYC)."""
-    built = []
 
+    @functools.cache  # an error is not kept: a second call raises it again
     def network() -> torch.nn.Module:
-        if built:
-            return built[0]
         try:
             module = build_network(config)
         except (ValueError, KeyError, TypeError) as exc:
@@ -285,7 +285,6 @@ def _network_of(folder: Path, config: ModelConfig):
             raise ModelLoadError(
                 f"{folder}: weights do not match {config.architecture}/{config.encoder}"
             ) from exc
-        built.append(module)
         return module
 
     return network

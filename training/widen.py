@@ -41,7 +41,8 @@ def widen_state(
     """network's state dict with state's weights in the first channels (see the module doc).
 
     Tensors of equal shape are copied (equal shape means the same channels in and out); a
-    decoder or head tensor of another shape must be at least as large in every dimension. Raises ValueError where state does not fit.
+    decoder or head tensor of another shape must be at least as large in every dimension.
+    Raises ValueError where state does not fit.
     """
     target = {k: v.detach().clone() for k, v in network.state_dict().items()}
     missing = sorted(set(target) ^ set(state))
