@@ -198,6 +198,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# what caps the instructions the CPU's kernels use (oneDNN's and OpenVINO's own): a host run
+# with one set is a different CPU for timing, as on a CPU without VNNI int8 may lose its lead
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "OV_CPU_MAX_ISA")
+
+
+def _cpu_key() -> str:
+    """The CPU's name, with any instruction-set cap in the environment."""
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
+    return " ".join([_cpu_name(), *caps])
+
+
 def host_timings(path: Path, measure) -> dict[str, float]:
     """measure()'s seconds for the model file at path, measured once per host.
 
@@ -205,13 +216,13 @@ def host_timings(path: Path, measure) -> dict[str, float]:
     timed per process, figures near a margin chose bf16 in one worker and int8 in another
     (a 2-core Xeon with AMX, 2026-11-27), so the same image could get two slightly different
     masks. The figures live in cache_dir()/TIMINGS_FILE, keyed by the file (path, size,
-    modification time), the thread budget and the CPU; delete the file to measure again. A
+    modification time), the thread budget and the CPU (with any ISA_CAPS); delete the file to measure again. A
     lock keeps two processes starting together from both measuring. Without a writable
     cache folder each process measures for itself.
     """
     stat = Path(path).stat()
     key = json.dumps(
-        [str(Path(path).resolve()), stat.st_size, stat.st_mtime, cpu_threads(), _cpu_name()]
+        [str(Path(path).resolve()), stat.st_size, stat.st_mtime, cpu_threads(), _cpu_key()]
     )
     if key in _MEASURED:
         return _MEASURED[key]
