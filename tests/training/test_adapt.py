@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from inference.predictor import _load_state_dict
 from tests.training.datasets import write_dataset
 from training.adapt import RECIPE, AdaptSettings, adapt
@@ -26,3 +28,23 @@ def test_adapting_keeps_the_start_models_size_whatever_the_recipes_decoder(tmp_p
     assert any(
         not (result.state_dict[k] == v).all() for k, v in start.items() if v.is_floating_point()
     ), "one step of fine-tuning changed nothing"
+
+
+def test_adapting_peaks_at_its_own_learning_rate_or_the_recipes(tmp_path, monkeypatch):
+    import training.adapt as adapt_module
+
+    seen = []
+
+    def train(samples, config, settings, workdir, **kwargs):
+        seen.append(settings.lr)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(adapt_module, "train", train)
+    surface = write_dataset(tmp_path / "surf", 10, {"train": 2})
+    samples, _ = load_train_split(surface)
+    recipe_lr = load_run_config(RECIPE)[1].lr
+    for settings in (AdaptSettings(), AdaptSettings(lr=None)):
+        with pytest.raises(RuntimeError, match="stop here"):
+            adapt({}, samples, [], tmp_path / "run", settings)
+    # 6e-4 beat the recipe's 3e-4 on both surfaces' left-out train images (README)
+    assert seen == [6e-4, recipe_lr] and recipe_lr != 6e-4
