@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -67,6 +68,70 @@ def test_an_int8_file_made_from_other_files_is_refused(quantized, tmp_path):
 def test_the_shipped_default_ships_a_current_int8_model():
     """New default weights must come with their int8 file (python -m inference.quantize)."""
     assert check_int8(SHIPPED) == SHIPPED / INT8_FILE
+
+
+@pytest.mark.parametrize("which", ["made here", "shipped"])
+def test_int8_weights_stay_in_7_bits_so_a_cpu_without_vnni_does_not_saturate(quantized, which):
+    import onnx
+    from onnx import numpy_helper
+
+    folder = quantized if which == "made here" else SHIPPED
+    model = onnx.load(str(folder / INT8_FILE))
+    weights = [
+        numpy_helper.to_array(t)
+        for t in model.graph.initializer
+        if t.data_type == onnx.TensorProto.INT8
+    ]
+    assert sum(w.size for w in weights) > 100_000  # the convolutions' weights, not only zero points
+    # two uint8 activations times weights of at most 64 sum to 2 * 255 * 64 = 32,640 <= 32,767
+    assert min(int(w.min()) for w in weights) >= -64 and max(int(w.max()) for w in weights) <= 64
+    assert json.loads((folder / INT8_INFO).read_text())["weight_bits"] == 7
+
+
+PROBABILITIES = """
+import sys, numpy as np, inference
+from inference.synthetic import survey_image
+predictor = inference.load(sys.argv[1], backend="openvino-int8")
+rgb = survey_image(480, 320, n_cracks=2, seed=5, widths_px=(1.5, 4.0))[0]
+np.save(sys.argv[2], predictor.predict_proba(rgb))
+"""
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((x for x in text.splitlines() if x.startswith("flags")), "")
+    return set(line.split(":", 1)[-1].split())
+
+
+@pytest.mark.skipif(
+    "avx512_vnni" not in _cpu_flags(),
+    reason="needs a CPU with AVX-512 VNNI to run with and without",
+)
+def test_int8_gives_the_same_probabilities_with_and_without_vnni(quantized, tmp_path):
+    # oneDNN capped at AVX-512 without VNNI multiplies in pairs summed in 16 bits: with 8-bit
+    # weights those saturated (the default lost 0.014 tunnel-lining test F1 there)
+    import subprocess
+    import sys
+
+    runs = {}
+    for cap in ("", "AVX512_CORE"):
+        env = {**os.environ, "CRACKPORTAL_CACHE": str(tmp_path / f"cache{cap}")}
+        env.pop("ONEDNN_MAX_CPU_ISA", None)
+        if cap:
+            env.update(ONEDNN_MAX_CPU_ISA=cap, DNNL_MAX_CPU_ISA=cap)
+        out = tmp_path / f"proba{cap}.npy"
+        subprocess.run(
+            [sys.executable, "-c", PROBABILITIES, str(quantized), str(out)],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            timeout=300,
+        )
+        runs[cap] = np.load(out)
+    np.testing.assert_array_equal(runs[""], runs["AVX512_CORE"])
 
 
 def test_quantize_refuses_a_folder_that_is_no_model(tmp_path, capsys):
