@@ -216,9 +216,9 @@ def host_timings(path: Path, measure) -> dict[str, float]:
     timed per process, figures near a margin chose bf16 in one worker and int8 in another
     (a 2-core Xeon with AMX, 2026-11-27), so the same image could get two slightly different
     masks. The figures live in cache_dir()/TIMINGS_FILE, keyed by the file (path, size,
-    modification time), the thread budget and the CPU (with any ISA_CAPS); delete the file to measure again. A
-    lock keeps two processes starting together from both measuring. Without a writable
-    cache folder each process measures for itself.
+    modification time), the thread budget and the CPU (with any ISA_CAPS); delete the file
+    to measure again. A lock keeps two processes starting together from both measuring.
+    Without a writable cache folder each process measures for itself.
     """
     stat = Path(path).stat()
     key = json.dumps(

@@ -3,8 +3,9 @@
     python -m inference.quantize [--model models/default] [--data DIR ...] [--crops 8]
 
 Writes `model-int8.onnx` beside the weights: the model's ONNX export with int8 weights (per
-output channel, in 7 bits so that a CPU without VNNI runs it without saturating) and uint8 activations whose ranges were measured on --crops 320-px crops of
-each --data folder's train/images (random, seed 0; drawn survey images when no folder is
+output channel, in 7 bits so that a CPU without VNNI runs it without saturating) and uint8
+activations whose ranges were measured on --crops 320-px crops of each --data folder's
+train/images (random, seed 0; drawn survey images when no folder is
 given), as QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's quantize_static, MinMax).
 `model-int8.json` records the fingerprint of the files it was made from and the calibration;
 `inference.load(..., backend="openvino-int8")` refuses an int8 file made from other weights
@@ -32,7 +33,7 @@ from inference.config import ModelConfig, fingerprint
 INT8_FILE = "model-int8.onnx"
 INT8_INFO = "model-int8.json"
 CROP = 320
-WEIGHT_BITS = 7  # int8 weights kept in [-64, 64]: see quantize()
+WEIGHT_BITS = 7  # int8 weights kept in [-64, 64] (reduce_range): see quantize()
 
 
 class StaleInt8Error(RuntimeError):
@@ -162,7 +163,7 @@ def quantize(folder: Path | str, crops: list[np.ndarray], source: str) -> Path:
             # 16 bits, which saturate with 8-bit weights. With them, oneDNN capped at AVX-512
             # without VNNI cost the default 0.014 tunnel-lining test F1 (0.5683 -> 0.5541);
             # in 7 bits the masks are the same with and without VNNI (README)
-            reduce_range=WEIGHT_BITS == 7,
+            reduce_range=True,  # WEIGHT_BITS
         )
         try:
             onnx.checker.check_model(str(tmp))
