@@ -6,6 +6,7 @@ A backend maps a normalised float32 batch (N, 3, H, W) to crack logits (N, H, W)
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -186,16 +187,23 @@ def openvino_core():
         return _CORE
 
 
-def _cpu_name() -> str:
+@functools.cache
+def cpu_info(field: str) -> str | None:
+    """A field of the first processor in /proc/cpuinfo ("model name", "flags"); None where
+    there is no such file or field. Read once per process."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field) and line[len(field) :].lstrip().startswith(":"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def _cpu_name() -> str:
     import platform
 
-    return platform.processor() or platform.machine()
+    return cpu_info("model name") or platform.processor() or platform.machine()
 
 
 # what caps the instructions the CPU's kernels use (oneDNN's and OpenVINO's own): a host run

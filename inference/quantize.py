@@ -5,8 +5,8 @@
 Writes `model-int8.onnx` beside the weights: the model's ONNX export with int8 weights (per
 output channel, in 7 bits so that a CPU without VNNI runs it without saturating) and uint8
 activations whose ranges were measured on --crops 320-px crops of each --data folder's
-train/images (random, seed 0; drawn survey images when no folder is
-given), as QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's quantize_static, MinMax).
+train/images (random, seed 0; drawn survey images when no folder is given), as
+QuantizeLinear/DequantizeLinear pairs (ONNX Runtime's quantize_static, MinMax).
 `model-int8.json` records the fingerprint of the files it was made from and the calibration;
 `inference.load(..., backend="openvino-int8")` refuses an int8 file made from other weights
 or settings. OpenVINO runs it with int8 convolutions, the graph compiled for each input size

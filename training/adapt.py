@@ -105,7 +105,7 @@ def adapt(
         stratify_val=True,
         val_fraction=adapt_settings.val_share,
         threshold_plateau=adapt_settings.threshold_plateau,
-        lr=adapt_settings.lr or settings.lr,
+        lr=settings.lr if adapt_settings.lr is None else adapt_settings.lr,
     )
     if adapt_settings.num_workers is not None:
         settings = replace(settings, num_workers=adapt_settings.num_workers)

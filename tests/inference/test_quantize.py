@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import inference
+from inference.backends import cpu_info
 from inference.predictor import ModelLoadError
 from inference.quantize import INT8_FILE, INT8_INFO, check_int8
 from inference.quantize import main as quantize_main
@@ -97,17 +98,8 @@ np.save(sys.argv[2], predictor.predict_proba(rgb))
 """
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((x for x in text.splitlines() if x.startswith("flags")), "")
-    return set(line.split(":", 1)[-1].split())
-
-
 @pytest.mark.skipif(
-    "avx512_vnni" not in _cpu_flags(),
+    "avx512_vnni" not in (cpu_info("flags") or "").split(),
     reason="needs a CPU with AVX-512 VNNI to run with and without",
 )
 def test_int8_gives_the_same_probabilities_with_and_without_vnni(quantized, tmp_path):
