@@ -8,6 +8,8 @@ and a crack map need.
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -57,6 +59,27 @@ def soft_skeleton(x: torch.Tensor, iterations: int = 10) -> torch.Tensor:
     return skeleton
 
 
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+_SQUARE = np.ones((3, 3), np.uint8)
+
+
+def binary_skeleton(mask: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """soft_skeleton of a 0/1 mask (N, 1, H, W), computed exactly with OpenCV's binary erosion
+    and dilation (the soft operations keep a 0/1 mask 0/1): the same values, 35 times faster
+    than the pooling on a 2-core CPU (8 masks of 320 px: 4.6 ms against 163), for the
+    target side of clDice, which needs no gradient. A training step of 8 crops took 9-10 %
+    less time with it (`python -m training.bench --modes loop`)."""
+    out = np.empty(mask.shape, np.float32)
+    for i, image in enumerate(mask[:, 0].detach().cpu().numpy().astype(np.uint8)):
+        eroded = cv2.erode(image, _CROSS)
+        skeleton = image & ~cv2.dilate(eroded, _SQUARE)
+        for _ in range(iterations):
+            image, eroded = eroded, cv2.erode(eroded, _CROSS)
+            skeleton |= image & ~cv2.dilate(eroded, _SQUARE)
+        out[i, 0] = skeleton & 1
+    return torch.from_numpy(out).to(mask.device)
+
+
 def cldice_loss(
     logits: torch.Tensor, target: torch.Tensor, iterations: int = 10, smooth: float = 1.0
 ) -> torch.Tensor:
@@ -66,7 +89,12 @@ def cldice_loss(
     target = target.float()
     skel_pred = soft_skeleton(probs, iterations)
     with torch.no_grad():  # the target's skeleton is a constant: no graph to keep
-        skel_true = soft_skeleton(target, iterations)
+        # on a CPU, a 0/1 target's skeleton comes from OpenCV (the same values); a GPU pools
+        on_cpu = target.device.type == "cpu"
+        if on_cpu and bool(((target == 0) | (target == 1)).all()):
+            skel_true = binary_skeleton(target, iterations)
+        else:
+            skel_true = soft_skeleton(target, iterations)
     t_prec = ((skel_pred * target).sum() + smooth) / (skel_pred.sum() + smooth)
     t_sens = ((skel_true * probs).sum() + smooth) / (skel_true.sum() + smooth)
     return 1.0 - 2.0 * t_prec * t_sens / (t_prec + t_sens)

@@ -410,3 +410,35 @@ def test_soft_skeleton_reuses_each_erosion_and_gives_the_papers_values_and_gradi
     assert torch.equal(ours, reference)
     # the same gradient, summed in another order where an erosion serves twice
     torch.testing.assert_close(grad_ours, grad_ref, rtol=0, atol=1e-6)
+
+
+def test_the_targets_skeleton_from_opencv_equals_the_soft_skeleton_of_a_binary_mask():
+    from training.losses import binary_skeleton, soft_skeleton
+
+    masks = [_drawn_crack(width=w) for w in (1, 3, 9)]
+    blob = np.zeros((128, 128), bool)
+    blob[:5, :40] = True  # touching two borders: erosion ignores what lies outside
+    blob[40:60, 122:] = True
+    masks.append(blob)
+    masks.append(np.random.default_rng(0).random((128, 128)) > 0.5)
+    target = torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+    exact = binary_skeleton(target)
+    assert exact.dtype == torch.float32 and exact.shape == target.shape
+    assert torch.equal(exact, soft_skeleton(target))
+    assert exact[0].sum() > 0 and exact[3].sum() > 0
+
+
+def test_cldice_takes_the_opencv_skeleton_only_for_a_binary_target(monkeypatch):
+    import training.losses as losses
+
+    truth = torch.from_numpy(_drawn_crack(width=3)[None, None].astype(np.float32))
+    logits = torch.randn(1, 1, 128, 128)
+    calls = []
+    real = losses.binary_skeleton
+    monkeypatch.setattr(losses, "binary_skeleton", lambda *a: calls.append(1) or real(*a))
+    binary = float(cldice_loss(logits, truth))
+    soft = float(cldice_loss(logits, truth * 0.7))  # a soft target keeps the pooled skeleton
+    assert calls == [1]
+    monkeypatch.setattr(losses, "binary_skeleton", losses.soft_skeleton)
+    assert binary == pytest.approx(float(cldice_loss(logits, truth)), abs=1e-7)
+    assert soft != pytest.approx(binary)
