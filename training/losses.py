@@ -76,7 +76,7 @@ def binary_skeleton(mask: torch.Tensor, iterations: int = 10) -> torch.Tensor:
         for _ in range(iterations):
             image, eroded = eroded, cv2.erode(eroded, _CROSS)
             skeleton |= image & ~cv2.dilate(eroded, _SQUARE)
-        out[i, 0] = skeleton & 1
+        out[i, 0] = skeleton
     return torch.from_numpy(out).to(mask.device)
 
 
