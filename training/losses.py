@@ -59,8 +59,8 @@ def soft_skeleton(x: torch.Tensor, iterations: int = 10) -> torch.Tensor:
     return skeleton
 
 
-_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
-_SQUARE = np.ones((3, 3), np.uint8)
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # _erode's plus-shaped minimum
+_SQUARE = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))  # _dilate's 3x3 maximum
 
 
 def binary_skeleton(mask: torch.Tensor, iterations: int = 10) -> torch.Tensor:
@@ -90,8 +90,7 @@ def cldice_loss(
     skel_pred = soft_skeleton(probs, iterations)
     with torch.no_grad():  # the target's skeleton is a constant: no graph to keep
         # on a CPU, a 0/1 target's skeleton comes from OpenCV (the same values); a GPU pools
-        on_cpu = target.device.type == "cpu"
-        if on_cpu and bool(((target == 0) | (target == 1)).all()):
+        if target.device.type == "cpu" and bool(((target == 0) | (target == 1)).all()):
             skel_true = binary_skeleton(target, iterations)
         else:
             skel_true = soft_skeleton(target, iterations)
