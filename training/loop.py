@@ -70,6 +70,10 @@ class TrainSettings:
     # processes cannot keep busy (an H100 with 14 of them: 24 steps a second with echo 2,
     # 20.5 without; the small network's step is most of the limit there)
     echo: int = 1
+    # datasets whose crops keep the plain augmentation (scale 0.85-1.25, mild photometry, no
+    # drawn look-alikes) whatever survey_augment says: a new surface's own images, already at
+    # its survey's scale and light, in an adaptation
+    plain_sources: tuple[str, ...] = ()
 
 
 def cpu_has_native_bf16() -> bool:
@@ -193,6 +197,7 @@ class _CropDataset(Dataset):
         self.samples, self.repeats, self.settings = samples, repeats, settings
         self.hard_negatives = settings.hard_negatives
         self.transform = train_transform(crop_size, survey=settings.survey_augment)
+        self.plain = train_transform(crop_size) if settings.plain_sources else None
         self.mean, self.std = config.mean, config.std
 
     def __len__(self) -> int:
@@ -200,8 +205,10 @@ class _CropDataset(Dataset):
 
     def __getitem__(self, index: int):
         s = self.samples[index % len(self.samples)]
-        out = self.transform(image=s.image, mask=s.mask.astype(np.uint8))
-        if self.hard_negatives and np.random.random() < self.hard_negatives:
+        plain = s.source in self.settings.plain_sources
+        transform = self.plain if plain else self.transform
+        out = transform(image=s.image, mask=s.mask.astype(np.uint8))
+        if not plain and self.hard_negatives and np.random.random() < self.hard_negatives:
             count = 1 + int(np.random.random() < 0.3)
             rng = np.random.default_rng(np.random.randint(2**31))
             out["image"] = draw_lookalikes(out["image"], out["mask"].astype(bool), rng, count)
@@ -223,6 +230,8 @@ def _seed_worker(worker_id: int) -> None:
     """
     info = torch.utils.data.get_worker_info()
     info.dataset.transform.set_random_seed(info.seed % 2**32)
+    if info.dataset.plain is not None:
+        info.dataset.plain.set_random_seed((info.seed + 1) % 2**32)
 
 
 def one_cycle_lr(max_lr: float, progress: float, pct_start: float = 0.1) -> float:

@@ -1,5 +1,6 @@
 """Issue 18: the portal's adaptation (training/adapt.py) fine-tunes the model it is given."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,42 @@ def test_adapting_peaks_at_its_own_learning_rate_or_the_recipes(tmp_path, monkey
             adapt({}, samples, [], tmp_path / "run", settings)
     # 6e-4 beat the recipe's 3e-4 on both surfaces' left-out train images (README)
     assert seen == [6e-4, recipe_lr] and recipe_lr != 6e-4
+
+
+def test_the_new_surfaces_crops_keep_its_scale_and_get_no_drawn_lookalikes(monkeypatch):
+    """Its own images are already at its survey's scale and light: the plain augmentation
+    (scale 0.85-1.25, mild photometry, no look-alikes) for them, the survey one for the base."""
+    import cv2
+    import numpy as np
+
+    import training.loop as loop
+    from training.adapt import NEW
+    from training.data import Sample
+
+    drawn = []
+    real = loop.draw_lookalikes
+    monkeypatch.setattr(loop, "draw_lookalikes", lambda *a: drawn.append(1) or real(*a))
+    image = np.full((400, 400, 3), 150, np.uint8)
+    mask = np.zeros((400, 400), bool)
+    mask[170:230, 198:202] = True  # a crack 4 px wide, far from the borders' reflections
+    image[mask] = 90
+    config, settings = load_run_config(RECIPE)
+    assert settings.survey_augment and settings.hard_negatives > 0
+    settings = replace(settings, hard_negatives=1.0, uneven_light=0, frames=0)
+    settings = replace(settings, plain_sources=(NEW,))
+    widest, lookalikes = {}, {}
+    for source in (NEW, "base"):
+        sample = Sample("a", image, mask, source=source)
+        dataset = loop._CropDataset([sample], config, 96, 150, settings)
+        np.random.seed(0)
+        dataset.transform.set_random_seed(0)
+        dataset.plain.set_random_seed(0)
+        drawn.clear()
+        widths = []
+        for i in range(len(dataset)):
+            y = np.pad(dataset[i][1][0].numpy().astype(np.uint8), 1)  # the crop's edge is not crack
+            if y.any():  # the crack's width: twice its deepest point from the background
+                widths.append(2 * cv2.distanceTransform(y, cv2.DIST_L2, 5).max())
+        widest[source], lookalikes[source] = max(widths), len(drawn)
+    assert lookalikes == {NEW: 0, "base": 150}
+    assert widest[NEW] < 4 * 1.25 + 1.5 < widest["base"]  # the survey scale reaches 2x
