@@ -2,7 +2,7 @@
 
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
-        [--backend B]
+        [--backend B] [--share 0.5]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, default=ROOT / "models" / "default")
     parser.add_argument("--exclude", action="append", default=[], metavar="NAME")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--share",
+        type=float,
+        default=AdaptSettings.new_share,
+        help="share of training crops cut from DIR's images (default %(default)s; the rest "
+        "from the base datasets)",
+    )
     parser.add_argument("--out", type=Path, help="export the adapted model here")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument(
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             new,
             base,
             Path(work) / "run",
-            AdaptSettings(minutes=args.minutes, seed=args.seed),
+            AdaptSettings(minutes=args.minutes, seed=args.seed, new_share=args.share),
         )
         out = args.out or Path(work) / "adapted"
         config.name = f"{start_config.name}-adapted-{name}"
@@ -154,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": name,
             "images": len(new),
             "minutes": args.minutes,
+            "share": args.share,
             "before": {k: before[k] for k in keys},
             "after": {k: after[k] for k in keys},
             "all_data": {k: reference[k] for k in keys},

@@ -238,8 +238,11 @@ def annotation_counts_by_tunnel() -> dict[int, int]:
 MIN_ADAPT_IMAGES = 2  # one to learn from, one to hold back
 
 
-def start_adaptation(*, tunnels, minutes: float, created_by=None) -> TrainingRun:
-    """Queue "adapt the active model to these tunnels" (one run at a time)."""
+def start_adaptation(
+    *, tunnels, minutes: float, share: float = 0.5, created_by=None
+) -> TrainingRun:
+    """Queue "adapt the active model to these tunnels" (one run at a time); share: the part
+    of the training crops cut from the tunnels' images, the rest from the base datasets."""
     from crackportal.modelops.services import active_model_version
 
     tunnels = list(tunnels)
@@ -247,6 +250,8 @@ def start_adaptation(*, tunnels, minutes: float, created_by=None) -> TrainingRun
         raise TrainingError("choose at least one tunnel")
     if not 0.5 <= minutes <= 600:
         raise TrainingError("the time budget must be between 0.5 and 600 minutes")
+    if not 0.05 <= share <= 0.95:
+        raise TrainingError("the tunnels' share of the crops must be between 0.05 and 0.95")
     counts = annotation_counts_by_tunnel()
     have = sum(counts.get(t.pk, 0) for t in tunnels)
     if have < MIN_ADAPT_IMAGES:
@@ -257,6 +262,7 @@ def start_adaptation(*, tunnels, minutes: float, created_by=None) -> TrainingRun
     init_from = active_model_version()
     config = load_config(DEFAULT_CONFIG)
     config["base_datasets"] = available_datasets()  # as configured now, read by the worker
+    config["new_share"] = share
     with transaction.atomic():
         if TrainingRun.objects.select_for_update().filter(status__in=ACTIVE).exists():
             raise TrainingError(
@@ -492,11 +498,12 @@ def _adapt(run: TrainingRun):
     TrainingRun.objects.filter(pk=run.pk).update(held_back=held_ids)
     datasets = {n: f for n, f in run.config.get("base_datasets", {}).items() if Path(f).is_dir()}
     base = _base_samples(datasets)
+    share = float(run.config.get("new_share", AdaptSettings.new_share))
     _log(
         run.pk,
         f"adapting {run.init_from.name} to {len(tunnel_ids)} tunnel(s): {len(learn)} annotated "
         f"images (+{len(held)} held back), base datasets {', '.join(datasets) or '—'}; "
-        f"{run.minutes:g} min",
+        f"{run.minutes:g} min, {share:.0%} of the crops from the tunnels",
     )
     progress, step_progress = _callbacks(run.pk)
     model_config, result = adapt(
@@ -505,7 +512,7 @@ def _adapt(run: TrainingRun):
         base,
         _workdir(run),
         # a Celery pool process is a daemon: no loader processes of its own
-        AdaptSettings(minutes=run.minutes or 15.0, num_workers=0),
+        AdaptSettings(minutes=run.minutes or 15.0, new_share=share, num_workers=0),
         progress=progress,
         step_progress=step_progress,
     )

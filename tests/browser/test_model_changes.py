@@ -68,6 +68,25 @@ def test_training_form_estimates_the_run_from_the_chosen_settings(
     page.screenshot(path=str(artifacts_dir / "training-form.png"), full_page=True)
 
 
+def test_the_adapt_form_offers_balanced_or_these_tunnels_first(
+    live_server, page, admin_user, tunnel, settings, tmp_path, artifacts_dir
+):
+    from tests.modelops.test_adaptation import _annotated_images
+
+    settings.MEDIA_ROOT = tmp_path
+    _annotated_images(tunnel, 3, admin_user)
+    login(page, live_server, "admin", "admin-pass-123")
+    page.goto(f"{live_server.url}/training/")
+    form = page.locator("form:has(#id_share)")
+    assert "T-TEST-01" in form.inner_text() and "3 annotated images" in form.inner_text()
+    balanced, first = page.locator("#id_share_0"), page.locator("#id_share_1")
+    assert balanced.is_checked() and not first.is_checked()
+    assert "These tunnels first: three quarters" in form.inner_text()
+    first.check()
+    assert first.is_checked() and not balanced.is_checked()
+    form.screenshot(path=str(artifacts_dir / "adapt-form.png"))
+
+
 def test_an_adaptation_run_page_compares_active_and_candidate_image_by_image(
     live_server, page, admin_user, tunnel, artifacts_dir
 ):
@@ -89,6 +108,7 @@ def test_an_adaptation_run_page_compares_active_and_candidate_image_by_image(
         config_name="unet-mobilenetv2-cpu-real",
         status="done",
         minutes=15,
+        config={"new_share": 0.75},
         init_from=default,
         held_back=[h.pk for h in held],
         comparison={
@@ -130,7 +150,8 @@ def test_an_adaptation_run_page_compares_active_and_candidate_image_by_image(
     login(page, live_server, "admin", "admin-pass-123")
     page.goto(f"{live_server.url}/training/{adaptation.pk}/")
     page.wait_for_selector("#comparison-images")
-    assert "T-TEST-01" in page.inner_text("#adapt-info")
+    info = page.inner_text("#adapt-info")
+    assert "T-TEST-01" in info and "75 % of the crops from the tunnels" in info
     splits = page.inner_text("#comparison-splits")
     assert "held-back" in splits and "+0.230" in splits and "-0.020" in splits
     rows = page.locator("#comparison-images tbody tr")

@@ -64,6 +64,8 @@ def test_adapting_needs_annotated_images_in_the_chosen_tunnels(
         training_services.start_adaptation(tunnels=[tunnel], minutes=5)
     with pytest.raises(training_services.TrainingError, match="time budget"):
         training_services.start_adaptation(tunnels=[tunnel], minutes=0.1)
+    with pytest.raises(training_services.TrainingError, match="share of the crops"):
+        training_services.start_adaptation(tunnels=[tunnel], minutes=5, share=1.0)
 
 
 @pytest.mark.integration
@@ -75,8 +77,10 @@ def test_an_admin_adapts_the_active_model_and_compares_it_on_held_back_images(
     client.force_login(admin_user)
     page = client.get(reverse("training-list")).content.decode()
     assert "5 annotated images" in page
-    response = client.post(reverse("training-adapt"), {"tunnels": [tunnel.pk], "minutes": 0.5})
+    form = {"tunnels": [tunnel.pk], "minutes": 0.5, "share": "0.75"}
+    response = client.post(reverse("training-adapt"), form)
     run = TrainingRun.objects.get(kind="adapt")
+    assert run.config["new_share"] == 0.75
     assert response.url == reverse("training-detail", args=[run.pk])
     wait_for(
         lambda: TrainingRun.objects.get(pk=run.pk).status not in ("pending", "running"),
@@ -85,6 +89,7 @@ def test_an_admin_adapts_the_active_model_and_compares_it_on_held_back_images(
     )
     run.refresh_from_db()
     assert run.status == "done", run.error + run.log_tail
+    assert "75% of the crops from the tunnels" in run.log_tail
     assert run.held_back == [images[4].pk]  # the fifth image by name
     active = ModelVersion.objects.get(is_active=True)
     assert run.init_from == active and run.comparison["baseline_model"] == active.name

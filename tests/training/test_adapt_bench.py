@@ -18,11 +18,12 @@ def test_adapt_bench_reports_test_figures_and_the_left_out_train_images(tmp_path
     write_dataset(tmp_path / "data" / "base", 50, {"train": 3})
     out = tmp_path / "figures.json"
     default = str(ROOT / "models" / "default")
-    argv = ["--data", str(surface), "--images", "3", "--minutes", "0.02"]
+    argv = ["--data", str(surface), "--images", "3", "--minutes", "0.02", "--share", "0.75"]
     adapt_bench([*argv, "--model", default, "--reference", default, "--json", str(out)])
     printed = capsys.readouterr().out
     figures = json.loads(out.read_text())
     assert figures["images"] == 3 and figures["other_train_images"] == 2
+    assert figures["share"] == 0.75 and "crop shares: base 25%, new 75%" in printed
     for key in ("before", "after", "all_data", "other_train_before", "other_train_after"):
         assert 0.0 <= figures[key]["f1"] <= 1.0 and 0.0 <= figures[key]["ods"] <= 1.0
     assert "surf test split (2 images)" in printed
