@@ -236,10 +236,13 @@ def annotation_counts_by_tunnel() -> dict[int, int]:
 
 
 MIN_ADAPT_IMAGES = 2  # one to learn from, one to hold back
+# the tunnels' share of the training crops: balanced is training.adapt.AdaptSettings.new_share
+# (not imported here: torch stays out of the web process); "these tunnels first" forgets more
+BALANCED_SHARE, TUNNELS_FIRST_SHARE = 0.5, 0.75
 
 
 def start_adaptation(
-    *, tunnels, minutes: float, share: float = 0.5, created_by=None
+    *, tunnels, minutes: float, share: float = BALANCED_SHARE, created_by=None
 ) -> TrainingRun:
     """Queue "adapt the active model to these tunnels" (one run at a time); share: the part
     of the training crops cut from the tunnels' images, the rest from the base datasets."""

@@ -106,11 +106,17 @@ class AdaptForm(forms.Form):
     share = forms.TypedChoiceField(
         label="Crops from these tunnels",
         choices=[
-            (0.5, "Balanced: half (forgets least of other surfaces)"),
-            (0.75, "These tunnels first: three quarters (best on them; other surfaces drop)"),
+            (
+                training_services.BALANCED_SHARE,
+                "Balanced: half (forgets least of other surfaces)",
+            ),
+            (
+                training_services.TUNNELS_FIRST_SHARE,
+                "These tunnels first: three quarters (best on them; other surfaces drop)",
+            ),
         ],
         coerce=float,
-        initial=0.5,
+        initial=training_services.BALANCED_SHARE,
         widget=forms.RadioSelect,
     )
 
