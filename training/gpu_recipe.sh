@@ -12,6 +12,9 @@
 #       OUT=$OUT CKPT=$OUT/ckpt MAIN_MIN=7.25 LOO_MIN=0 WORKERS=14 bash training/gpu_recipe.sh
 # Earlier runs: training/configs/unet-mobilenetv2-gpu-real-echo.json (the 64-32-16-8 default
 # of 2026-11-27 morning), training/configs/unet-mobilenetv2-gpu-real.json (its leave-two-out).
+# Tried on 2026-11-28, not shipped (model card): training/configs/unet-mobilenetv2-wide-gpu-plain.json
+# (tunnel-lining's and masonry's crops with the plain augmentation) and, 3 minutes more from
+# that run, training/configs/unet-mobilenetv2-wide-gpu-polish.json.
 set -euo pipefail
 DATA=${DATA:-.gpudata}
 OUT=${OUT:-runs/gpu-real}

@@ -71,8 +71,10 @@ class TrainSettings:
     # 20.5 without; the small network's step is most of the limit there)
     echo: int = 1
     # datasets whose crops keep the plain augmentation (scale 0.85-1.25, mild photometry, no
-    # drawn look-alikes) whatever survey_augment says: a new surface's own images, already at
-    # its survey's scale and light, in an adaptation
+    # drawn look-alikes) whatever survey_augment says: photos already at a survey's scale and
+    # light whose real joints are the look-alikes: a new surface's own images in an adaptation
+    # (training/configs/unet-mobilenetv2-wide-gpu-plain.json tried tunnel-lining and masonry
+    # in the all-data recipe: model card, "tried, not shipped")
     plain_sources: tuple[str, ...] = ()
 
 

@@ -60,10 +60,16 @@ def test_the_mix_sets_each_datasets_share_of_crops_whatever_its_size():
     ] == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["unet-mobilenetv2-gpu-real", "unet-mobilenetv2-gpu-real-echo", "unet-mobilenetv2-wide-gpu"],
-)
+GPU_RECIPE_CONFIGS = [
+    "unet-mobilenetv2-gpu-real",
+    "unet-mobilenetv2-gpu-real-echo",
+    "unet-mobilenetv2-wide-gpu",
+    "unet-mobilenetv2-wide-gpu-plain",
+    "unet-mobilenetv2-wide-gpu-polish",
+]
+
+
+@pytest.mark.parametrize("name", GPU_RECIPE_CONFIGS)
 def test_the_shipped_recipe_trains_on_all_five_datasets_with_a_documented_mix(name):
     _, settings = load_run_config(ROOT / "training" / "configs" / f"{name}.json")
     assert f"training/configs/{name}.json" in (ROOT / "training" / "gpu_recipe.sh").read_text()
