@@ -14,7 +14,9 @@
 # of 2026-11-27 morning), training/configs/unet-mobilenetv2-gpu-real.json (its leave-two-out).
 # Tried on 2026-11-28, not shipped (model card): training/configs/unet-mobilenetv2-wide-gpu-plain.json
 # (tunnel-lining's and masonry's crops with the plain augmentation) and, 3 minutes more from
-# that run, training/configs/unet-mobilenetv2-wide-gpu-polish.json.
+# that run, training/configs/unet-mobilenetv2-wide-gpu-polish.json. Next to try (not run yet):
+# training/configs/unet-mobilenetv2-wide-gpu-plain-lookalikes.json, the plain scale for those
+# two with the drawn look-alikes kept on their crops.
 set -euo pipefail
 DATA=${DATA:-.gpudata}
 OUT=${OUT:-runs/gpu-real}

@@ -76,6 +76,10 @@ class TrainSettings:
     # (training/configs/unet-mobilenetv2-wide-gpu-plain.json tried tunnel-lining and masonry
     # in the all-data recipe: model card, "tried, not shipped")
     plain_sources: tuple[str, ...] = ()
+    # the plain_sources' crops still get drawn look-alikes at the hard_negatives rate (their
+    # scale and light stay plain): the all-data recipe without look-alikes on masonry let the
+    # drawn ones through more often (model card, "tried, not shipped")
+    plain_lookalikes: bool = False
 
 
 def cpu_has_native_bf16() -> bool:
@@ -210,7 +214,8 @@ class _CropDataset(Dataset):
         plain = s.source in self.settings.plain_sources
         transform = self.plain if plain else self.transform
         out = transform(image=s.image, mask=s.mask.astype(np.uint8))
-        if not plain and self.hard_negatives and np.random.random() < self.hard_negatives:
+        lookalikes = self.hard_negatives and (not plain or self.settings.plain_lookalikes)
+        if lookalikes and np.random.random() < self.hard_negatives:
             count = 1 + int(np.random.random() < 0.3)
             rng = np.random.default_rng(np.random.randint(2**31))
             out["image"] = draw_lookalikes(out["image"], out["mask"].astype(bool), rng, count)

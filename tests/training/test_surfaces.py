@@ -66,6 +66,7 @@ GPU_RECIPE_CONFIGS = [
     "unet-mobilenetv2-wide-gpu",
     "unet-mobilenetv2-wide-gpu-plain",
     "unet-mobilenetv2-wide-gpu-polish",
+    "unet-mobilenetv2-wide-gpu-plain-lookalikes",
 ]
 
 
@@ -78,6 +79,42 @@ def test_the_shipped_recipe_trains_on_all_five_datasets_with_a_documented_mix(na
     assert settings.select_by == "mean"
     card = (ROOT / "models" / "default" / "MODEL_CARD.md").read_text()
     assert "tunnel-lining" in card and "zero-shot" in card.lower()
+
+
+def test_plain_crops_keep_their_scale_and_can_keep_the_drawn_lookalikes(monkeypatch):
+    """`plain_sources` crops: plain scale always; drawn look-alikes only with plain_lookalikes."""
+    import training.loop as loop
+
+    drawn = []
+    real = loop.draw_lookalikes
+    monkeypatch.setattr(loop, "draw_lookalikes", lambda *a: drawn.append(1) or real(*a))
+    image = np.full((400, 400, 3), 150, np.uint8)
+    mask = np.zeros((400, 400), bool)
+    mask[160:240, 196:204] = True  # a crack 8 px wide
+    image[mask] = 90
+    config, _ = load_run_config(TINY)
+    settings = TrainSettings(survey_augment=True, hard_negatives=1.0, plain_sources=("real",))
+    found = {}
+    for keep in (False, True):
+        dataset = loop._CropDataset(
+            [Sample("a", image, mask, source="real")],
+            config,
+            96,
+            100,
+            replace(settings, plain_lookalikes=keep),
+        )
+        np.random.seed(0)
+        dataset.plain.set_random_seed(0)
+        drawn.clear()
+        widest = 0.0
+        for i in range(len(dataset)):
+            y = np.pad(dataset[i][1][0].numpy().astype(np.uint8), 1)
+            if y.any():
+                depth = cv2.distanceTransform(y, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).max()
+                widest = max(widest, 2 * depth)
+        found[keep] = (len(drawn), widest)
+    assert found[False][0] == 0 and found[True][0] == 100
+    assert found[False][1] <= 8 * 1.25 + 2.5 and found[True][1] <= 8 * 1.25 + 2.5
 
 
 # -- the border rule -------------------------------------------------------------------------
