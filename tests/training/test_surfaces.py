@@ -71,7 +71,7 @@ GPU_RECIPE_CONFIGS = [
 
 
 @pytest.mark.parametrize("name", GPU_RECIPE_CONFIGS)
-def test_the_shipped_recipe_trains_on_all_five_datasets_with_a_documented_mix(name):
+def test_each_gpu_recipe_config_trains_on_all_five_datasets_with_a_documented_mix(name):
     _, settings = load_run_config(ROOT / "training" / "configs" / f"{name}.json")
     assert f"training/configs/{name}.json" in (ROOT / "training" / "gpu_recipe.sh").read_text()
     assert set(settings.mix) == {"cfd", "deepcrack", "masonry", "concrete-uav", "tunnel-lining"}
