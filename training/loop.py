@@ -78,7 +78,8 @@ class TrainSettings:
     plain_sources: tuple[str, ...] = ()
     # the plain_sources' crops still get drawn look-alikes at the hard_negatives rate (their
     # scale and light stay plain): the all-data recipe without look-alikes on masonry let the
-    # drawn ones through more often (model card, "tried, not shipped")
+    # drawn ones through more often (model card, "tried, not shipped"); an adaptation keeps
+    # them on the new surface's crops (AdaptSettings.new_lookalikes)
     plain_lookalikes: bool = False
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from inference.predictor import _load_state_dict
-from tests.training.datasets import write_dataset
+from tests.training.datasets import crop_figures, write_dataset
 from training.adapt import RECIPE, AdaptSettings, adapt
 from training.data import load_train_split
 from training.loop import load_run_config
@@ -51,42 +51,40 @@ def test_adapting_peaks_at_its_own_learning_rate_or_the_recipes(tmp_path, monkey
     assert seen == [6e-4, recipe_lr] and recipe_lr != 6e-4
 
 
-def test_the_new_surfaces_crops_keep_its_scale_and_get_no_drawn_lookalikes(monkeypatch):
+def test_the_new_surfaces_crops_keep_its_scale_and_still_get_drawn_lookalikes(
+    tmp_path, monkeypatch
+):
     """Its own images are already at its survey's scale and light: the plain augmentation
-    (scale 0.85-1.25, mild photometry, no look-alikes) for them, the survey one for the base."""
-    import cv2
-    import numpy as np
-
-    import training.loop as loop
+    (scale 0.85-1.25, mild photometry) for them, the survey one for the base; drawn
+    look-alikes on both (new_lookalikes), or on the base alone with new_lookalikes off."""
+    import training.adapt as adapt_module
     from training.adapt import NEW
-    from training.data import Sample
 
-    drawn = []
-    real = loop.draw_lookalikes
-    monkeypatch.setattr(loop, "draw_lookalikes", lambda *a: drawn.append(1) or real(*a))
-    image = np.full((400, 400, 3), 150, np.uint8)
-    mask = np.zeros((400, 400), bool)
-    mask[160:240, 196:204] = True  # a crack 8 px wide, far from the borders' reflections
-    image[mask] = 90
-    config, settings = load_run_config(RECIPE)
-    assert settings.survey_augment and settings.hard_negatives > 0
-    settings = replace(settings, hard_negatives=1.0, uneven_light=0, frames=0)
-    settings = replace(settings, plain_sources=(NEW,))
-    widest, lookalikes = {}, {}
-    for source in (NEW, "base"):
-        sample = Sample("a", image, mask, source=source)
-        dataset = loop._CropDataset([sample], config, 96, 150, settings)
-        np.random.seed(0)
-        dataset.transform.set_random_seed(0)
-        dataset.plain.set_random_seed(0)
-        drawn.clear()
-        widths = []
-        for i in range(len(dataset)):
-            y = np.pad(dataset[i][1][0].numpy().astype(np.uint8), 1)  # the crop's edge is not crack
-            if y.any():  # twice its deepest point from the background: width + 1 to 2 px
-                depth = cv2.distanceTransform(y, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).max()
-                widths.append(2 * depth)
-        widest[source], lookalikes[source] = max(widths), len(drawn)
-    assert lookalikes == {NEW: 0, "base": 150}
+    built = []
+
+    def train(samples, config, settings, workdir, **kwargs):
+        built.append((config, settings))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(adapt_module, "train", train)
+    samples, _ = load_train_split(write_dataset(tmp_path / "surf", 10, {"train": 2}))
+    for settings in (AdaptSettings(), AdaptSettings(new_lookalikes=False)):
+        with pytest.raises(RuntimeError, match="stop here"):
+            adapt({}, samples, [], tmp_path / "run", settings)
+    found = {}
+    for keep, (config, settings) in zip((True, False), built, strict=True):
+        assert settings.survey_augment and settings.hard_negatives > 0
+        assert settings.plain_sources == (NEW,)
+        settings = replace(settings, hard_negatives=1.0, uneven_light=0, frames=0)
+        for source in (NEW, "base"):
+            found[keep, source] = crop_figures(monkeypatch, config, settings, source, 150)
+    lookalikes = {key: drawn for key, (_, drawn) in found.items()}
+    assert lookalikes == {
+        (True, NEW): 150,
+        (True, "base"): 150,
+        (False, NEW): 0,
+        (False, "base"): 150,
+    }
     # at most 1.25x for its own crops (measured 12.0); the survey scale reaches 2x (17.1)
-    assert widest[NEW] <= 8 * 1.25 + 2.5 and widest["base"] >= 8 * 1.5 + 3
+    for keep in (True, False):
+        assert found[keep, NEW][0] <= 8 * 1.25 + 2.5 and found[keep, "base"][0] >= 8 * 1.5 + 3

@@ -13,7 +13,7 @@ import torch
 import inference
 from inference.config import build_network
 from inference.synthetic import survey_image
-from tests.training.datasets import write_dataset
+from tests.training.datasets import crop_figures, write_dataset
 from training.augment import add_frame, train_transform, uneven_light
 from training.data import Sample
 from training.evaluate import main as evaluate_main
@@ -83,38 +83,16 @@ def test_each_gpu_recipe_config_trains_on_all_five_datasets_with_a_documented_mi
 
 def test_plain_crops_keep_their_scale_and_can_keep_the_drawn_lookalikes(monkeypatch):
     """`plain_sources` crops: plain scale always; drawn look-alikes only with plain_lookalikes."""
-    import training.loop as loop
-
-    drawn = []
-    real = loop.draw_lookalikes
-    monkeypatch.setattr(loop, "draw_lookalikes", lambda *a: drawn.append(1) or real(*a))
-    image = np.full((400, 400, 3), 150, np.uint8)
-    mask = np.zeros((400, 400), bool)
-    mask[160:240, 196:204] = True  # a crack 8 px wide
-    image[mask] = 90
     config, _ = load_run_config(TINY)
     settings = TrainSettings(survey_augment=True, hard_negatives=1.0, plain_sources=("real",))
-    found = {}
-    for keep in (False, True):
-        dataset = loop._CropDataset(
-            [Sample("a", image, mask, source="real")],
-            config,
-            96,
-            100,
-            replace(settings, plain_lookalikes=keep),
+    found = {
+        keep: crop_figures(
+            monkeypatch, config, replace(settings, plain_lookalikes=keep), "real", 100
         )
-        np.random.seed(0)
-        dataset.plain.set_random_seed(0)
-        drawn.clear()
-        widest = 0.0
-        for i in range(len(dataset)):
-            y = np.pad(dataset[i][1][0].numpy().astype(np.uint8), 1)
-            if y.any():
-                depth = cv2.distanceTransform(y, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).max()
-                widest = max(widest, 2 * depth)
-        found[keep] = (len(drawn), widest)
-    assert found[False][0] == 0 and found[True][0] == 100
-    assert found[False][1] <= 8 * 1.25 + 2.5 and found[True][1] <= 8 * 1.25 + 2.5
+        for keep in (False, True)
+    }
+    assert found[False][1] == 0 and found[True][1] == 100
+    assert found[False][0] <= 8 * 1.25 + 2.5 and found[True][0] <= 8 * 1.25 + 2.5
 
 
 # -- the border rule -------------------------------------------------------------------------
