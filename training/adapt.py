@@ -45,10 +45,10 @@ class AdaptSettings:
     threshold_plateau: float = 0.01
     seed: int = 42
     # the new surface's own crops keep the plain augmentation (scale 0.85-1.25, mild photometry;
-    # `TrainSettings.plain_sources`): its images are already at its
-    # survey's scale and light, and the base datasets' crops keep the survey augmentation. On
-    # a 2-core EPYC, 20 images, 15 minutes: tunnel-lining's other 38 train images 0.584
-    # and 0.585 against 0.559-0.568 in four runs without; concrete-uav's other 232, 0.711 (0.705-0.735)
+    # `TrainSettings.plain_sources`): its images are already at its survey's scale and light,
+    # and the base datasets' crops keep the survey augmentation. On a 2-core EPYC, 20 images,
+    # 15 minutes: tunnel-lining's other 38 train images 0.584 and 0.585 against 0.559-0.568 in
+    # four runs without; concrete-uav's other 232, 0.711 (0.705-0.735)
     plain_new: bool = True
     # ... and still get the drawn look-alikes at the recipe's rate (`TrainSettings.
     # plain_lookalikes`). The same 2-core EPYC, tunnel-lining, 15 minutes, two runs each:

@@ -28,10 +28,10 @@ def crop_figures(monkeypatch, config, settings, source: str, crops: int) -> tupl
 
     import training.loop as loop
     from training.data import Sample
+    from training.lookalikes import draw_lookalikes
 
     drawn = []
-    real = loop.draw_lookalikes
-    monkeypatch.setattr(loop, "draw_lookalikes", lambda *a: drawn.append(1) or real(*a))
+    monkeypatch.setattr(loop, "draw_lookalikes", lambda *a: drawn.append(1) or draw_lookalikes(*a))
     image = np.full((400, 400, 3), 150, np.uint8)
     mask = np.zeros((400, 400), bool)
     mask[160:240, 196:204] = True  # a crack 8 px wide, far from the borders' reflections
