@@ -16,6 +16,7 @@ from inference.config import ModelConfig
 from training.data import Sample
 from training.loop import TrainResult, TrainSettings, load_run_config, train
 from training.metrics import PixelCounter, ToleranceCounter
+from training.shares import BALANCED_SHARE
 from training.widen import decoder_widths
 
 RECIPE = Path(__file__).resolve().parent / "configs" / "unet-mobilenetv2-cpu-real.json"
@@ -25,9 +26,10 @@ NEW = "new"  # the source name of the surface's own images in the mix
 @dataclass
 class AdaptSettings:
     minutes: float = 15.0  # training time (validation included), then it stops
-    # share of training crops cut from the new surface's images; 0.75 (the portal's "these
-    # tunnels first") scored higher on the surface's left-out images and forgot more of the base
-    new_share: float = 0.5
+    # share of training crops cut from the new surface's images; TUNNELS_FIRST_SHARE (the
+    # portal's "these tunnels first") scored higher on the surface's left-out images and forgot
+    # more of the base
+    new_share: float = BALANCED_SHARE
     # peak learning rate of the one-cycle schedule (None: the recipe's 3e-4, which suits a long
     # fine-tune on all datasets). From the 64-32-16-8 zero-shot model, 20 images, 15 minutes
     # on a 2-core EPYC, 6e-4 scored higher on the surface's left-out train images (tunnel-

@@ -16,6 +16,7 @@ from PIL import Image
 from crackportal import jobs, media
 from crackportal.modelops.models import ModelVersion, TrainingRun
 from crackportal.modelops.services import register_model_version
+from training.shares import BALANCED_SHARE
 
 CONFIG_DIR = Path(settings.BASE_DIR) / "training" / "configs"
 ACTIVE = (TrainingRun.Status.PENDING, TrainingRun.Status.RUNNING)
@@ -236,9 +237,6 @@ def annotation_counts_by_tunnel() -> dict[int, int]:
 
 
 MIN_ADAPT_IMAGES = 2  # one to learn from, one to hold back
-# the tunnels' share of the training crops: balanced is training.adapt.AdaptSettings.new_share
-# (not imported here: torch stays out of the web process); "these tunnels first" forgets more
-BALANCED_SHARE, TUNNELS_FIRST_SHARE = 0.5, 0.75
 
 
 def start_adaptation(

@@ -10,6 +10,7 @@ from crackportal.accounts.roles import ADMIN, role_required
 from crackportal.api.serializers import TrainingRunSerializer
 from crackportal.modelops import services, training_services
 from crackportal.modelops.models import ModelActivation, ModelVersion, TrainingRun
+from training.shares import BALANCED_SHARE, TUNNELS_FIRST_SHARE
 
 
 class TrainingForm(forms.Form):
@@ -107,16 +108,16 @@ class AdaptForm(forms.Form):
         label="Crops from these tunnels",
         choices=[
             (
-                training_services.BALANCED_SHARE,
+                BALANCED_SHARE,
                 "Balanced: half (forgets least of other surfaces)",
             ),
             (
-                training_services.TUNNELS_FIRST_SHARE,
+                TUNNELS_FIRST_SHARE,
                 "These tunnels first: three quarters (best on them; other surfaces drop)",
             ),
         ],
         coerce=float,
-        initial=training_services.BALANCED_SHARE,
+        initial=BALANCED_SHARE,
         widget=forms.RadioSelect,
     )
 
