@@ -58,6 +58,8 @@ class AdaptSettings:
     # datasets' validation mean at the chosen checkpoint 0.800 and 0.796 against 0.800 and 0.788;
     # concrete-uav (one run) 0.726 against 0.711, base mean 0.695 against 0.707
     new_lookalikes: bool = True
+    # the weights decay towards the start model's (`TrainSettings.anchor`, L2-SP): 0 is off
+    anchor: float = 0.0
     num_workers: int | None = None  # loader processes (None: the recipe's; 0 in a Celery worker)
 
 
@@ -124,6 +126,7 @@ def adapt(
         lr=settings.lr if adapt_settings.lr is None else adapt_settings.lr,
         plain_sources=(NEW,) if adapt_settings.plain_new else (),
         plain_lookalikes=adapt_settings.new_lookalikes,
+        anchor=adapt_settings.anchor,
     )
     if adapt_settings.num_workers is not None:
         settings = replace(settings, num_workers=adapt_settings.num_workers)

@@ -22,18 +22,24 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import mean
 
 import inference
 from inference.backends import openvino_available
 from inference.config import ModelConfig
 from inference.predictor import BACKENDS
-from training.adapt import AdaptSettings, adapt, judge
+from training.adapt import NEW, AdaptSettings, adapt, judge
 from training.data import load_train_split
 from training.evaluate import evaluate_model
 from training.export import export_model_version
 
 ROOT = Path(__file__).resolve().parent.parent
 GAIN_TARGET, SHARE_TARGET = 0.15, 0.90
+
+
+def base_figures(by_source: dict) -> dict[str, float]:
+    """The base datasets' F1 from a validation row's by-source figures (the new surface's out)."""
+    return {k: v["f1"] for k, v in by_source.items() if k != NEW}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         default=AdaptSettings.new_share,
         help="share of training crops cut from DIR's images (default %(default)s; the rest "
         "from the base datasets)",
+    )
+    parser.add_argument(
+        "--anchor",
+        type=float,
+        default=AdaptSettings.anchor,
+        help="pull of the weights back towards the start model's, per unit of learning rate "
+        "(L2-SP; default %(default)s: off)",
     )
     parser.add_argument("--out", type=Path, help="export the adapted model here")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
@@ -104,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             new,
             base,
             Path(work) / "run",
-            AdaptSettings(minutes=args.minutes, seed=args.seed, new_share=args.share),
+            AdaptSettings(
+                minutes=args.minutes, seed=args.seed, new_share=args.share, anchor=args.anchor
+            ),
         )
         out = args.out or Path(work) / "adapted"
         config.name = f"{start_config.name}-adapted-{name}"
@@ -127,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         rest_before = judge(start, rest) if rest else None
         rest_after = judge(adapted, rest) if rest else None
     wall = time.monotonic() - started
+    # forgetting: the base datasets' validation F1 at the checkpoint the new surface chose,
+    # against the start model's on the same images (each at the new surface's threshold)
+    chosen = next((r for r in result.history if r["epoch"] == result.best_epoch), {})
+    base_val = base_figures(chosen.get("val_by_source", {}))
+    base_start = base_figures(result.start_val.get("by_source", {}))
 
     keys = ("f1", "iou", "ods")
     print(f"\n{name} test split ({before['images']} images)   F1      IoU     ODS")
@@ -144,6 +164,18 @@ def main(argv: list[str] | None = None) -> int:
             + "\nafter adapting              "
             + "  ".join(f"{rest_after[k]:.4f}" for k in keys)
         )
+    if base_val:
+        print("\nbase datasets' validation F1 (the images the run held back), mean and each:")
+        for label, figures in (
+            ("start model", base_start),
+            (f"chosen checkpoint (epoch {result.best_epoch})", base_val),
+        ):
+            if figures:
+                print(
+                    f"{label:<28}{mean(figures.values()):.4f}  ("
+                    + ", ".join(f"{k} {v:.3f}" for k, v in sorted(figures.items()))
+                    + ")"
+                )
     gain = after["f1"] - before["f1"]
     share = after["f1"] / reference["f1"] if reference["f1"] else 0.0
     print(
@@ -162,12 +194,18 @@ def main(argv: list[str] | None = None) -> int:
             "images": len(new),
             "minutes": args.minutes,
             "share": args.share,
+            "anchor": args.anchor,
             "before": {k: before[k] for k in keys},
             "after": {k: after[k] for k in keys},
             "all_data": {k: reference[k] for k in keys},
             "other_train_images": len(rest),
             "other_train_before": rest_before and {k: rest_before[k] for k in keys},
             "other_train_after": rest_after and {k: rest_after[k] for k in keys},
+            "chosen_epoch": result.best_epoch,
+            "base_validation_f1": base_val,
+            "base_validation_mean": mean(base_val.values()) if base_val else None,
+            "base_validation_f1_start": base_start,
+            "base_validation_mean_start": mean(base_start.values()) if base_start else None,
             "f1_gain": gain,
             "share_of_all_data": share,
             "train_seconds": result.seconds,

@@ -81,6 +81,11 @@ class TrainSettings:
     # drawn ones through more often (model card, "tried, not shipped"); an adaptation keeps
     # them on the new surface's crops (AdaptSettings.new_lookalikes)
     plain_lookalikes: bool = False
+    # a fine-tune's weights decay towards the weights it started from instead of towards zero
+    # (L2-SP, Li et al. 2018, decoupled as in AdamW): after each step every parameter moves
+    # lr x anchor of the way back to its start, so what the start model knew is kept unless the
+    # new data keeps asking for the change (0: off; needs init_state)
+    anchor: float = 0.0
 
 
 def cpu_has_native_bf16() -> bool:
@@ -103,6 +108,13 @@ def train_step(
     loss.backward()
     optimizer.step()
     return loss
+
+
+@torch.no_grad()
+def pull_towards(network, anchors: list[torch.Tensor], fraction: float) -> None:
+    """Move each parameter `fraction` of the way back to its anchor (the start weights)."""
+    for param, anchor in zip(network.parameters(), anchors, strict=True):
+        param.lerp_(anchor, min(fraction, 1.0))
 
 
 def dihedral(x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,6 +150,9 @@ class TrainResult:
     best_val: dict
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    # a fine-tune's start weights validated the same way before the first step ({} otherwise):
+    # the base datasets' figures here against the chosen epoch's say what was forgotten
+    start_val: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -356,6 +371,11 @@ def train(
     use_bf16 = on_gpu or (settings.cpu_bf16 and cpu_has_native_bf16())
     # convolutions run fastest on NHWC tensors: on the CPU too (float32: 1.9x here)
     network = network.to(memory_format=torch.channels_last)
+    anchors = (
+        [p.detach().clone() for p in network.parameters()]
+        if settings.anchor and init_state is not None
+        else None
+    )
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -370,6 +390,7 @@ def train(
         "history": [],
         "seconds": 0.0,
         "best_val": {},
+        "start_val": {},
     }
     last, best = workdir / "last.pt", workdir / "best.pt"
     if resume and last.exists():
@@ -380,6 +401,25 @@ def train(
         scheduler.total_steps = max(settings.epochs, 1)  # a resume may extend the run
         state = ckpt["state"]
         torch.set_rng_state(ckpt["rng"])
+
+    if init_state is not None and state["epoch"] == 0:
+        started = time.monotonic()
+        _, threshold, start_val = validate(
+            network,
+            val_set,
+            config,
+            dev,
+            settings.select_by,
+            settings.skeleton_weight,
+            settings.threshold_plateau,
+        )
+        state["start_val"] = {**start_val, "threshold": threshold}
+        print(
+            f"start model: val_f1 {start_val['f1']:.4f} (thr {threshold:.2f})"
+            + _by_source(start_val.get("by_source")),
+            flush=True,
+        )
+        state["seconds"] += time.monotonic() - started
 
     generator = torch.Generator().manual_seed(settings.seed + state["epoch"])
     if settings.crops_per_epoch:
@@ -460,6 +500,10 @@ def train(
                 # a repeat sees the batch turned or flipped (never the identity twice)
                 xs, ys = dihedral(x, y, int(echo_rng.integers(1, 8))) if repeat else (x, y)
                 loss = train_step(network, optimizer, xs, ys, settings.skeleton_weight, use_bf16)
+                if anchors is not None:
+                    pull_towards(
+                        network, anchors, optimizer.param_groups[0]["lr"] * settings.anchor
+                    )
                 losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
         if not timed:
@@ -506,12 +550,7 @@ def train(
         print(
             f"epoch {epoch}: loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
             f"val_f1 {val['f1']:.4f} (thr {threshold:.2f}) best {state['best_f1']:.4f} "
-            f"[{state['seconds'] / 60:.1f} min]"
-            + (
-                " (" + ", ".join(f"{k} {v['f1']:.3f}" for k, v in per_source.items()) + ")"
-                if per_source
-                else ""
-            ),
+            f"[{state['seconds'] / 60:.1f} min]" + _by_source(per_source),
             flush=True,
         )
         if progress is not None:
@@ -542,7 +581,15 @@ def train(
         state["best_val"],
         state["history"],
         state["seconds"],
+        state.get("start_val", {}),
     )
+
+
+def _by_source(per_source: dict | None) -> str:
+    """' (cfd 0.731, new 0.552)': each dataset's validation F1, for a log line."""
+    if not per_source:
+        return ""
+    return " (" + ", ".join(f"{k} {v['f1']:.3f}" for k, v in per_source.items()) + ")"
 
 
 def settings_dict(settings: TrainSettings) -> dict:

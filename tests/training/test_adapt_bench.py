@@ -31,6 +31,13 @@ def test_adapt_bench_reports_test_figures_and_the_left_out_train_images(tmp_path
     assert figures["share_of_all_data"] == pytest.approx(
         figures["after"]["f1"] / figures["all_data"]["f1"]
     )
+    # forgetting: the base dataset's validation F1, the start model's and the chosen epoch's
+    for key in ("base_validation_f1_start", "base_validation_f1"):
+        assert set(figures[key]) == {"base"} and 0.0 <= figures[key]["base"] <= 1.0
+    assert figures["base_validation_mean_start"] == figures["base_validation_f1_start"]["base"]
+    assert "start model: val_f1" in printed
+    assert "base datasets' validation F1 (the images the run held back)" in printed
+    assert figures["anchor"] == 0.0
 
 
 def test_adapt_bench_refuses_a_start_model_that_saw_the_surface(tmp_path, capsys):

@@ -198,3 +198,42 @@ def test_train_refuses_an_echo_below_one(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_command.main(["--config", str(CONFIG), "--data", str(tmp_path), "--echo", "0"])
     assert "--echo must be 1 or more" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_anchored_fine_tune_stays_nearer_the_weights_it_started_from(samples, tmp_path):
+    """L2-SP (TrainSettings.anchor): each step pulls the weights back towards the start's."""
+    config, settings = load_run_config(CONFIG)
+    torch.manual_seed(0)
+    start = build_network(config).state_dict()
+
+    def drift(anchor: float) -> float:
+        result = train(
+            samples,
+            config,
+            replace(settings, anchor=anchor),
+            tmp_path / f"anchor-{anchor}",
+            init_state=start,
+        )
+        return sum(
+            float(((result.state_dict[k] - v) ** 2).sum())
+            for k, v in start.items()
+            if v.is_floating_point() and "running" not in k
+        )
+
+    free, anchored = drift(0.0), drift(20.0)
+    assert free > 0
+    assert anchored < 0.25 * free
+
+
+def test_pull_towards_moves_each_parameter_that_share_of_the_way_back():
+    from training.loop import pull_towards
+
+    network = torch.nn.Linear(3, 2)
+    anchors = [torch.zeros_like(p) for p in network.parameters()]
+    before = [p.detach().clone() for p in network.parameters()]
+    pull_towards(network, anchors, 0.25)
+    for p, b in zip(network.parameters(), before, strict=True):
+        assert torch.allclose(p, 0.75 * b)
+    pull_towards(network, anchors, 3.0)  # never past the anchor
+    assert all(float(p.detach().abs().max()) == 0 for p in network.parameters())
