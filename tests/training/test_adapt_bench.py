@@ -38,6 +38,25 @@ def test_adapt_bench_reports_test_figures_and_the_left_out_train_images(tmp_path
     assert "start model: val_f1" in printed
     assert "base datasets' validation F1 (the images the run held back)" in printed
     assert figures["anchor"] == 0.0
+    assert figures["base_unseen"] == {}  # the run drew all 3 base images
+
+
+def test_forgetting_is_measured_on_base_images_the_adaptation_never_drew():
+    import numpy as np
+
+    from training.adapt import AdaptSettings, base_share
+    from training.adapt_bench import unseen_base
+    from training.data import Sample
+
+    blank = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)
+    base = [Sample(f"{src}-{i}", *blank, source=src) for src in ("a", "b") for i in range(5)]
+    settings = AdaptSettings(base_per_dataset=2)
+    drawn = {s.name for s in base_share(base, settings)}
+    unseen = unseen_base(base, settings, 2)
+    assert len(drawn) == 4 and set(unseen) == {"a", "b"}
+    assert all(len(images) == 2 for images in unseen.values())
+    assert not drawn & {s.name for images in unseen.values() for s in images}
+    assert len(unseen_base(base, settings, 10)["a"]) == 3  # all five less the two drawn
 
 
 def test_adapt_bench_refuses_a_start_model_that_saw_the_surface(tmp_path, capsys):
