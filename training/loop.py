@@ -402,9 +402,9 @@ def train(
         state = ckpt["state"]
         torch.set_rng_state(ckpt["rng"])
 
-    if init_state is not None and state["epoch"] == 0:
-        started = time.monotonic()
-        _, threshold, start_val = validate(
+    def validate_now() -> tuple[float, float, dict]:
+        """(loss, threshold, figures) of the network now on the validation images."""
+        return validate(
             network,
             val_set,
             config,
@@ -413,6 +413,10 @@ def train(
             settings.skeleton_weight,
             settings.threshold_plateau,
         )
+
+    if init_state is not None and state["epoch"] == 0:
+        started = time.monotonic()
+        _, threshold, start_val = validate_now()
         state["start_val"] = {**start_val, "threshold": threshold}
         print(
             f"start model: val_f1 {start_val['f1']:.4f} (thr {threshold:.2f})"
@@ -511,15 +515,7 @@ def train(
         if step_progress is not None:
             seconds = state["seconds"] + time.monotonic() - started
             _report_step(step_progress, epoch, settings.epochs, steps, losses, seconds)
-        val_loss, threshold, val = validate(
-            network,
-            val_set,
-            config,
-            dev,
-            settings.select_by,
-            settings.skeleton_weight,
-            settings.threshold_plateau,
-        )
+        val_loss, threshold, val = validate_now()
         per_source = val.pop("by_source", None)
         state["seconds"] += time.monotonic() - started
         state["epoch"] = epoch
