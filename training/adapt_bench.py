@@ -9,12 +9,12 @@ tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes
 `training.adapt.adapt` (the code behind the portal's "Adapt to tunnels") on --images train
 images of DIR plus a share of the other datasets beside DIR (minus --exclude), for --minutes
 of training, and prints DIR's test F1 / IoU / ODS before and after, beside the all-data
-model's (models/default), and what it forgot: the base datasets' validation F1 of the start
-model (validated before the first step) beside the chosen checkpoint's, on the images the
-run held back, each at the threshold its new surface chose; and, where the run never looked,
-up to --base-images train images of each base dataset that it did not draw, before and after,
-each model at its own threshold. Targets (issue 18, 2-core CPU,
-20 images, 15 minutes): F1 up by at least 0.15, and at least 90 % of the all-data model's F1.
+model's (models/default). And what it forgot, two ways: the base datasets' validation F1 of
+the start model (validated before the first step) beside the chosen checkpoint's, on the
+images the run held back, each at the threshold its new surface chose; and, where the run
+never looked, up to --base-images train images of each base dataset that it did not draw,
+before and after, each model at its own threshold. Targets (issue 18, 2-core CPU, 20 images,
+15 minutes): F1 up by at least 0.15, and at least 90 % of the all-data model's F1.
 """
 
 from __future__ import annotations
