@@ -1,4 +1,4 @@
-"""How much does adapting to a new surface buy? The portal's adaptation, measured.
+r"""How much does adapting to a new surface buy? The portal's adaptation, measured.
 
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
