@@ -1,4 +1,4 @@
-"""Train a crack-segmentation model and export it as a model-version folder.
+r"""Train a crack-segmentation model and export it as a model-version folder.
 
     python -m training.train --config training/configs/unet-mobilenetv2.json \
         --data ../shared/datasets/cfd --out runs/cfd --export models/my-model

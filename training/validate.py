@@ -1,4 +1,4 @@
-"""The validation figures of model versions: how a shipped model is chosen, never on test.
+r"""The validation figures of model versions: how a shipped model is chosen, never on test.
 
     python -m training.validate --model runs/a --model runs/b \
         --data ../shared/datasets/cfd --data ../shared/datasets/deepcrack ... [--calibrate]
