@@ -109,6 +109,7 @@ def adapt(
     config_path: Path = RECIPE,
     progress=None,
     step_progress=None,
+    validate_start: bool = False,
 ) -> tuple[ModelConfig, TrainResult]:
     """Fine-tune init_state on new_samples plus a capped share of base_samples."""
     adapt_settings = adapt_settings or AdaptSettings()
@@ -120,12 +121,11 @@ def adapt(
     # zero-shot model on a 2-core EPYC: 16 epochs in 15 minutes against 20, the same F1)
     config.decoder_channels = decoder_widths(init_state) or config.decoder_channels
     base = base_share(base_samples, adapt_settings)
-    n_base = len({s.source or "base" for s in base})
     for s in new_samples:
         s.source = NEW
     share = min(max(adapt_settings.new_share, 0.05), 0.95)
     mix = {s.source or "base": 1.0 for s in base}
-    mix[NEW] = share / (1 - share) * n_base if n_base else 1.0
+    mix[NEW] = share / (1 - share) * len(mix) if mix else 1.0
     # the checkpoint and threshold that suit the new surface; the base share keeps the rest
     settings = replace(
         settings,
@@ -151,6 +151,7 @@ def adapt(
         step_progress=step_progress,
         resume=False,
         init_state=init_state,
+        validate_start=validate_start,
     )
     config.threshold = result.threshold
     return config, result

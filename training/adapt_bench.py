@@ -140,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             minutes=args.minutes, seed=args.seed, new_share=args.share, anchor=args.anchor
         )
         config, result = adapt(
-            _load_state_dict(args.model), new, base, Path(work) / "run", settings
+            _load_state_dict(args.model),
+            new,
+            base,
+            Path(work) / "run",
+            settings,
+            validate_start=True,
         )
         out = args.out or Path(work) / "adapted"
         config.name = f"{start_config.name}-adapted-{name}"

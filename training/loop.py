@@ -150,8 +150,9 @@ class TrainResult:
     best_val: dict
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-    # a fine-tune's start weights validated the same way before the first step ({} otherwise):
-    # the base datasets' figures here against the chosen epoch's say what was forgotten
+    # a fine-tune's start weights validated the same way before the first step (train's
+    # validate_start; {} otherwise): the base datasets' figures here against the chosen epoch's
+    # say what was forgotten
     start_val: dict = field(default_factory=dict)
 
 
@@ -342,11 +343,14 @@ def train(
     init_state: dict | None = None,
     step_progress: Callable[[StepReport], bool | None] | None = None,
     step_every_s: float = 5.0,
+    validate_start: bool = False,
 ) -> TrainResult:
     """Train config's network on samples; checkpoints in workdir.
 
     progress(report) runs after each epoch, step_progress(report) every step_every_s seconds
     inside one (and before validation); either may return False to cancel the run.
+    validate_start: a fine-tune's start weights are validated before the first step (into
+    TrainResult.start_val, outside the time budget), for a benchmark to say what was forgotten.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -414,8 +418,7 @@ def train(
             settings.threshold_plateau,
         )
 
-    if init_state is not None and state["epoch"] == 0:
-        started = time.monotonic()
+    if validate_start and init_state is not None and state["epoch"] == 0:
         _, threshold, start_val = validate_now()
         state["start_val"] = {**start_val, "threshold": threshold}
         print(
@@ -423,7 +426,6 @@ def train(
             + _by_source(start_val.get("by_source")),
             flush=True,
         )
-        state["seconds"] += time.monotonic() - started
 
     generator = torch.Generator().manual_seed(settings.seed + state["epoch"])
     if settings.crops_per_epoch:
