@@ -2,7 +2,7 @@ r"""How much does adapting to a new surface buy? The portal's adaptation, measur
 
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
-        [--backend B] [--share 0.5] [--anchor 0] [--base-images 30]
+        [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm] [--base-images 30]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         "(L2-SP; default %(default)s: off)",
     )
     parser.add_argument(
+        "--frozen-norm",
+        action="store_true",
+        help="keep the start model's batch-norm statistics (default: they follow the new mix)",
+    )
+    parser.add_argument(
         "--base-images",
         type=int,
         default=30,
@@ -137,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         settings = AdaptSettings(
-            minutes=args.minutes, seed=args.seed, new_share=args.share, anchor=args.anchor
+            minutes=args.minutes,
+            seed=args.seed,
+            new_share=args.share,
+            anchor=args.anchor,
+            frozen_norm=args.frozen_norm,
         )
         config, result = adapt(
             _load_state_dict(args.model),
@@ -240,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             "minutes": args.minutes,
             "share": args.share,
             "anchor": args.anchor,
+            "frozen_norm": args.frozen_norm,
             "before": {k: before[k] for k in keys},
             "after": {k: after[k] for k in keys},
             "all_data": {k: reference[k] for k in keys},

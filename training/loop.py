@@ -86,6 +86,9 @@ class TrainSettings:
     # lr x anchor of the way back to its start, so what the start model knew is kept unless the
     # new data keeps asking for the change (0: off; needs init_state)
     anchor: float = 0.0
+    # a fine-tune keeps the start model's batch-norm statistics (the layers normalise with the
+    # running means and variances it arrived with; their scales and shifts still learn)
+    frozen_norm: bool = False
 
 
 def cpu_has_native_bf16() -> bool:
@@ -108,6 +111,13 @@ def train_step(
     loss.backward()
     optimizer.step()
     return loss
+
+
+def freeze_norm_statistics(network) -> None:
+    """Every batch-norm layer normalises with its running statistics and leaves them as they are."""
+    for module in network.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 @torch.no_grad()
@@ -485,6 +495,8 @@ def train(
         epoch = state["epoch"] + 1
         started = time.monotonic()
         network.train()
+        if settings.frozen_norm and init_state is not None:
+            freeze_norm_statistics(network)
         losses = []
         steps = len(loader)
         last_report = time.monotonic()

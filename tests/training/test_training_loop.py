@@ -237,3 +237,46 @@ def test_pull_towards_moves_each_parameter_that_share_of_the_way_back():
         assert torch.allclose(p, 0.75 * b)
     pull_towards(network, anchors, 3.0)  # never past the anchor
     assert all(float(p.detach().abs().max()) == 0 for p in network.parameters())
+
+
+@pytest.mark.slow
+def test_a_fine_tune_with_frozen_norm_keeps_the_start_models_statistics(samples, tmp_path):
+    """TrainSettings.frozen_norm: the running means and variances stay the start model's,
+    while the weights (batch-norm scales and shifts included) still learn."""
+    config, settings = load_run_config(CONFIG)
+    torch.manual_seed(0)
+    start = build_network(config).state_dict()
+
+    def moved(frozen: bool) -> tuple[float, float]:
+        state = train(
+            samples,
+            config,
+            replace(settings, frozen_norm=frozen),
+            tmp_path / f"frozen-{frozen}",
+            init_state=start,
+        ).state_dict
+
+        def drift(keys) -> float:
+            return sum(float((state[k].float() - start[k].float()).abs().max()) for k in keys)
+
+        stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+        weights = [k for k in start if start[k].is_floating_point() and "running" not in k]
+        return drift(stats), drift(weights)
+
+    free_stats, free_weights = moved(False)
+    frozen_stats, frozen_weights = moved(True)
+    assert free_stats > 0 and free_weights > 0
+    assert frozen_stats == 0
+    assert frozen_weights > 0
+
+
+def test_freeze_norm_statistics_leaves_the_other_layers_training():
+    from training.loop import freeze_norm_statistics
+
+    network = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    network.train()
+    freeze_norm_statistics(network)
+    assert network[0].training and not network[1].training
+    before = network[1].running_mean.clone()
+    network(torch.randn(4, 1, 8, 8))
+    assert torch.equal(network[1].running_mean, before)
