@@ -200,23 +200,31 @@ def test_train_refuses_an_echo_below_one(tmp_path, capsys):
     assert "--echo must be 1 or more" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_an_anchored_fine_tune_stays_nearer_the_weights_it_started_from(samples, tmp_path):
-    """L2-SP (TrainSettings.anchor): each step pulls the weights back towards the start's."""
+def _fine_tuner(samples, tmp_path):
+    """(start weights, fine_tune(**settings changed) -> the fine-tuned state dict), tiny config."""
     config, settings = load_run_config(CONFIG)
     torch.manual_seed(0)
     start = build_network(config).state_dict()
 
+    def fine_tune(**changes) -> dict:
+        name = "-".join(f"{k}-{v}" for k, v in changes.items())
+        work = tmp_path / name
+        return train(
+            samples, config, replace(settings, **changes), work, init_state=start
+        ).state_dict
+
+    return start, fine_tune
+
+
+@pytest.mark.slow
+def test_an_anchored_fine_tune_stays_nearer_the_weights_it_started_from(samples, tmp_path):
+    """L2-SP (TrainSettings.anchor): each step pulls the weights back towards the start's."""
+    start, fine_tune = _fine_tuner(samples, tmp_path)
+
     def drift(anchor: float) -> float:
-        result = train(
-            samples,
-            config,
-            replace(settings, anchor=anchor),
-            tmp_path / f"anchor-{anchor}",
-            init_state=start,
-        )
+        state = fine_tune(anchor=anchor)
         return sum(
-            float(((result.state_dict[k] - v) ** 2).sum())
+            float(((state[k] - v) ** 2).sum())
             for k, v in start.items()
             if v.is_floating_point() and "running" not in k
         )
@@ -243,18 +251,10 @@ def test_pull_towards_moves_each_parameter_that_share_of_the_way_back():
 def test_a_fine_tune_with_frozen_norm_keeps_the_start_models_statistics(samples, tmp_path):
     """TrainSettings.frozen_norm: the running means and variances stay the start model's,
     while the weights (batch-norm scales and shifts included) still learn."""
-    config, settings = load_run_config(CONFIG)
-    torch.manual_seed(0)
-    start = build_network(config).state_dict()
+    start, fine_tune = _fine_tuner(samples, tmp_path)
 
     def moved(frozen: bool) -> tuple[float, float]:
-        state = train(
-            samples,
-            config,
-            replace(settings, frozen_norm=frozen),
-            tmp_path / f"frozen-{frozen}",
-            init_state=start,
-        ).state_dict
+        state = fine_tune(frozen_norm=frozen)
 
         def drift(keys) -> float:
             return sum(float((state[k].float() - start[k].float()).abs().max()) for k in keys)
