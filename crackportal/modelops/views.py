@@ -96,8 +96,8 @@ def model_activate(request, pk: int):
 # what the two shares measured (training.adapt_bench, README "Models in the portal")
 SHARE_MEASURED = (
     "Measured adapting a model that never saw tunnel-lining to 20 of its images for 15 minutes "
-    "on a 2-core CPU: balanced reached 88–93 % of the all-data model's F1 on its test images "
-    "(the more, the faster the CPU), and the other surfaces' F1 fell by 0.007–0.014 on their "
+    "on a 2-core CPU: balanced reached 87–93 % of the all-data model's F1 on its test images "
+    "(the more, the faster the CPU), and the other surfaces' F1 fell by 0.007–0.017 on their "
     "images the run never drew; three quarters reached 91–92 %, and the other surfaces fell by "
     "0.041."
 )
