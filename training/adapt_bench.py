@@ -2,7 +2,8 @@ r"""How much does adapting to a new surface buy? The portal's adaptation, measur
 
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
-        [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm] [--base-images 30]
+        [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm]
+        [--select-from 0] [--base-images 30]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -92,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the start model's batch-norm statistics (default: they follow the new mix)",
     )
     parser.add_argument(
+        "--select-from",
+        type=float,
+        default=AdaptSettings.select_from,
+        help="choose the checkpoint only from epochs ending after this share of the time "
+        "(default %(default)s: any epoch)",
+    )
+    parser.add_argument(
         "--base-images",
         type=int,
         default=30,
@@ -141,12 +149,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
+        # the options of the same name in AdaptSettings
+        tried = {name: getattr(args, name) for name in ("anchor", "frozen_norm", "select_from")}
         settings = AdaptSettings(
-            minutes=args.minutes,
-            seed=args.seed,
-            new_share=args.share,
-            anchor=args.anchor,
-            frozen_norm=args.frozen_norm,
+            minutes=args.minutes, seed=args.seed, new_share=args.share, **tried
         )
         config, result = adapt(
             _load_state_dict(args.model),
@@ -250,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             "share": args.share,
             "anchor": args.anchor,
             "frozen_norm": args.frozen_norm,
+            "select_from": args.select_from,
             "before": {k: before[k] for k in keys},
             "after": {k: after[k] for k in keys},
             "all_data": {k: reference[k] for k in keys},

@@ -89,6 +89,9 @@ class TrainSettings:
     # a fine-tune keeps the start model's batch-norm statistics (the layers normalise with the
     # running means and variances it arrived with; their scales and shifts still learn)
     frozen_norm: bool = False
+    # a timed run (schedule_minutes) chooses its checkpoint only from epochs that end after this
+    # share of the time budget, where the one-cycle learning rate has come down (0: any epoch)
+    select_from: float = 0.0
 
 
 def cpu_has_native_bf16() -> bool:
@@ -543,7 +546,8 @@ def train(
             "seconds": state["seconds"],
         }
         state["history"].append(row)
-        if val["f1"] > state["best_f1"]:
+        eligible = not timed or state["seconds"] >= settings.select_from * budget_s
+        if eligible and val["f1"] > state["best_f1"]:
             state.update(best_f1=val["f1"], best_epoch=epoch, threshold=threshold, best_val=val)
             torch.save(network.state_dict(), best)
         stale = epoch - state["best_epoch"]

@@ -136,6 +136,32 @@ def test_a_timed_run_stops_at_its_budget_whatever_the_epoch_count(samples, tmp_p
 
 
 @pytest.mark.slow
+def test_a_timed_run_chooses_its_checkpoint_only_after_select_from_of_its_budget(
+    samples, tmp_path, monkeypatch
+):
+    """TrainSettings.select_from: epochs ending earlier than that share of the time budget are
+    validated but never chosen. The validation score is made to fall epoch by epoch, so any
+    rule but this one would keep the first epoch."""
+    import training.loop
+
+    scores = iter(1.0 / n for n in range(1, 10_000))
+    monkeypatch.setattr(training.loop, "validate", lambda *args: (0.0, 0.5, {"f1": next(scores)}))
+    config, settings = load_run_config(CONFIG)
+    budget = 0.05
+    settings = replace(
+        settings, epochs=10_000, patience=10_000, schedule_minutes=budget, crops_per_epoch=8
+    )
+    for share in (0.0, 0.5, 1.0):
+        result = train(samples, config, replace(settings, select_from=share), tmp_path / f"{share}")
+        rows = result.history
+        assert len(rows) >= 3
+        eligible = [r["epoch"] for r in rows if r["seconds"] >= share * budget * 60]
+        assert result.best_epoch == eligible[0]  # the first eligible: the scores only fall
+    assert result.best_epoch == len(rows)  # 1.0: the last epoch, the one that crosses the budget
+    assert rows[0]["epoch"] < result.best_epoch
+
+
+@pytest.mark.slow
 def test_loader_workers_do_not_repeat_each_others_augmentation(samples):
     from torch.utils.data import DataLoader
 
