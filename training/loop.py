@@ -546,7 +546,8 @@ def train(
             "seconds": state["seconds"],
         }
         state["history"].append(row)
-        eligible = not timed or state["seconds"] >= settings.select_from * budget_s
+        # never past the budget: the epoch that crosses it is always a candidate
+        eligible = not timed or state["seconds"] >= min(settings.select_from, 1.0) * budget_s
         if eligible and val["f1"] > state["best_f1"]:
             state.update(best_f1=val["f1"], best_epoch=epoch, threshold=threshold, best_val=val)
             torch.save(network.state_dict(), best)
