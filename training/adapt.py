@@ -72,8 +72,8 @@ class AdaptSettings:
     # the checkpoint is chosen only from epochs ending after this share of the time budget
     # (`TrainSettings.select_from`; 0: any epoch). Four validation images of the new surface
     # once chose epoch 12 of 38 (tunnel-lining test 87.1 % of the all-data model, against 91.1 %
-    # and 93.0 %); 0.5 in one run: 92.0 %, its other 38 train images 0.600, the base datasets'
-    # never-drawn images -0.007. Off until more runs agree
+    # and 93.0 %); 0.5 in two runs: 92.0 % and 92.6 %, its other 38 train images 0.600 and
+    # 0.601, the base datasets' never-drawn images -0.007 and -0.013. Off until concrete-uav agrees
     select_from: float = 0.0
     num_workers: int | None = None  # loader processes (None: the recipe's; 0 in a Celery worker)
 
