@@ -3,7 +3,7 @@ r"""How much does adapting to a new surface buy? The portal's adaptation, measur
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
         [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm]
-        [--select-from 0] [--base-images 30]
+        [--select-from 0.5] [--base-images 30]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=AdaptSettings.select_from,
         help="choose the checkpoint only from epochs ending after this share of the time "
-        "(default %(default)s: any epoch)",
+        "(default %(default)s: the second half; 0: any epoch)",
     )
     parser.add_argument(
         "--base-images",
