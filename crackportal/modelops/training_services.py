@@ -500,11 +500,16 @@ def _adapt(run: TrainingRun):
     datasets = {n: f for n, f in run.config.get("base_datasets", {}).items() if Path(f).is_dir()}
     base = _base_samples(datasets)
     share = float(run.config.get("new_share", AdaptSettings.new_share))
+    # a Celery pool process is a daemon: no loader processes of its own
+    adapt_settings = AdaptSettings(minutes=run.minutes or 15.0, new_share=share, num_workers=0)
+    checkpoint_rule = (
+        f"checkpoint from the epochs ending after {adapt_settings.select_from:.0%} of the time"
+    )
     _log(
         run.pk,
         f"adapting {run.init_from.name} to {len(tunnel_ids)} tunnel(s): {len(learn)} annotated "
         f"images (+{len(held)} held back), base datasets {', '.join(datasets) or '—'}; "
-        f"{run.minutes:g} min, {share:.0%} of the crops from the tunnels",
+        f"{run.minutes:g} min, {share:.0%} of the crops from the tunnels; {checkpoint_rule}",
     )
     progress, step_progress = _callbacks(run.pk)
     model_config, result = adapt(
@@ -512,8 +517,7 @@ def _adapt(run: TrainingRun):
         learn,
         base,
         _workdir(run),
-        # a Celery pool process is a daemon: no loader processes of its own
-        AdaptSettings(minutes=run.minutes or 15.0, new_share=share, num_workers=0),
+        adapt_settings,
         progress=progress,
         step_progress=step_progress,
     )
@@ -561,6 +565,7 @@ def _adapt(run: TrainingRun):
         "held_back_images": held_ids,
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
+        "checkpoint": checkpoint_rule,
         "train_seconds": round(result.seconds, 1),
         "machine": "portal training worker",
     }

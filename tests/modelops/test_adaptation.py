@@ -2,6 +2,7 @@
 annotations with a fifth held back, then the active model against the candidate on them."""
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,7 @@ def test_an_admin_adapts_the_active_model_and_compares_it_on_held_back_images(
     run.refresh_from_db()
     assert run.status == "done", run.error + run.log_tail
     assert "75% of the crops from the tunnels" in run.log_tail
+    assert "checkpoint from the epochs ending after 50% of the time" in run.log_tail
     assert run.held_back == [images[4].pk]  # the fifth image by name
     active = ModelVersion.objects.get(is_active=True)
     assert run.init_from == active and run.comparison["baseline_model"] == active.name
@@ -97,6 +99,9 @@ def test_an_admin_adapts_the_active_model_and_compares_it_on_held_back_images(
     assert row["name"] == f"portal-{images[4].pk}" and 0 <= row["candidate_f1"] <= 1
     candidate = run.result
     assert not candidate.is_active
+    provenance = json.loads((Path(candidate.folder) / "config.json").read_text())["provenance"]
+    assert provenance["checkpoint"] == "checkpoint from the epochs ending after 50% of the time"
+    assert provenance["best_epoch"] >= 1
     # it comes with its own int8 model, calibrated on the run's images: a CPU worker can run
     # it as fast as the default ("auto" would otherwise keep it in float)
     pytest.importorskip("openvino")
