@@ -74,9 +74,9 @@ class AdaptSettings:
     # down. Four validation images of the new surface once chose epoch 12 of 38 (tunnel-lining
     # test 87.1 % of the all-data model, against 91.1 % and 93.0 % in the runs beside it). With
     # 0.5, 20 images, 15 minutes: tunnel-lining 92.0 % and 92.6 % (2-core EPYC, 39 epochs) and
-    # 88.5 % (2-core AMX Xeon, 21 epochs), its other 38 train images 0.600, 0.601 and 0.586;
-    # concrete-uav 91.1 % (the Xeon, 18 epochs); the base datasets' never-drawn train images
-    # -0.007, -0.013 and -0.010 adapting to tunnel-lining, as without it
+    # 88.5 % and 87.5 % (2-core AMX Xeon, 21 and 19 epochs), its other 38 train images 0.600,
+    # 0.601, 0.586 and 0.579; concrete-uav 91.1 % (the Xeon, 18 epochs); the base datasets'
+    # never-drawn train images -0.007 to -0.013 adapting to tunnel-lining, as without it
     select_from: float = 0.5
     num_workers: int | None = None  # loader processes (None: the recipe's; 0 in a Celery worker)
 
