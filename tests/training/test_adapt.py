@@ -31,24 +31,30 @@ def test_adapting_keeps_the_start_models_size_whatever_the_recipes_decoder(tmp_p
     ), "one step of fine-tuning changed nothing"
 
 
-def test_adapting_peaks_at_its_own_learning_rate_or_the_recipes(tmp_path, monkeypatch):
+def _train_settings(tmp_path, monkeypatch, *adapt_settings):
+    """The TrainSettings each adaptation would train with (training stopped before a step)."""
     import training.adapt as adapt_module
 
     seen = []
 
     def train(samples, config, settings, workdir, **kwargs):
-        seen.append(settings.lr)
+        seen.append(settings)
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(adapt_module, "train", train)
     surface = write_dataset(tmp_path / "surf", 10, {"train": 2})
     samples, _ = load_train_split(surface)
-    recipe_lr = load_run_config(RECIPE)[1].lr
-    for settings in (AdaptSettings(), AdaptSettings(lr=None)):
+    for settings in adapt_settings:
         with pytest.raises(RuntimeError, match="stop here"):
             adapt({}, samples, [], tmp_path / "run", settings)
+    return seen
+
+
+def test_adapting_peaks_at_its_own_learning_rate_or_the_recipes(tmp_path, monkeypatch):
+    seen = _train_settings(tmp_path, monkeypatch, AdaptSettings(), AdaptSettings(lr=None))
+    recipe_lr = load_run_config(RECIPE)[1].lr
     # 6e-4 beat the recipe's 3e-4 on both surfaces' left-out train images (README)
-    assert seen == [6e-4, recipe_lr] and recipe_lr != 6e-4
+    assert [s.lr for s in seen] == [6e-4, recipe_lr] and recipe_lr != 6e-4
 
 
 def test_adapting_chooses_its_checkpoint_from_the_second_half_of_its_budget(tmp_path, monkeypatch):
@@ -56,21 +62,8 @@ def test_adapting_chooses_its_checkpoint_from_the_second_half_of_its_budget(tmp_
     all-data model against 91.1 % and 93.0 % in the runs beside it): by default the checkpoint
     comes from epochs ending after half the time (TrainSettings.select_from; the loop's own
     test checks the rule), and a setting of 0 lets any epoch be chosen."""
-    import training.adapt as adapt_module
-
-    seen = []
-
-    def train(samples, config, settings, workdir, **kwargs):
-        seen.append(settings.select_from)
-        raise RuntimeError("stop here")
-
-    monkeypatch.setattr(adapt_module, "train", train)
-    surface = write_dataset(tmp_path / "surf", 10, {"train": 2})
-    samples, _ = load_train_split(surface)
-    for settings in (AdaptSettings(), AdaptSettings(select_from=0.0)):
-        with pytest.raises(RuntimeError, match="stop here"):
-            adapt({}, samples, [], tmp_path / "run", settings)
-    assert seen == [0.5, 0.0]
+    seen = _train_settings(tmp_path, monkeypatch, AdaptSettings(), AdaptSettings(select_from=0.0))
+    assert [s.select_from for s in seen] == [0.5, 0.0]
 
 
 def test_the_new_surfaces_crops_keep_its_scale_and_still_get_drawn_lookalikes(
