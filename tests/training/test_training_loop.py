@@ -159,6 +159,12 @@ def test_a_timed_run_chooses_its_checkpoint_only_after_select_from_of_its_budget
         assert result.best_epoch == eligible[0]  # the first eligible: the scores only fall
     assert result.best_epoch == len(rows)  # the last epoch, the one that crosses the budget
     assert rows[0]["epoch"] < result.best_epoch
+    # patience runs from the first epoch that could be chosen: a short one never stops the
+    # run before its checkpoint
+    result = train(samples, config, replace(settings, select_from=0.5, patience=1), tmp_path / "p")
+    eligible = [r["epoch"] for r in result.history if r["seconds"] >= 0.5 * budget * 60]
+    assert eligible and result.best_epoch == eligible[0]
+    assert result.history[-1]["epoch"] <= eligible[0] + 1  # then patience stops it
 
 
 @pytest.mark.slow
