@@ -116,6 +116,11 @@ def train_step(
     return loss
 
 
+def _stale(state: dict) -> int:
+    """Epochs since the best one; patience counts from the first epoch that could be chosen."""
+    return state["epoch"] - max(state["best_epoch"], state.get("ineligible_until", 0))
+
+
 def freeze_norm_statistics(network) -> None:
     """Every batch-norm layer normalises with its running statistics and leaves them as they are."""
     for module in network.modules():
@@ -488,7 +493,7 @@ def train(
     # a timed run (schedule_minutes) sets the learning rate each step from the time spent
     timed = settings.schedule_minutes is not None and settings.schedule_minutes > 0
     budget_s = (settings.schedule_minutes or 0) * 60
-    stale = state["epoch"] - max(state["best_epoch"], state.get("ineligible_until", 0))
+    stale = _stale(state)
     echo_rng = np.random.default_rng(settings.seed + state["epoch"])
     while state["epoch"] < settings.epochs and stale < settings.patience:
         if settings.max_minutes and state["seconds"] > settings.max_minutes * 60:
@@ -551,9 +556,9 @@ def train(
         if eligible and val["f1"] > state["best_f1"]:
             state.update(best_f1=val["f1"], best_epoch=epoch, threshold=threshold, best_val=val)
             torch.save(network.state_dict(), best)
-        if not eligible:  # patience counts from the first epoch that could be chosen
+        if not eligible:
             state["ineligible_until"] = epoch
-        stale = epoch - max(state["best_epoch"], state.get("ineligible_until", 0))
+        stale = _stale(state)
         torch.save(
             {
                 "model": network.state_dict(),

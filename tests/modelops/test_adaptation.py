@@ -2,7 +2,6 @@
 annotations with a fifth held back, then the active model against the candidate on them."""
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from PIL import Image
 from crackportal.inspections.models import Annotation, SurveyImage
 from crackportal.modelops import services, training_services
 from crackportal.modelops.models import ModelVersion, TrainingRun
+from inference.config import ModelConfig
 from inference.synthetic import survey_image
 from tests.conftest import wait_for
 from tests.factories import make_image, make_run
@@ -99,7 +99,7 @@ def test_an_admin_adapts_the_active_model_and_compares_it_on_held_back_images(
     assert row["name"] == f"portal-{images[4].pk}" and 0 <= row["candidate_f1"] <= 1
     candidate = run.result
     assert not candidate.is_active
-    provenance = json.loads((Path(candidate.folder) / "config.json").read_text())["provenance"]
+    provenance = ModelConfig.load(Path(candidate.folder) / "config.json").provenance
     assert provenance["checkpoint"] == "checkpoint from the epochs ending after 50% of the time"
     assert provenance["best_epoch"] >= 1
     # it comes with its own int8 model, calibrated on the run's images: a CPU worker can run
