@@ -78,6 +78,9 @@ class AdaptSettings:
     # 0.601, 0.586 and 0.579; concrete-uav 91.1 % (the Xeon, 18 epochs); the base datasets'
     # never-drawn train images -0.007 to -0.013 adapting to tunnel-lining, as without it
     select_from: float = 0.5
+    # also keep the mean of the weights of those epochs (`TrainSettings.average`): adapt_bench
+    # measures it beside the chosen checkpoint
+    average: bool = False
     num_workers: int | None = None  # loader processes (None: the recipe's; 0 in a Celery worker)
 
 
@@ -154,6 +157,7 @@ def adapt(
         anchor=adapt_settings.anchor,
         frozen_norm=adapt_settings.frozen_norm,
         select_from=adapt_settings.select_from,
+        average=adapt_settings.average,
     )
     if adapt_settings.num_workers is not None:
         settings = replace(settings, num_workers=adapt_settings.num_workers)

@@ -3,7 +3,7 @@ r"""How much does adapting to a new surface buy? The portal's adaptation, measur
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
         [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm]
-        [--select-from 0.5] [--base-images 30]
+        [--select-from 0.5] [--average] [--base-images 30]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         "(default %(default)s: the second half; 0: any epoch)",
     )
     parser.add_argument(
+        "--average",
+        action="store_true",
+        help="also measure the mean of the weights of the epochs --select-from lets be chosen "
+        "(stochastic weight averaging), beside the chosen checkpoint",
+    )
+    parser.add_argument(
         "--base-images",
         type=int,
         default=30,
@@ -150,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
         # the options of the same name in AdaptSettings
-        tried = {name: getattr(args, name) for name in ("anchor", "frozen_norm", "select_from")}
+        tried = {
+            name: getattr(args, name)
+            for name in ("anchor", "frozen_norm", "select_from", "average")
+        }
         settings = AdaptSettings(
             minutes=args.minutes, seed=args.seed, new_share=args.share, **tried
         )
@@ -184,10 +193,26 @@ def main(argv: list[str] | None = None) -> int:
         rest_after = judge(adapted, rest) if rest else None
         # forgetting where the run never looked: base train images it did not draw, each model
         # at its own threshold (the one it would run with everywhere)
+        unseen_images = unseen_base(base, settings, args.base_images)
         unseen = {
             source: (judge(start, images)["f1"], judge(adapted, images)["f1"], len(images))
-            for source, images in unseen_base(base, settings, args.base_images).items()
+            for source, images in unseen_images.items()
         }
+        averaged = None
+        if result.averaged is not None:
+            config.threshold = result.averaged.threshold
+            export_model_version(result.averaged.state_dict, config, Path(work) / "averaged")
+            mean_model = inference.load(Path(work) / "averaged", backend=backend)
+            averaged = {
+                "epochs": result.averaged.epochs,
+                "threshold": result.averaged.threshold,
+                "test": evaluate_model(mean_model, args.data, "test"),
+                "other_train": judge(mean_model, rest) if rest else None,
+                "base_unseen": {
+                    source: judge(mean_model, images)["f1"]
+                    for source, images in unseen_images.items()
+                },
+            }
     wall = time.monotonic() - started
     # forgetting: the base datasets' validation F1 at the checkpoint the new surface chose,
     # against the start model's on the same images (each at the new surface's threshold)
@@ -236,6 +261,28 @@ def main(argv: list[str] | None = None) -> int:
         mean_start = mean(v[0] for v in unseen.values())
         mean_after = mean(v[1] for v in unseen.values())
         print(f"{'mean':<16}{mean_start:.4f}  {mean_after:.4f}  {mean_after - mean_start:+.4f}")
+    if averaged is not None:
+        print(
+            f"\nthe mean of the last {averaged['epochs']} epochs' weights (thr "
+            f"{averaged['threshold']:.2f}) beside the chosen checkpoint (epoch {result.best_epoch}):"
+            f"\n{'':<28}F1      IoU     ODS"
+        )
+        rows = [("test, chosen", after), ("test, mean", averaged["test"])]
+        if rest_after is not None:
+            rows += [
+                ("other train, chosen", rest_after),
+                ("other train, mean", averaged["other_train"]),
+            ]
+        for label, m in rows:
+            print(f"{label:<28}" + "  ".join(f"{m[k]:.4f}" for k in keys))
+        if unseen:
+            mean_after = mean(v[1] for v in unseen.values())
+            print(
+                f"{'base never drawn, chosen':<28}{mean_after:.4f}\n{'base never drawn, mean':<28}"
+                f"{mean(averaged['base_unseen'].values()):.4f}"
+            )
+        share_mean = averaged["test"]["f1"] / reference["f1"] if reference["f1"] else 0.0
+        print(f"share of the all-data model's F1, mean weights: {share_mean:.1%}")
     gain = after["f1"] - before["f1"]
     share = after["f1"] / reference["f1"] if reference["f1"] else 0.0
     print(
@@ -269,6 +316,15 @@ def main(argv: list[str] | None = None) -> int:
             "base_unseen": {
                 source: {"images": n, "start": f1_start, "after": f1_after}
                 for source, (f1_start, f1_after, n) in unseen.items()
+            },
+            "averaged": averaged
+            and {
+                "epochs": averaged["epochs"],
+                "threshold": averaged["threshold"],
+                "test": {k: averaged["test"][k] for k in keys},
+                "other_train": averaged["other_train"]
+                and {k: averaged["other_train"][k] for k in keys},
+                "base_unseen": averaged["base_unseen"],
             },
             "f1_gain": gain,
             "share_of_all_data": share,

@@ -92,6 +92,10 @@ class TrainSettings:
     # a timed run (schedule_minutes) chooses its checkpoint only from epochs that end after this
     # share of the time budget, where the one-cycle learning rate has come down (0: any epoch)
     select_from: float = 0.0
+    # a timed run also keeps the mean of the weights (batch-norm statistics included) at the
+    # ends of the epochs select_from lets be chosen, and validates it once at the end
+    # (stochastic weight averaging, Izmailov et al. 2018): TrainResult.averaged
+    average: bool = False
 
 
 def cpu_has_native_bf16() -> bool:
@@ -119,6 +123,21 @@ def train_step(
 def _stale(state: dict) -> int:
     """Epochs since the best one; patience counts from the first epoch that could be chosen."""
     return state["epoch"] - max(state["best_epoch"], state.get("ineligible_until", 0))
+
+
+def accumulate_mean(mean: dict | None, state: dict, count: int) -> dict:
+    """The running mean of count state dicts updated with one more (integer buffers: the last)."""
+    if mean is None:
+        return {
+            k: v.detach().float().clone() if v.is_floating_point() else v.clone()
+            for k, v in state.items()
+        }
+    for k, v in state.items():
+        if v.is_floating_point():
+            mean[k] += (v.detach().float() - mean[k]) / (count + 1)
+        else:
+            mean[k] = v.clone()
+    return mean
 
 
 def freeze_norm_statistics(network) -> None:
@@ -172,6 +191,19 @@ class TrainResult:
     # validate_start; {} otherwise): the base datasets' figures here against the chosen epoch's
     # say what was forgotten
     start_val: dict = field(default_factory=dict)
+    # settings.average: the mean weights of the eligible epochs, validated like an epoch
+    # (None where fewer than two epochs were eligible)
+    averaged: AveragedWeights | None = None
+
+
+@dataclass
+class AveragedWeights:
+    """The mean of a run's weights over its last epochs, validated once after the last."""
+
+    state_dict: dict
+    epochs: int  # how many epochs' weights the mean holds
+    threshold: float
+    val: dict
 
 
 @dataclass
@@ -413,7 +445,9 @@ def train(
         "seconds": 0.0,
         "best_val": {},
         "start_val": {},
+        "averaged_epochs": 0,
     }
+    average = None  # settings.average: the running mean of the eligible epochs' weights
     last, best = workdir / "last.pt", workdir / "best.pt"
     if resume and last.exists():
         ckpt = torch.load(last, map_location=dev, weights_only=False)
@@ -422,6 +456,7 @@ def train(
         scheduler.load_state_dict(ckpt["scheduler"])
         scheduler.total_steps = max(settings.epochs, 1)  # a resume may extend the run
         state = ckpt["state"]
+        average = ckpt.get("average")
         torch.set_rng_state(ckpt["rng"])
 
     def validate_now() -> tuple[float, float, dict]:
@@ -558,6 +593,10 @@ def train(
             torch.save(network.state_dict(), best)
         if not eligible:
             state["ineligible_until"] = epoch
+        elif settings.average and timed:
+            count = state.get("averaged_epochs", 0)
+            average = accumulate_mean(average, network.state_dict(), count)
+            state["averaged_epochs"] = count + 1
         stale = _stale(state)
         torch.save(
             {
@@ -566,6 +605,7 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "state": state,
                 "rng": torch.get_rng_state(),
+                "average": average,
             },
             last,
         )
@@ -591,6 +631,21 @@ def train(
             if progress(report) is False:
                 raise CancelledError(f"cancelled after epoch {epoch}")
 
+    averaged = None
+    if average is not None and state.get("averaged_epochs", 0) >= 2:
+        network.load_state_dict(average)
+        _, threshold, val = validate_now()
+        averaged = AveragedWeights(
+            {k: v.detach().cpu() for k, v in network.state_dict().items()},
+            state["averaged_epochs"],
+            threshold,
+            val,
+        )
+        print(
+            f"mean of the last {averaged.epochs} epochs' weights: val_f1 {val['f1']:.4f} "
+            f"(thr {threshold:.2f})" + _by_source(val.get("by_source")),
+            flush=True,
+        )
     best_state = (
         torch.load(best, map_location="cpu", weights_only=True)
         if best.exists()
@@ -604,6 +659,7 @@ def train(
         state["history"],
         state["seconds"],
         state.get("start_val", {}),
+        averaged,
     )
 
 

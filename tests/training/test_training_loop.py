@@ -312,3 +312,43 @@ def test_freeze_norm_statistics_leaves_the_other_layers_training():
     before = network[1].running_mean.clone()
     network(torch.randn(4, 1, 8, 8))
     assert torch.equal(network[1].running_mean, before)
+
+
+@pytest.mark.slow
+def test_a_timed_run_averages_the_weights_of_the_epochs_it_may_choose_from(samples, tmp_path):
+    """TrainSettings.average: the mean of the weights at the ends of the epochs select_from
+    lets be chosen (each epoch's weights read back from its last.pt), validated once."""
+    config, settings = load_run_config(CONFIG)
+    budget = 0.05
+    settings = replace(
+        settings,
+        epochs=10_000,
+        patience=10_000,
+        schedule_minutes=budget,
+        crops_per_epoch=8,
+        select_from=0.5,
+        average=True,
+    )
+    weights = []
+
+    def keep(report):
+        weights.append(torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"])
+
+    result = train(samples, config, settings, tmp_path / "run", progress=keep)
+    eligible = [r["epoch"] for r in result.history if r["seconds"] >= 0.5 * budget * 60]
+    assert len(eligible) >= 2 and eligible[0] > 1
+    assert result.averaged.epochs == len(eligible)
+    for key, value in result.averaged.state_dict.items():
+        if value.is_floating_point():
+            expected = torch.stack([weights[e - 1][key].float() for e in eligible]).mean(0)
+            torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+        else:
+            assert torch.equal(value, weights[eligible[-1] - 1][key])
+    assert not torch.equal(
+        result.averaged.state_dict["decoder.blocks.0.conv1.0.weight"],
+        result.state_dict["decoder.blocks.0.conv1.0.weight"],
+    )
+    assert 0.0 <= result.averaged.val["f1"] <= 1.0 and 0.0 < result.averaged.threshold < 1.0
+    assert (
+        train(samples, config, replace(settings, average=False), tmp_path / "off").averaged is None
+    )
