@@ -352,3 +352,42 @@ def test_a_timed_run_averages_the_weights_of_the_epochs_it_may_choose_from(sampl
     assert (
         train(samples, config, replace(settings, average=False), tmp_path / "off").averaged is None
     )
+
+
+@pytest.mark.slow
+def test_others_at_end_validates_only_the_deciding_surface_each_epoch(
+    samples, tmp_path, monkeypatch
+):
+    """TrainSettings.others_at_end: with select_by "source:new" every epoch validates the new
+    surface's images alone; the chosen checkpoint is validated on all of them once, at the end,
+    so its row still has every dataset's figures."""
+    import training.loop
+
+    mixed = [replace(s, source="new" if i < 4 else "base") for i, s in enumerate(samples)]
+    seen = []
+    real = training.loop.validate
+
+    def counting(network, images, *args):
+        seen.append(sorted({s.source for s in images}))
+        return real(network, images, *args)
+
+    monkeypatch.setattr(training.loop, "validate", counting)
+    config, settings = load_run_config(CONFIG)
+    settings = replace(
+        settings,
+        epochs=3,
+        crops_per_epoch=8,
+        select_by="source:new",
+        stratify_val=True,
+        val_fraction=0.25,
+        others_at_end=True,
+    )
+    result = train(samples=mixed, config=config, settings=settings, workdir=tmp_path / "end")
+    assert seen == [["new"]] * 3 + [["base", "new"]]
+    chosen = next(r for r in result.history if r["epoch"] == result.best_epoch)
+    assert set(chosen["val_by_source"]) == {"base", "new"}
+    assert chosen["val_by_source"]["new"]["f1"] == pytest.approx(result.best_val["f1"])
+
+    seen.clear()
+    result = train(mixed, config, replace(settings, others_at_end=False), tmp_path / "every")
+    assert seen == [["base", "new"]] * 3
