@@ -643,10 +643,10 @@ def train(
             if progress(report) is False:
                 raise CancelledError(f"cancelled after epoch {epoch}")
 
-    if deciding is not val_set and best.exists():  # the chosen checkpoint on every image
+    chosen = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), None)
+    if deciding is not val_set and chosen is not None:  # the chosen checkpoint on every image
         network.load_state_dict(torch.load(best, map_location=dev, weights_only=True))
         _, _, val = validate_now(val_set)
-        chosen = next(r for r in state["history"] if r["epoch"] == state["best_epoch"])
         chosen["val_by_source"] = val.pop("by_source", None)
         print(
             f"chosen epoch {state['best_epoch']} on every validation image:"
