@@ -3,7 +3,7 @@ r"""How much does adapting to a new surface buy? The portal's adaptation, measur
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
         [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm]
-        [--select-from 0.5] [--average] [--base-images 30]
+        [--select-from 0.5] [--average] [--skeleton-weight W] [--base-images 30]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -106,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         "(stochastic weight averaging), beside the chosen checkpoint",
     )
     parser.add_argument(
+        "--skeleton-weight",
+        type=float,
+        default=AdaptSettings.skeleton_weight,
+        help="weight of the clDice term in the adaptation's steps (default: the recipe's)",
+    )
+    parser.add_argument(
         "--base-images",
         type=int,
         default=30,
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         # the options of the same name in AdaptSettings
         tried = {
             name: getattr(args, name)
-            for name in ("anchor", "frozen_norm", "select_from", "average")
+            for name in ("anchor", "frozen_norm", "select_from", "average", "skeleton_weight")
         }
         settings = AdaptSettings(
             minutes=args.minutes, seed=args.seed, new_share=args.share, **tried

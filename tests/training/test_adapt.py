@@ -66,6 +66,14 @@ def test_adapting_chooses_its_checkpoint_from_the_second_half_of_its_budget(tmp_
     assert [s.select_from for s in seen] == [0.5, 0.0]
 
 
+def test_adapting_keeps_the_recipes_cldice_weight_unless_given_one(tmp_path, monkeypatch):
+    seen = _train_settings(
+        tmp_path, monkeypatch, AdaptSettings(), AdaptSettings(skeleton_weight=0.0)
+    )
+    recipe_weight = load_run_config(RECIPE)[1].skeleton_weight
+    assert [s.skeleton_weight for s in seen] == [recipe_weight, 0.0] and recipe_weight > 0
+
+
 def test_the_new_surfaces_crops_keep_its_scale_and_still_get_drawn_lookalikes(
     tmp_path, monkeypatch
 ):
