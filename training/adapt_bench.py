@@ -281,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         for label, m in rows:
             print(f"{label:<28}" + "  ".join(f"{m[k]:.4f}" for k in keys))
-        if unseen:
-            mean_after = mean(v[1] for v in unseen.values())
+        if unseen:  # mean_after: the chosen checkpoint's, from the table above
             print(
                 f"{'base never drawn, chosen':<28}{mean_after:.4f}\n{'base never drawn, mean':<28}"
                 f"{mean(averaged['base_unseen'].values()):.4f}"

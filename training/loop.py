@@ -126,6 +126,11 @@ def train_step(
     return loss
 
 
+def judging_source(select_by: str) -> str | None:
+    """NAME where select_by is "source:NAME" (that dataset alone chooses), else None."""
+    return select_by.removeprefix("source:") if select_by.startswith("source:") else None
+
+
 def _stale(state: dict) -> int:
     """Epochs since the best one; patience counts from the first epoch that could be chosen."""
     return state["epoch"] - max(state["best_epoch"], state.get("ineligible_until", 0))
@@ -134,13 +139,13 @@ def _stale(state: dict) -> int:
 def accumulate_mean(mean: dict | None, state: dict, count: int) -> dict:
     """The running mean of count state dicts updated with one more (integer buffers: the last)."""
     if mean is None:
+        # copies: a state dict's tensors are the network's own
         return {
-            k: v.detach().float().clone() if v.is_floating_point() else v.clone()
-            for k, v in state.items()
+            k: v.float().clone() if v.is_floating_point() else v.clone() for k, v in state.items()
         }
     for k, v in state.items():
         if v.is_floating_point():
-            mean[k] += (v.detach().float() - mean[k]) / (count + 1)
+            mean[k] += (v.float() - mean[k]) / (count + 1)
         else:
             mean[k] = v.clone()
     return mean
@@ -367,7 +372,7 @@ def validate(
         prob = torch.sigmoid(logits)[0, 0].cpu().numpy()
         pooled.update(prob, s.mask)
         by_source.setdefault(s.source or "data", ThresholdSweep()).update(prob, s.mask)
-    source = select_by.removeprefix("source:") if select_by.startswith("source:") else None
+    source = judging_source(select_by)
     if source in by_source:  # one surface decides (an adaptation judges by the new surface)
         threshold, metrics = by_source[source].best(plateau)
         per_source = {name: sweep.at(threshold) for name, sweep in sorted(by_source.items())}
@@ -465,10 +470,9 @@ def train(
         average = ckpt.get("average")
         torch.set_rng_state(ckpt["rng"])
 
-    judges = settings.select_by.removeprefix("source:")
-    deciding = [s for s in val_set if s.source == judges]
-    if not (settings.others_at_end and settings.select_by.startswith("source:") and deciding):
-        deciding = val_set
+    judges = judging_source(settings.select_by)
+    deciding = [s for s in val_set if s.source == judges] if settings.others_at_end else []
+    deciding = deciding or val_set
 
     def validate_now(images: list[Sample] | None = None) -> tuple[float, float, dict]:
         """(loss, threshold, figures) of the network now on the validation images that decide
@@ -643,9 +647,14 @@ def train(
             if progress(report) is False:
                 raise CancelledError(f"cancelled after epoch {epoch}")
 
+    best_state = (
+        torch.load(best, map_location="cpu", weights_only=True)
+        if best.exists()
+        else network.state_dict()
+    )
     chosen = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), None)
     if deciding is not val_set and chosen is not None:  # the chosen checkpoint on every image
-        network.load_state_dict(torch.load(best, map_location=dev, weights_only=True))
+        network.load_state_dict(best_state)
         _, _, val = validate_now(val_set)
         chosen["val_by_source"] = val.pop("by_source", None)
         print(
@@ -658,7 +667,7 @@ def train(
         network.load_state_dict(average)
         _, threshold, val = validate_now()
         averaged = AveragedWeights(
-            {k: v.detach().cpu() for k, v in network.state_dict().items()},
+            {k: v.cpu() for k, v in average.items()},
             state["averaged_epochs"],
             threshold,
             val,
@@ -668,11 +677,6 @@ def train(
             f"(thr {threshold:.2f})" + _by_source(val.get("by_source")),
             flush=True,
         )
-    best_state = (
-        torch.load(best, map_location="cpu", weights_only=True)
-        if best.exists()
-        else network.state_dict()
-    )
     return TrainResult(
         best_state,
         state["threshold"],
