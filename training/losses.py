@@ -31,11 +31,13 @@ def dice_bce_loss(
     return dice_loss(logits, target) + bce_weight * bce
 
 
-def _erode(x: torch.Tensor) -> torch.Tensor:
-    """Soft erosion: the minimum over a plus-shaped 3×3 neighbourhood."""
-    across = -F.max_pool2d(-x, (3, 1), stride=1, padding=(1, 0))
-    along = -F.max_pool2d(-x, (1, 3), stride=1, padding=(0, 1))
-    return torch.minimum(across, along)
+def _negated_erode(negated: torch.Tensor) -> torch.Tensor:
+    """Soft erosion (the minimum over a plus-shaped 3×3 neighbourhood) of x, given and
+    returned negated: -erode(x) = max(max over (3, 1), max over (1, 3)) of -x. Keeping the
+    erosions' chain negated costs one negation a step instead of four."""
+    across = F.max_pool2d(negated, (3, 1), stride=1, padding=(1, 0))
+    along = F.max_pool2d(negated, (1, 3), stride=1, padding=(0, 1))
+    return torch.maximum(across, along)
 
 
 def _dilate(x: torch.Tensor) -> torch.Tensor:
@@ -49,17 +51,30 @@ def soft_skeleton(x: torch.Tensor, iterations: int = 10) -> torch.Tensor:
     `iterations` bounds the half-width it can thin (10 covers cracks up to ~20 px wide).
     Each erosion serves twice (the opening of this step, the image of the next): the same
     result as the paper's loop with 3 pools a step instead of 5.
+
+    On a CPU the pools run on the batch laid out as the channels of one channels-last image:
+    PyTorch's CPU pooling vectorises across channels, and one channel per image left it
+    scalar. The same values and gradients, 1.6-1.7 times faster forward and backward on a
+    2-core CPU (8 crops of 320 px: about 245 ms against 400; a whole training step about a
+    fifth shorter, `python -m training.bench --modes loop`). A GPU keeps its layout (not
+    measured there).
     """
-    eroded = _erode(x)
+    n, c, h, w = x.shape
+    if x.device.type == "cpu":
+        x = x.reshape(1, n * c, h, w).contiguous(memory_format=torch.channels_last)
+    negated = _negated_erode(-x)
+    eroded = -negated
     skeleton = F.relu(x - _dilate(eroded))
     for _ in range(iterations):
-        x, eroded = eroded, _erode(eroded)
+        x = eroded
+        negated = _negated_erode(negated)
+        eroded = -negated
         delta = F.relu(x - _dilate(eroded))
         skeleton = skeleton + F.relu(delta - skeleton * delta)
-    return skeleton
+    return skeleton.contiguous().reshape(n, c, h, w)
 
 
-_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # _erode's plus-shaped minimum
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # _negated_erode's plus-shaped minimum
 _SQUARE = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))  # _dilate's 3x3 maximum
 
 

@@ -409,10 +409,18 @@ def test_a_stratified_split_keeps_every_dataset_in_validation():
     assert len(val_plain) == 4 and len(train_set) == 39  # the unstratified split is unchanged
 
 
-def test_soft_skeleton_reuses_each_erosion_and_gives_the_papers_values_and_gradients():
+def test_soft_skeleton_reuses_each_erosion_pools_the_batch_as_channels_and_gives_the_papers_values_and_gradients():
     import torch.nn.functional as F
 
-    from training.losses import _dilate, _erode, soft_skeleton
+    from training.losses import soft_skeleton
+
+    def _erode(x):  # the paper's soft erosion, one channel per image
+        across = -F.max_pool2d(-x, (3, 1), stride=1, padding=(1, 0))
+        along = -F.max_pool2d(-x, (1, 3), stride=1, padding=(0, 1))
+        return torch.minimum(across, along)
+
+    def _dilate(x):
+        return F.max_pool2d(x, 3, stride=1, padding=1)
 
     def paper(x, iterations=10):  # Shit et al. 2021, as written there
         skeleton = F.relu(x - _dilate(_erode(x)))
@@ -423,13 +431,20 @@ def test_soft_skeleton_reuses_each_erosion_and_gives_the_papers_values_and_gradi
         return skeleton
 
     torch.manual_seed(0)
-    logits = torch.randn(2, 1, 48, 64, requires_grad=True)
+    logits = torch.randn(3, 1, 48, 64, requires_grad=True)
     ours = soft_skeleton(torch.sigmoid(logits))
+    assert ours.shape == logits.shape and ours.is_contiguous()
     (grad_ours,) = torch.autograd.grad(ours.sum(), logits)
     reference = paper(torch.sigmoid(logits))
     (grad_ref,) = torch.autograd.grad(reference.sum(), logits)
     assert torch.equal(ours, reference)
     # the same gradient, summed in another order where an erosion serves twice
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=0, atol=1e-6)
+    # probabilities in tenths: ties in most pooling windows go to the same pixel both ways
+    tenths = (torch.rand(3, 1, 48, 64) * 10).round().div(10).requires_grad_(True)
+    weights = torch.rand(3, 1, 48, 64)
+    (grad_ours,) = torch.autograd.grad((soft_skeleton(tenths) * weights).sum(), tenths)
+    (grad_ref,) = torch.autograd.grad((paper(tenths) * weights).sum(), tenths)
     torch.testing.assert_close(grad_ours, grad_ref, rtol=0, atol=1e-6)
 
 
