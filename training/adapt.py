@@ -94,6 +94,8 @@ class AdaptSettings:
     # each epoch validates the new surface's images alone (they alone choose); the base
     # datasets' held-back images once, for the chosen checkpoint (`TrainSettings.others_at_end`)
     others_at_end: bool = True
+    # the encoder's first blocks held as they arrived (`TrainSettings.frozen_blocks`; 0: off)
+    frozen_blocks: int = 0
     num_workers: int | None = None  # loader processes (None: the recipe's; 0 in a Celery worker)
 
 
@@ -177,6 +179,7 @@ def adapt(
             else adapt_settings.skeleton_weight
         ),
         others_at_end=adapt_settings.others_at_end,
+        frozen_blocks=adapt_settings.frozen_blocks,
     )
     if adapt_settings.num_workers is not None:
         settings = replace(settings, num_workers=adapt_settings.num_workers)

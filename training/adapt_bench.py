@@ -2,7 +2,7 @@ r"""How much does adapting to a new surface buy? The portal's adaptation, measur
 
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
-        [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm]
+        [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm] [--frozen-blocks N]
         [--select-from 0.5] [--average] [--skeleton-weight W] [--base-images 30]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
@@ -93,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the start model's batch-norm statistics (default: they follow the new mix)",
     )
     parser.add_argument(
+        "--frozen-blocks",
+        type=int,
+        default=AdaptSettings.frozen_blocks,
+        metavar="N",
+        help="hold the encoder's first N blocks as the start model has them: shorter steps, "
+        "more epochs (default %(default)s: every layer learns)",
+    )
+    parser.add_argument(
         "--select-from",
         type=float,
         default=AdaptSettings.select_from,
@@ -164,7 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         # the options of the same name in AdaptSettings
         tried = {
             name: getattr(args, name)
-            for name in ("anchor", "frozen_norm", "select_from", "average", "skeleton_weight")
+            for name in (
+                "anchor",
+                "frozen_norm",
+                "frozen_blocks",
+                "select_from",
+                "average",
+                "skeleton_weight",
+            )
         }
         settings = AdaptSettings(
             minutes=args.minutes, seed=args.seed, new_share=args.share, **tried

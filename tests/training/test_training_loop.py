@@ -232,9 +232,11 @@ def test_train_refuses_an_echo_below_one(tmp_path, capsys):
     assert "--echo must be 1 or more" in capsys.readouterr().err
 
 
-def _fine_tuner(samples, tmp_path):
-    """(start weights, fine_tune(**settings changed) -> the fine-tuned state dict), tiny config."""
+def _fine_tuner(samples, tmp_path, **model_changes):
+    """(start weights, fine_tune(**settings changed) -> the fine-tuned state dict), tiny config
+    (with model_changes)."""
     config, settings = load_run_config(CONFIG)
+    config = replace(config, **model_changes)
     torch.manual_seed(0)
     start = build_network(config).state_dict()
 
@@ -300,6 +302,44 @@ def test_a_fine_tune_with_frozen_norm_keeps_the_start_models_statistics(samples,
     assert free_stats > 0 and free_weights > 0
     assert frozen_stats == 0
     assert frozen_weights > 0
+
+
+@pytest.mark.slow
+def test_a_fine_tune_with_frozen_blocks_holds_the_encoders_first_blocks_as_they_arrived(
+    samples, tmp_path
+):
+    """TrainSettings.frozen_blocks: the first N encoder blocks keep the start model's weights
+    and batch-norm statistics; the blocks after them and the decoder still learn."""
+    start, fine_tune = _fine_tuner(samples, tmp_path, encoder="mobilenet_v2")
+    state = fine_tune(frozen_blocks=2)
+
+    def moved(prefix: str) -> list[str]:
+        keys = [k for k in start if k.startswith(prefix) and start[k].is_floating_point()]
+        assert keys
+        return [k for k in keys if not torch.equal(state[k].float(), start[k].float())]
+
+    assert moved("encoder.features.0.") == [] and moved("encoder.features.1.") == []
+    assert moved("encoder.features.2.") and moved("decoder.")
+    free = fine_tune(frozen_blocks=0)  # without it the first block learns too
+    assert any(
+        not torch.equal(free[k], start[k]) for k in start if k.startswith("encoder.features.0.")
+    )
+
+
+def test_frozen_blocks_are_refused_for_an_encoder_without_blocks_or_past_its_last():
+    from training.loop import encoder_blocks
+
+    with pytest.raises(ValueError, match="MobileNetV2"):
+        encoder_blocks(torch.nn.Linear(2, 2), 1)
+    resnet = build_network(load_run_config(CONFIG)[0])
+    assert encoder_blocks(resnet, 0) == []
+    with pytest.raises(ValueError, match="MobileNetV2"):
+        encoder_blocks(resnet, 1)
+    network = build_network(replace(load_run_config(CONFIG)[0], encoder="mobilenet_v2"))
+    count = len(network.encoder.features)
+    assert len(encoder_blocks(network, count)) == count and encoder_blocks(network, 0) == []
+    with pytest.raises(ValueError, match=f"has {count} blocks"):
+        encoder_blocks(network, count + 1)
 
 
 def test_freeze_norm_statistics_leaves_the_other_layers_training():
