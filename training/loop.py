@@ -160,8 +160,7 @@ def encoder_blocks(network, count: int) -> list[torch.nn.Module]:
     """The first `count` blocks of the network's encoder (MobileNetV2's `features`)."""
     if count == 0:
         return []
-    encoder = getattr(network, "encoder", None)
-    features = encoder._modules.get("features") if isinstance(encoder, torch.nn.Module) else None
+    features = getattr(getattr(network, "encoder", None), "features", None)
     if not isinstance(features, torch.nn.Sequential):
         raise ValueError("frozen_blocks needs an encoder made of blocks (MobileNetV2)")
     if not 0 <= count <= len(features):
