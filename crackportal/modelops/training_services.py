@@ -382,23 +382,25 @@ def execute_training_run(*, run_id: int) -> None:
     if not jobs.claim(claimable, status=TrainingRun.Status.RUNNING, started_at=timezone.now()):
         return
     run = TrainingRun.objects.select_related("init_from").get(pk=run_id)
+    # each ending writes its last log line before the status: whoever sees the run finished
+    # (its page, a poll) also sees why
     try:
         if run.kind == TrainingRun.Kind.ADAPT:
             version = _adapt(run)
         else:
             version = _train(run)
+        _log(run_id, f"done: model version {version.name}")
         TrainingRun.objects.filter(pk=run_id).update(
             status=TrainingRun.Status.DONE, finished_at=timezone.now(), result=version
         )
-        _log(run_id, f"done: model version {version.name}")
     except CancelledError as exc:
+        _log(run_id, str(exc))
         TrainingRun.objects.filter(pk=run_id).update(
             status=TrainingRun.Status.CANCELLED, finished_at=timezone.now()
         )
-        _log(run_id, str(exc))
     except Exception as exc:
-        jobs.fail(TrainingRun, run_id, exc, finished_at=timezone.now())
         _log(run_id, traceback.format_exc(limit=3))
+        jobs.fail(TrainingRun, run_id, exc, finished_at=timezone.now())
 
 
 def _init_state(run: TrainingRun):

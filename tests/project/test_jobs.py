@@ -87,3 +87,46 @@ def test_a_claim_is_won_once(tunnel, manager):
     queued = Report.objects.filter(pk=report.pk, status=Report.Status.QUEUED)
     assert jobs.claim(queued, status=Report.Status.RUNNING) is True
     assert jobs.claim(queued, status=Report.Status.RUNNING) is False
+
+
+@pytest.mark.parametrize("ending", ["done", "cancelled", "failed"])
+def test_a_training_run_writes_its_last_log_line_before_its_final_status(
+    ending, monkeypatch, settings, tmp_path
+):
+    # CI once read status "done" from a real worker's run whose log did not yet say
+    # "done: model version": the status was written first
+    from crackportal.modelops.models import ModelVersion
+    from training.loop import CancelledError
+
+    run = TrainingRun.objects.create(config_name="unet-tiny", dataset=str(tmp_path), config={})
+
+    def train(run):
+        if ending == "cancelled":
+            raise CancelledError("cancelled after epoch 1")
+        if ending == "failed":
+            raise ValueError("the masks are empty")
+        return ModelVersion.objects.create(
+            name="v-ending", path="/nowhere", architecture="Unet", encoder="x"
+        )
+
+    seen = []
+    log = training_services._log
+
+    def spy(run_id, line):
+        seen.append((line, TrainingRun.objects.get(pk=run_id).status))
+        log(run_id, line)
+
+    monkeypatch.setattr(training_services, "_train", train)
+    monkeypatch.setattr(training_services, "_log", spy)
+    training_services.execute_training_run(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.status == ending
+    last_line, status_then = seen[-1]
+    expected = {
+        "done": "done: model version v-ending",
+        "cancelled": "cancelled after epoch 1",
+        "failed": "ValueError: the masks are empty",
+    }[ending]
+    assert expected in last_line and expected in run.log_tail
+    assert status_then == TrainingRun.Status.RUNNING
