@@ -1,16 +1,19 @@
 """Training-speed benchmark: seconds per training step and per epoch, default vs the seed config.
 
     python -m training.bench [--configs unet-mobilenetv2,deeplabv3-mobilenetv2] [--steps 4]
-                             [--modes plain,loop-fp32,loop]
+                             [--modes plain,loop-fp32,loop-nhwc,loop]
 
 Each config trains for a few steps on the same random batches (its own batch size and crop
 size, the same thread count) after one warm-up step; an epoch is crops_per_epoch /
 batch_size steps. Modes: "plain" (default) is fp32, NCHW, Dice + BCE: the architectures
 compared alike, and the last line is the ratio of the seed's (deeplabv3-mobilenetv2) epoch
 time to the default's, measured in this run. "loop" is the step as training.loop runs it:
-the config's loss (clDice term included), channels-last, bfloat16 autocast where the CPU
-has bf16 in hardware; "loop-fp32" the same step in float32 NCHW, as the loop ran it before.
-Data loading is excluded: it is the same for all.
+the config's loss (clDice term included), channels-last (on a CPU the narrow layers at full
+resolution NCHW: `training_layout`), bfloat16 autocast where the CPU has bf16 in hardware;
+"loop-nhwc" the same with every layer channels-last, as the loop ran it before 2026-11-28
+night; "loop-fp32" the step in float32 NCHW, as it ran before that. Modes run in the order
+given, and may repeat (`--modes loop-nhwc,loop,loop-nhwc,loop` alternates them on a noisy
+machine). Data loading is excluded: it is the same for all.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from pathlib import Path
 import torch
 
 from inference.config import build_network
-from training.loop import cpu_has_native_bf16, load_run_config, train_step
+from training.loop import cpu_has_native_bf16, load_run_config, train_step, training_layout
 from training.losses import dice_bce_loss
 
-MODES = ("plain", "loop-fp32", "loop")
+MODES = ("plain", "loop-fp32", "loop-nhwc", "loop")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 BASELINE = "deeplabv3-mobilenetv2"
@@ -41,8 +44,10 @@ def step_seconds(name: str, steps: int, device: str = "cpu", mode: str = "plain"
     size = settings.crop_size
     images = torch.randn(settings.batch_size, 3, size, size, device=device)
     masks = (torch.rand(settings.batch_size, 1, size, size, device=device) > 0.95).float()
-    bf16 = mode == "loop" and (device == "cuda" or cpu_has_native_bf16())
+    bf16 = mode in ("loop", "loop-nhwc") and (device == "cuda" or cpu_has_native_bf16())
     if mode == "loop":
+        network = training_layout(network, device)
+    elif mode == "loop-nhwc":
         network = network.to(memory_format=torch.channels_last)
     times = []
     for i in range(steps + 1):
@@ -53,7 +58,13 @@ def step_seconds(name: str, steps: int, device: str = "cpu", mode: str = "plain"
             optimizer.step()
         else:  # the loop's own step
             train_step(
-                network, optimizer, images, masks, settings.skeleton_weight, bf16, mode == "loop"
+                network,
+                optimizer,
+                images,
+                masks,
+                settings.skeleton_weight,
+                bf16,
+                mode != "loop-fp32",
             )
         if i:  # the first step warms up allocators and kernels
             times.append(time.perf_counter() - started)

@@ -131,6 +131,37 @@ def train_step(
     return loss
 
 
+def narrow_layers(network, below: int = 16) -> list[torch.nn.Module]:
+    """The decoder's blocks that end in fewer than `below` channels, and the segmentation
+    head after them (smp's Unet; other networks: none)."""
+    blocks = getattr(getattr(network, "decoder", None), "blocks", None) or []
+    narrow = [b for b in blocks if _out_channels(b) < below]
+    head = getattr(network, "segmentation_head", None)
+    return [*narrow, head] if narrow and head is not None else narrow
+
+
+def _out_channels(block: torch.nn.Module) -> int:
+    convs = [m for m in block.modules() if isinstance(m, torch.nn.Conv2d)]
+    return convs[-1].out_channels if convs else 1 << 30
+
+
+def _contiguous_inputs(module, args):
+    return tuple(a.contiguous() if torch.is_tensor(a) else a for a in args)
+
+
+def training_layout(network, device_type: str):
+    """The network in NHWC (channels-last) for training, except, on a CPU, its narrow layers
+    (`narrow_layers`), which keep NCHW: with 12 channels at 320 px, oneDNN's NHWC batch norm
+    took 83 ms backward in bfloat16 against 10 in NCHW (2-core Xeon with AMX), and a whole
+    step of 8 crops of 320 px went from 1.21 to 1.08 s. The same values either way."""
+    network = network.to(memory_format=torch.channels_last)
+    if device_type == "cpu":
+        for module in narrow_layers(network):
+            module.to(memory_format=torch.contiguous_format)
+            module.register_forward_pre_hook(_contiguous_inputs)
+    return network
+
+
 def judging_source(select_by: str) -> str | None:
     """NAME where select_by is "source:NAME" (that dataset alone chooses), else None."""
     return select_by.removeprefix("source:") if select_by.startswith("source:") else None
@@ -451,8 +482,9 @@ def train(
     on_gpu = dev.type == "cuda"
     # bf16 autocast on a GPU, and on a CPU that has bf16 in hardware
     use_bf16 = on_gpu or (settings.cpu_bf16 and cpu_has_native_bf16())
-    # convolutions run fastest on NHWC tensors: on the CPU too (float32: 1.9x here)
-    network = network.to(memory_format=torch.channels_last)
+    # convolutions run fastest on NHWC tensors: on the CPU too (float32: 1.9x here), all but
+    # the narrow layers at full resolution
+    network = training_layout(network, dev.type)
     frozen = encoder_blocks(network, settings.frozen_blocks) if init_state is not None else []
     for block in frozen:
         block.requires_grad_(False)

@@ -188,13 +188,11 @@ def test_training_bench_measures_the_loops_own_step(tmp_path):
     from training.loop import cpu_has_native_bf16
 
     out = tmp_path / "bench.json"
-    args = ["--configs", "unet-tiny", "--steps", "1", "--modes", "loop-fp32,loop"]
+    args = ["--configs", "unet-tiny", "--steps", "1", "--modes", "loop-fp32,loop-nhwc,loop"]
     assert bench.main([*args, "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert [r["mode"] for r in rows] == [
-        "loop-fp32",
-        "loop (bf16)" if cpu_has_native_bf16() else "loop",
-    ]
+    bf16 = " (bf16)" if cpu_has_native_bf16() else ""
+    assert [r["mode"] for r in rows] == ["loop-fp32", f"loop-nhwc{bf16}", f"loop{bf16}"]
     with pytest.raises(SystemExit):
         bench.main(["--configs", "unet-tiny", "--modes", "fast"])
 
@@ -431,3 +429,43 @@ def test_others_at_end_validates_only_the_deciding_surface_each_epoch(
     seen.clear()
     result = train(mixed, config, replace(settings, others_at_end=False), tmp_path / "every")
     assert seen == [["base", "new"]] * 3
+
+
+def test_training_layout_keeps_the_narrow_full_resolution_layers_nchw_with_the_same_values():
+    from training.loop import narrow_layers, training_layout
+
+    config, _ = load_run_config(CONFIG.parent / "unet-mobilenetv2-cpu-real.json")  # ends in 12
+    torch.manual_seed(0)
+    plain = build_network(config).train()
+    laid_out = build_network(config).train()
+    laid_out.load_state_dict(plain.state_dict())
+    plain = plain.to(memory_format=torch.channels_last)
+    laid_out = training_layout(laid_out, "cpu")
+    assert narrow_layers(laid_out) == [laid_out.decoder.blocks[-1], laid_out.segmentation_head]
+
+    seen = {}
+    laid_out.decoder.blocks[-1].register_forward_hook(lambda m, a, out: seen.update(last=out))
+    laid_out.decoder.blocks[-2].register_forward_hook(lambda m, a, out: seen.update(wide=out))
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    a, b = plain(x), laid_out(x)
+    assert seen["last"].is_contiguous()  # NCHW
+    assert seen["wide"].is_contiguous(memory_format=torch.channels_last)
+    first_conv = laid_out.encoder.features[0][0].weight
+    assert first_conv.is_contiguous(memory_format=torch.channels_last)
+    assert laid_out.segmentation_head[0].weight.is_contiguous()
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    a.square().mean().backward()
+    b.square().mean().backward()
+    grads = [
+        (p.grad, q.grad) for p, q in zip(plain.parameters(), laid_out.parameters(), strict=True)
+    ]
+    grads = [(p, q) for p, q in grads if p is not None or q is not None]
+    scale = max(float(p.abs().max()) for p, _ in grads)
+    for p, q in grads:  # float32 sums in another order: differences of 1e-8, gradients of 1e-3
+        torch.testing.assert_close(q, p, rtol=0, atol=1e-4 * scale)
+
+    # a GPU keeps NHWC throughout; a decoder of 16 channels or more has no narrow layers
+    on_gpu = training_layout(build_network(config), "cuda")
+    assert on_gpu.segmentation_head[0].weight.is_contiguous(memory_format=torch.channels_last)
+    wide = replace(config, decoder_channels=[96, 48, 16, 16])
+    assert narrow_layers(build_network(wide)) == []
