@@ -3,7 +3,7 @@ r"""How much does adapting to a new surface buy? The portal's adaptation, measur
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
         [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm] [--frozen-blocks N]
-        [--select-from 0.5] [--average] [--skeleton-weight W] [--base-images 30]
+        [--select-from 0.5] [--average] [--skeleton-weight W] [--crop-size PX] [--base-images 30]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -120,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         help="weight of the clDice term in the adaptation's steps (default: the recipe's)",
     )
     parser.add_argument(
+        "--crop-size",
+        type=int,
+        default=AdaptSettings.crop_size,
+        metavar="PX",
+        help="side of the training crops (default: the recipe's)",
+    )
+    parser.add_argument(
         "--base-images",
         type=int,
         default=30,
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 "select_from",
                 "average",
                 "skeleton_weight",
+                "crop_size",
             )
         }
         settings = AdaptSettings(

@@ -111,3 +111,12 @@ def test_the_new_surfaces_crops_keep_its_scale_and_still_get_drawn_lookalikes(
     # at most 1.25x for its own crops (measured 12.0); the survey scale reaches 2x (17.1)
     for keep in (True, False):
         assert found[keep, NEW][0] <= 8 * 1.25 + 2.5 and found[keep, "base"][0] >= 8 * 1.5 + 3
+
+
+def test_adapting_cuts_crops_of_the_recipes_size_or_its_own(tmp_path, monkeypatch):
+    seen = _train_settings(
+        tmp_path, monkeypatch, AdaptSettings(crop_size=None), AdaptSettings(crop_size=224)
+    )
+    assert [s.crop_size for s in seen] == [load_run_config(RECIPE)[1].crop_size, 224]
+    with pytest.raises(ValueError, match="crop_size 250: a multiple of 32"):
+        _train_settings(tmp_path / "odd", monkeypatch, AdaptSettings(crop_size=250))
