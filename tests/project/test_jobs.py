@@ -91,7 +91,7 @@ def test_a_claim_is_won_once(tunnel, manager):
 
 @pytest.mark.parametrize("ending", ["done", "cancelled", "failed"])
 def test_a_training_run_writes_its_last_log_line_before_its_final_status(
-    ending, monkeypatch, settings, tmp_path
+    ending, monkeypatch, tmp_path
 ):
     # CI once read status "done" from a real worker's run whose log did not yet say
     # "done: model version": the status was written first
