@@ -1,7 +1,7 @@
 """Training-speed benchmark: seconds per training step and per epoch, default vs the seed config.
 
     python -m training.bench [--configs unet-mobilenetv2,deeplabv3-mobilenetv2] [--steps 4]
-                             [--modes plain,loop-fp32,loop-nhwc,loop]
+                             [--modes plain,loop-fp32,loop-nhwc,loop] [--batch-size N]
 
 Each config trains for a few steps on the same random batches (its own batch size and crop
 size, the same thread count) after one warm-up step; an epoch is crops_per_epoch /
@@ -13,7 +13,9 @@ resolution NCHW: `training_layout`), bfloat16 autocast where the CPU has bf16 in
 "loop-nhwc" the same with every layer channels-last, as the loop ran it before 2026-11-28
 night; "loop-fp32" the step in float32 NCHW, as it ran before that. Modes run in the order
 given, and may repeat (`--modes loop-nhwc,loop,loop-nhwc,loop` alternates them on a noisy
-machine). Data loading is excluded: it is the same for all.
+machine). Data loading is excluded: it is the same for all. --batch-size replaces each
+config's batch size (the adaptation's 4 against the recipe's 8: the seconds per crop are
+printed beside the step's).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,9 +38,13 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 BASELINE = "deeplabv3-mobilenetv2"
 
 
-def step_seconds(name: str, steps: int, device: str = "cpu", mode: str = "plain") -> dict:
+def step_seconds(
+    name: str, steps: int, device: str = "cpu", mode: str = "plain", batch_size: int | None = None
+) -> dict:
     """Mean seconds of one optimizer step (forward, loss, backward, AdamW) for a config."""
     config, settings = load_run_config(CONFIG_DIR / f"{name}.json")
+    if batch_size:
+        settings = replace(settings, batch_size=batch_size)
     torch.manual_seed(0)
     network = build_network(config).to(device).train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr)
@@ -77,6 +84,7 @@ def step_seconds(name: str, steps: int, device: str = "cpu", mode: str = "plain"
         "batch_size": settings.batch_size,
         "crop_size": size,
         "step_s": round(per_step, 3),
+        "crop_ms": round(per_step / settings.batch_size * 1000, 1),
         "epoch_s": round(per_step * steps_per_epoch, 1),
         "params_m": round(sum(p.numel() for p in network.parameters()) / 1e6, 2),
     }
@@ -93,21 +101,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes", default="plain", help=f"how each step runs, of {', '.join(MODES)} (plain)"
     )
+    parser.add_argument(
+        "--batch-size", type=int, metavar="N", help="crops a step (default: each config's own)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     names = [n for n in args.configs.split(",") if n]
     modes = [m for m in args.modes.split(",") if m]
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes: one or more of {', '.join(MODES)}")
+    if args.batch_size is not None and args.batch_size < 2:
+        parser.error("--batch-size: 2 or more (batch norm)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     results = []
     for name in names:
         for mode in modes:
-            row = step_seconds(name, args.steps, mode=mode)
+            row = step_seconds(name, args.steps, mode=mode, batch_size=args.batch_size)
             results.append(row)
             print(
                 f"{name:26s} {row['mode']:16s} batch {row['batch_size']}×{row['crop_size']}²  "
                 f"{row['params_m']:6.2f} M params  {row['step_s']:7.3f} s/step  "
+                f"{row['crop_ms']:6.1f} ms/crop  "
                 f"{row['epoch_s']:8.1f} s/epoch"
             )
     by_name = {r["config"]: r for r in results if r["mode"] == "plain"}

@@ -197,6 +197,21 @@ def test_training_bench_measures_the_loops_own_step(tmp_path):
         bench.main(["--configs", "unet-tiny", "--modes", "fast"])
 
 
+def test_training_bench_steps_on_the_batch_size_it_is_given(tmp_path, capsys):
+    import json
+
+    from training import bench
+
+    out = tmp_path / "bench.json"
+    args = ["--configs", "unet-tiny", "--steps", "1", "--modes", "loop", "--batch-size", "3"]
+    assert bench.main([*args, "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["batch_size"] == 3 and "batch 3×" in capsys.readouterr().out
+    assert row["crop_ms"] == pytest.approx(row["step_s"] / 3 * 1000, abs=0.25)  # both rounded
+    with pytest.raises(SystemExit):
+        bench.main(["--configs", "unet-tiny", "--batch-size", "1"])
+
+
 def test_dihedral_gives_eight_distinct_views_that_move_image_and_mask_together():
     from training.loop import dihedral
 
