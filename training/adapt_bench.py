@@ -3,7 +3,8 @@ r"""How much does adapting to a new surface buy? The portal's adaptation, measur
     python -m training.adapt_bench --data ../shared/datasets/tunnel-lining \
         [--images 20] [--minutes 15] [--model models/zero-shot] [--exclude NAME] [--json FILE]
         [--backend B] [--share 0.5] [--anchor 0] [--frozen-norm] [--frozen-blocks N]
-        [--select-from 0.5] [--average] [--skeleton-weight W] [--crop-size PX] [--base-images 30]
+        [--select-from 0.5] [--average] [--skeleton-weight W] [--crop-size PX]
+        [--batch-size 4] [--base-images 30]
 
 Starts from a model that never saw DIR's dataset (default: models/zero-shot, trained without
 tunnel-lining and concrete-uav; refused if its provenance names DIR), fine-tunes it with
@@ -127,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         help="side of the training crops (default: the recipe's)",
     )
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=AdaptSettings.batch_size,
+        metavar="N",
+        help="crops in each optimizer step (default %(default)s; the recipe's is 8)",
+    )
+    parser.add_argument(
         "--base-images",
         type=int,
         default=30,
@@ -187,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 "average",
                 "skeleton_weight",
                 "crop_size",
+                "batch_size",
             )
         }
         settings = AdaptSettings(

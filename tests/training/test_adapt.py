@@ -120,3 +120,16 @@ def test_adapting_cuts_crops_of_the_recipes_size_or_its_own(tmp_path, monkeypatc
     assert [s.crop_size for s in seen] == [load_run_config(RECIPE)[1].crop_size, 224]
     with pytest.raises(ValueError, match="crop_size 250: a multiple of 32"):
         _train_settings(tmp_path / "odd", monkeypatch, AdaptSettings(crop_size=250))
+
+
+def test_adapting_steps_on_batches_of_the_recipes_size_or_its_own(tmp_path, monkeypatch):
+    seen = _train_settings(
+        tmp_path,
+        monkeypatch,
+        AdaptSettings(),
+        AdaptSettings(batch_size=None),
+        AdaptSettings(batch_size=2),
+    )
+    assert [s.batch_size for s in seen] == [4, load_run_config(RECIPE)[1].batch_size, 2]
+    with pytest.raises(ValueError, match="batch_size 1: batch norm needs 2 or more"):
+        _train_settings(tmp_path / "one", monkeypatch, AdaptSettings(batch_size=1))
