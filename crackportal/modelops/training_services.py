@@ -511,7 +511,8 @@ def _adapt(run: TrainingRun):
         run.pk,
         f"adapting {run.init_from.name} to {len(tunnel_ids)} tunnel(s): {len(learn)} annotated "
         f"images (+{len(held)} held back), base datasets {', '.join(datasets) or '—'}; "
-        f"{run.minutes:g} min, {share:.0%} of the crops from the tunnels; {checkpoint_rule}",
+        f"{run.minutes:g} min, {share:.0%} of the crops from the tunnels, "
+        f"{adapt_settings.batch_size} a step; {checkpoint_rule}",
     )
     progress, step_progress = _callbacks(run.pk)
     model_config, result = adapt(

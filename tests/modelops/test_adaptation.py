@@ -90,7 +90,7 @@ def test_an_admin_adapts_the_active_model_and_compares_it_on_held_back_images(
     )
     run.refresh_from_db()
     assert run.status == "done", run.error + run.log_tail
-    assert "75% of the crops from the tunnels" in run.log_tail
+    assert "75% of the crops from the tunnels, 4 a step" in run.log_tail
     assert "checkpoint from the epochs ending after 50% of the time" in run.log_tail
     assert run.held_back == [images[4].pk]  # the fifth image by name
     active = ModelVersion.objects.get(is_active=True)
