@@ -112,9 +112,9 @@ class AdaptSettings:
     # bench --batch-size`), so 4 makes twice the updates in the same minutes. A 2-core Xeon
     # with AMX, 20 images, 15 minutes, two runs of each: tunnel-lining's other 38 train images
     # 0.595 and 0.599 against 8's 0.590, 0.590 and 0.589 (test 92.0 % and 92.6 % of the
-    # all-data model against 88.5 %, 88.7 % and 88.8 %), concrete-uav's other 232, 0.722 and 0.737 against
-    # 0.732; the base datasets' never-drawn train images -0.014 and -0.016 against -0.008 and
-    # -0.009 adapting to tunnel-lining (README)
+    # all-data model against 88.5 %, 88.7 % and 88.8 %), concrete-uav's other 232, 0.722 and
+    # 0.737 against 0.732; the base datasets' never-drawn train images -0.014 and -0.016
+    # against -0.008, -0.009 and -0.009 adapting to tunnel-lining (README)
     batch_size: int | None = 4
     num_workers: int | None = None  # loader processes (None: the recipe's; 0 in a Celery worker)
 
