@@ -171,11 +171,11 @@ def adapt(
     # slower than the model it would replace, and its steps took longer (from the 64-32-16-8
     # zero-shot model on a 2-core EPYC: 16 epochs in 15 minutes against 20, the same F1)
     config.decoder_channels = decoder_widths(init_state) or config.decoder_channels
-    crop = adapt_settings.crop_size
+    crop, batch = adapt_settings.crop_size, adapt_settings.batch_size
     if crop is not None and (crop < config.multiple or crop % config.multiple):
         raise ValueError(f"crop_size {crop}: a multiple of {config.multiple} px is needed")
-    if adapt_settings.batch_size is not None and adapt_settings.batch_size < 2:
-        raise ValueError(f"batch_size {adapt_settings.batch_size}: batch norm needs 2 or more")
+    if batch is not None and batch < 2:
+        raise ValueError(f"batch_size {batch}: batch norm needs 2 or more")
     base = base_share(base_samples, adapt_settings)
     for s in new_samples:
         s.source = NEW
@@ -205,8 +205,8 @@ def adapt(
         ),
         others_at_end=adapt_settings.others_at_end,
         frozen_blocks=adapt_settings.frozen_blocks,
-        crop_size=adapt_settings.crop_size or settings.crop_size,
-        batch_size=adapt_settings.batch_size or settings.batch_size,
+        crop_size=crop or settings.crop_size,
+        batch_size=batch or settings.batch_size,
     )
     if adapt_settings.num_workers is not None:
         settings = replace(settings, num_workers=adapt_settings.num_workers)
