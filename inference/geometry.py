@@ -16,6 +16,8 @@ from skimage.morphology import skeletonize
 from inference.widths import measure_widths
 
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+# the neighbour offsets each 8-bit link code stands for (bit k: _NEIGHBOURS[k])
+_LINKS = [[d for k, d in enumerate(_NEIGHBOURS) if code >> k & 1] for code in range(256)]
 
 
 @dataclass
@@ -101,21 +103,20 @@ def _trace_paths(skeleton: np.ndarray) -> tuple[list[list[tuple[int, int]]], dic
     """
     ys, xs = np.nonzero(skeleton)
     pixels = set(zip(ys.tolist(), xs.tolist(), strict=True))
-
-    def linked(p):
-        # m-adjacency: a diagonal neighbour counts only when no shared 4-neighbour links the
-        # two, so a staircase (a line at 45°) is a chain, not a row of junctions and loops
-        out = []
-        for dy, dx in _NEIGHBOURS:
-            q = (p[0] + dy, p[1] + dx)
-            if q not in pixels:
-                continue
-            if dy and dx and ((p[0] + dy, p[1]) in pixels or (p[0], p[1] + dx) in pixels):
-                continue
-            out.append(q)
-        return out
-
-    adjacent = {p: linked(p) for p in pixels}  # each pixel's neighbours, worked out once
+    # each pixel's links as 8 bits (in _NEIGHBOURS order), for all pixels at once
+    padded = np.pad(skeleton.astype(bool), 1)
+    near = {(dy, dx): padded[ys + 1 + dy, xs + 1 + dx] for dy, dx in _NEIGHBOURS}
+    code = np.zeros(len(ys), dtype=np.intp)
+    for bit, (dy, dx) in enumerate(_NEIGHBOURS):
+        link = near[dy, dx]
+        if dy and dx:
+            # m-adjacency: a diagonal neighbour counts only when no shared 4-neighbour links
+            # the two, so a staircase (a line at 45°) is a chain, not junctions and loops
+            link = link & ~near[dy, 0] & ~near[0, dx]
+        code |= link.astype(np.intp) << bit
+    code_of = dict(zip(zip(ys.tolist(), xs.tolist(), strict=True), code.tolist(), strict=True))
+    # each pixel's neighbours, worked out once (in the set's order, which the tracing follows)
+    adjacent = {p: [(p[0] + dy, p[1] + dx) for dy, dx in _LINKS[code_of[p]]] for p in pixels}
     neighbours = adjacent.__getitem__
     degree = {p: len(n) for p, n in adjacent.items()}
     node_of: dict[tuple, tuple] = {p: p for p, d in degree.items() if d != 2}
@@ -134,19 +135,16 @@ def _trace_paths(skeleton: np.ndarray) -> tuple[list[list[tuple[int, int]]], dic
     paths = []
 
     def walk(start, first):
+        # every pixel that is not a node has exactly two links: the way on is the one not
+        # come from, until a node (the start included: a loop ends where it began)
         path, prev, cur = [start, first], start, first
-        used.add((start, first))
-        used.add((first, start))
         while cur not in node_of:
-            step = next((q for q in neighbours(cur) if q != prev and (cur, q) not in used), None)
-            if step is None:
-                break
-            used.add((cur, step))
-            used.add((step, cur))
-            path.append(step)
-            prev, cur = cur, step
-            if cur == start:
-                break
+            a, b = neighbours(cur)
+            prev, cur = cur, (b if a == prev else a)
+            path.append(cur)
+        # a path is entered only at its two ends: marking them keeps it from being traced
+        # again from its other end
+        used.update(((start, first), (first, start), (prev, cur), (cur, prev)))
         return path
 
     for node in node_of:

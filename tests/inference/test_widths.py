@@ -107,3 +107,48 @@ def test_the_drawn_population_meets_the_severity_and_accuracy_targets():
     junctions = junction_errors(40, seed=7)
     assert junctions["junction_median_abs_px"] <= 0.25
     assert junctions["junction_p90_abs_px"] <= 0.5
+
+
+def test_profiles_sampled_near_the_centre_first_give_the_full_profiles_widths(monkeypatch):
+    """The edge search samples 4 px of each profile first and the rest only where no edge
+    was found: the widths are those of sampling every profile over its whole reach, on a
+    field with wide blobs, thin lines and profiles that never leave the crack."""
+    import cv2
+
+    from inference import widths
+
+    rng = np.random.default_rng(5)
+    field = cv2.GaussianBlur(rng.random((160, 200)).astype(np.float32), (0, 0), 3)
+    field = (field - field.min()) / (field.max() - field.min())
+    centres = rng.uniform([10, 10], [150, 190], (400, 2))
+    angles = rng.uniform(0, np.pi, 400)
+    normals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    args = (field, centres, normals, 0.5, 18.0, 0.25, widths._TURNS)
+    near_first = widths._edge_widths(*args)
+    monkeypatch.setattr(widths, "_NEAR_SAMPLES", 10_000)
+    full = widths._edge_widths(*args)
+    np.testing.assert_array_equal(near_first, full)
+    found = ~np.isnan(full)
+    assert 50 < found.sum() < 400 and (full[found] > 8.0).sum() > 10  # far edges were needed
+
+
+def test_bilinear_samples_as_scipy_map_coordinates_of_order_1():
+    """One value per point whatever the points' shape (maps of several rows and a partial
+    last row), clamped at the edge, or a constant outside with outside=..."""
+    from scipy.ndimage import map_coordinates
+
+    from inference.widths import bilinear
+
+    rng = np.random.default_rng(3)
+    field = rng.random((50, 70)).astype(np.float32) * 255
+    for shape in [(7,), (3, 301), (2, 5, 113)]:
+        ys = rng.uniform(-3, 52, shape)
+        xs = rng.uniform(-3, 72, shape)
+        expected = map_coordinates(field, [ys, xs], order=1, mode="nearest")
+        got = bilinear(field, ys, xs)
+        assert got.shape == shape
+        np.testing.assert_allclose(got, expected, atol=0.02)
+        inside = (ys >= 0) & (ys <= 49) & (xs >= 0) & (xs <= 69)
+        outside = bilinear(field, ys, xs, outside=-1.0)
+        np.testing.assert_allclose(outside[inside], expected[inside], atol=0.02)
+        assert (outside[~inside] == -1.0).all() and (~inside).any()
