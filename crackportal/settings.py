@@ -219,6 +219,8 @@ if env("CONDITION_STATES"):
 # -- crack tracking across inspections (tunnel metres) ------------------------------------
 TRACK_TOLERANCE_MM = envfloat("TRACK_TOLERANCE_MM", 50.0)  # polylines this close are the same crack
 TRACK_MIN_OVERLAP = envfloat("TRACK_MIN_OVERLAP", 0.5)  # share of the shorter crack lying in it
+# pieces of one crack cut by an image border meet within this (one inspection's images)
+TRACK_STITCH_MM = envfloat("TRACK_STITCH_MM", 20.0)
 
 # -- models --------------------------------------------------------------------------
 MODEL_DIR = Path(env("MODEL_DIR", str(BASE_DIR / "models")))

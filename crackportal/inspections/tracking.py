@@ -81,29 +81,54 @@ class _Groups:
         return list(out.values())
 
 
-def _stitch(cracks: list[Crack], geoms: dict, tolerance_m: float) -> tuple[list[list[int]], int]:
-    """Group cracks of different images that meet at a shared image border."""
+def _ends(crack: Crack) -> list[Point]:
+    """Where the crack's branches end, in tunnel metres."""
+    return [Point(branch[k]) for branch in crack.polyline_m if branch for k in (0, -1)]
+
+
+def _stitch(cracks: list[Crack], geoms: dict, stitch_m: float) -> tuple[list[list[int]], int]:
+    """Group the pieces of cracks that image borders cut (images abutting or overlapping).
+
+    A cut crack continues where it was cut: an end of one piece lies at its image's border,
+    at another image, within stitch_m of a piece of that image, and that piece has an end at
+    its own border that comes back within stitch_m of the first. Each end joins once, the
+    closest pairs first, so a parallel crack or one along the border beside the
+    continuation stays its own crack.
+    """
     groups = _Groups([c.pk for c in cracks])
-    bands = {}
+    footprint = {c.image_id: _footprint(c.image) for c in cracks}
+    border_ends: dict[int, list[tuple[int, Point]]] = defaultdict(list)
     for c in cracks:
-        fp = _footprint(c.image)
-        bands[c.pk] = fp.boundary.buffer(tolerance_m) if fp is not None else None
-    ids = [c.pk for c in cracks]
-    tree = STRtree([geoms[i] for i in ids])
-    image_of = {c.pk: c.image_id for c in cracks}
-    stitched = 0
-    for i in ids:
-        if bands[i] is None or not geoms[i].intersects(bands[i]):
+        fp = footprint[c.image_id]
+        if fp is None:
             continue
-        for j in tree.query(geoms[i], predicate="dwithin", distance=tolerance_m):
-            j = ids[int(j)]
-            if j <= i or image_of[j] == image_of[i] or bands[j] is None:
-                continue
-            # both ends must reach their own image border: a cut crack, not two neighbours
-            near_i = geoms[i].intersection(geoms[j].buffer(tolerance_m))
-            near_j = geoms[j].intersection(geoms[i].buffer(tolerance_m))
-            if near_i.intersects(bands[i]) and near_j.intersects(bands[j]) and groups.union(i, j):
-                stitched += 1
+        for k, end in enumerate(_ends(c)):
+            if fp.exterior.distance(end) <= stitch_m:
+                border_ends[c.pk].append((k, end))
+    tree = STRtree([geoms[c.pk] for c in cracks])
+    pairs = set()
+    for c in cracks:
+        for k, end in border_ends.get(c.pk, []):
+            for index in tree.query(end, predicate="dwithin", distance=stitch_m):
+                other = cracks[int(index)]
+                there = footprint[other.image_id]
+                if other.image_id == c.image_id or there is None or there.distance(end) > stitch_m:
+                    continue
+                for m, back in border_ends.get(other.pk, []):
+                    if (
+                        footprint[c.image_id].distance(back) <= stitch_m
+                        and geoms[c.pk].distance(back) <= stitch_m
+                    ):
+                        cost = geoms[other.pk].distance(end) + geoms[c.pk].distance(back)
+                        a, b = sorted([(c.pk, k), (other.pk, m)])
+                        pairs.add((cost, a, b))
+    used: set[tuple[int, int]] = set()
+    stitched = 0
+    for _, a, b in sorted(pairs):
+        if a in used or b in used:
+            continue
+        used |= {a, b}
+        stitched += groups.union(a[0], b[0])
     return groups.members(), stitched
 
 
@@ -144,6 +169,7 @@ def track_run(
 ) -> TrackingResult:
     """Give every crack of a run a track, matching earlier inspections of its tunnel; idempotent."""
     tolerance_m = (tolerance_mm if tolerance_mm is not None else settings.TRACK_TOLERANCE_MM) / 1000
+    stitch_m = settings.TRACK_STITCH_MM / 1000
     min_overlap = min_overlap if min_overlap is not None else settings.TRACK_MIN_OVERLAP
     result = TrackingResult()
     with transaction.atomic():
@@ -159,7 +185,7 @@ def track_run(
         CrackTrack.objects.filter(tunnel_id=run.tunnel_id, cracks__isnull=True).delete()
 
         geoms = {c.pk: crack_geometry(c) for c in cracks}
-        groups, result.stitched = _stitch(cracks, geoms, tolerance_m)
+        groups, result.stitched = _stitch(cracks, geoms, stitch_m)
         old = _latest_track_geometries(run)
         old_ids = list(old)
         old_shapes = [old[t] for t in old_ids]  # by tree index; never shrinks while matching

@@ -84,6 +84,43 @@ def test_crack_cut_by_image_border_is_one_crack(tunnel):
     assert a.track.length_mm == pytest.approx(a.length_mm + b.length_mm)
 
 
+def test_only_the_piece_that_continues_a_cut_crack_is_stitched_to_it(tunnel):
+    """Found on real tunnel-lining photos at 0.5 mm/px laid side by side: every crack that
+    ended within 50 mm of a border was stitched to every piece of the next image within
+    50 mm, so 20 cracks of one inspection became one track. A cut crack continues where it
+    was cut: the piece starting at that point across the border, not a parallel crack 40 mm
+    away or a crack running along the border, and an end joins one piece."""
+    run = make_run(tunnel, "2025-05-01")
+    left = make_image(run, "left.jpg", chainage_m=(0.0, 0.256), arc_m=(0.0, 0.256))
+    right = make_image(run, "right.jpg", chainage_m=(0.256, 0.512), arc_m=(0.0, 0.256))
+    cut = make_crack(left, 0, start_m=(0.05, 0.10), end_m=(0.255, 0.10))
+    continued = make_crack(right, 0, start_m=(0.257, 0.101), end_m=(0.45, 0.11))
+    parallel = make_crack(right, 1, start_m=(0.257, 0.14), end_m=(0.45, 0.15))
+    along = make_crack(right, 2, start_m=(0.27, 0.02), end_m=(0.27, 0.09))  # 14 mm inside
+    # a crack running along the left image's border, with a piece across it 30 mm away
+    edge = make_crack(left, 1, start_m=(0.24, 0.16), end_m=(0.24, 0.25))
+    neighbour = make_crack(right, 3, start_m=(0.27, 0.17), end_m=(0.40, 0.24))
+    result = track_run(run)
+    cracks = [cut, continued, parallel, along, edge, neighbour]
+    for c in cracks:
+        c.refresh_from_db()
+    assert cut.track_id == continued.track_id
+    assert len({c.track_id for c in cracks}) == 5, [c.track_id for c in cracks]
+    assert result.stitched == 1 and result.new == 5
+
+
+def test_pieces_of_a_crack_in_overlapping_images_are_stitched(tunnel):
+    """Survey images that overlap by 40 mm: the crack shows in both, its pieces overlap."""
+    run = make_run(tunnel, "2025-05-01")
+    left = make_image(run, "left.jpg", chainage_m=(0.0, 0.5), arc_m=(0.0, 0.5))
+    right = make_image(run, "right.jpg", chainage_m=(0.46, 0.96), arc_m=(0.0, 0.5))
+    a = make_crack(left, 0, start_m=(0.2, 0.3), end_m=(0.499, 0.31))
+    b = make_crack(right, 0, start_m=(0.461, 0.309), end_m=(0.8, 0.32))
+    result = track_run(run)
+    a.refresh_from_db(), b.refresh_from_db()
+    assert a.track_id == b.track_id and result.stitched == 1
+
+
 def test_one_crack_joining_two_old_ones_merges_their_tracks(tunnel):
     old = make_run(tunnel, "2024-05-01")
     image = make_image(old, "a.jpg", chainage_m=(0.0, 2.0), arc_m=(0.0, 1.0))
