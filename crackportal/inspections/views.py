@@ -367,7 +367,14 @@ def crack_review(request, pk: int):
         )
     except reviews.ReviewError as exc:
         messages.error(request, f"Not recorded: {exc}.")
-    return redirect(crack.image)
+        return redirect(crack.image)
+    # back with the next detection still to review selected: the keys go down the list
+    waiting = list(
+        crack.image.cracks.filter(review=Crack.Review.UNREVIEWED).values_list("index", "pk")
+    )
+    following = [pk for index, pk in waiting if index > crack.index] + [pk for _, pk in waiting]
+    url = crack.image.get_absolute_url()
+    return redirect(f"{url}?crack={following[0]}" if following else url)
 
 
 @role_required(INSPECTOR)

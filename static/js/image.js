@@ -56,6 +56,7 @@
       row.addEventListener("mouseenter", () => hover(row.dataset.crack, true));
       row.addEventListener("mouseleave", () => hover(row.dataset.crack, false));
     });
+    if (selected) select(selected);  // the outlines came after the page chose a crack
     outlineToggle.addEventListener("change", () => document.querySelectorAll(".crack-box").forEach((b) => (b.hidden = !outlineToggle.checked)));
     document.querySelectorAll("#cracks tbody tr").forEach((row) => row.addEventListener("click", () => select(row.dataset.crack)));
   }
@@ -64,8 +65,16 @@
     document.querySelectorAll(`.crack-box[data-crack="${id}"], #cracks tbody tr[data-crack="${id}"]`).forEach((node) => node.classList.toggle("hover", on));
   }
 
+  // the crack picked by a click, the arrows, or the page (?crack=ID: the next one to review)
+  let selected = new URLSearchParams(window.location.search).get("crack");
   function select(id) {
+    selected = id;
     document.querySelectorAll(".crack-box, #cracks tbody tr").forEach((node) => node.classList.toggle("selected", node.dataset.crack === String(id)));
+  }
+  if (selected) {
+    select(selected);
+    const row = document.querySelector(`#cracks tbody tr[data-crack="${selected}"]`);
+    if (row) row.scrollIntoView({ block: "nearest" });
   }
 
   // review shortcuts on the selected crack: a accept; j joint, f formwork, e edge, s stain,

@@ -39,6 +39,51 @@ def test_inspector_rejects_a_joint_with_a_key_and_accepts_the_rest(
     page.screenshot(path=str(artifacts_dir / "review-run.png"), full_page=True)
 
 
+def test_each_decision_selects_the_next_crack_to_review_so_keys_alone_go_down_the_list(
+    live_server, page, inspector, tunnel, settings, tmp_path, artifacts_dir, monkeypatch
+):
+    """Found reviewing real tunnel photos (12 detections on one image): after a key the page
+    came back with nothing selected, so every decision took a click first, and on a 1280 px
+    screen the review buttons and badges lay beyond the right edge of the crack table."""
+    from crackportal.inspections import services
+
+    settings.MEDIA_ROOT = tmp_path
+    monkeypatch.setattr(services, "enqueue_tracking", lambda run_id: None)
+    run = make_run(tunnel)
+    image = make_image(run, "a.jpg", (0.0, 0.48), (0.0, 0.32), (480, 320))
+    image.file.save("a.jpg", ContentFile(survey_jpeg(seed=3)))
+    cracks = [
+        make_crack(image, i, (0.05, 0.03 + 0.06 * i), (0.40, 0.04 + 0.06 * i), width_mm=0.5)
+        for i in range(4)
+    ]
+    login(page, live_server, "inspector", "inspect-pass-123")
+    page.goto(f"{live_server.url}/images/{image.pk}/")
+    page.wait_for_function("() => document.querySelectorAll('.crack-box').length === 4")
+    # the first row's review buttons are on the screen without scrolling the table
+    button = page.locator(f"#cracks tr[data-crack='{cracks[0].pk}'] form.review button").first
+    box = button.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1280, box
+    page.keyboard.press("ArrowDown")  # the keyboard alone: the first crack
+    for key, crack in zip("ajs", cracks, strict=False):
+        page.keyboard.press(key)
+        # the page comes back with the next crack to review selected, row and outline
+        following = cracks[cracks.index(crack) + 1]
+        page.wait_for_selector(f"#cracks tr.selected[data-crack='{following.pk}']")
+        page.wait_for_selector(f".crack-box.selected[data-crack='{following.pk}']")
+    page.screenshot(path=str(artifacts_dir / "review-keys-next.png"), full_page=True)
+    decided = [Crack.objects.get(pk=c.pk) for c in cracks]
+    assert [(c.review, c.review_reason) for c in decided] == [
+        ("accepted", ""),
+        ("rejected", "joint"),
+        ("rejected", "stain"),
+        ("", ""),
+    ]
+    # deciding the last one leaves nothing to select
+    page.keyboard.press("a")
+    page.wait_for_selector(f"#cracks tr[data-crack='{cracks[3].pk}'] .badge-accepted")
+    assert page.locator("#cracks tr.selected").count() == 0
+
+
 def test_outlines_are_labelled_clipped_and_linked_to_rows_and_pages_fit_a_phone(
     live_server, page, inspector, tunnel, settings, tmp_path, artifacts_dir
 ):

@@ -73,10 +73,13 @@ def test_the_image_page_records_decisions_and_the_run_page_counts_them(
     client.force_login(inspector)
     page = client.get(image.get_absolute_url()).content.decode()
     assert f'action="/cracks/{joint.pk}/review/"' in page and "formwork line" in page
-    client.post(
+    rejected = client.post(
         f"/cracks/{joint.pk}/review/", {"decision": "accepted", "reason": "formwork", "reject": "1"}
     )
-    client.post(f"/cracks/{real.pk}/review/", {"decision": "accepted", "reason": ""})
+    # back on the image with the next detection still to review chosen (round to the first)
+    assert rejected.url == f"{image.get_absolute_url()}?crack={real.pk}"
+    accepted = client.post(f"/cracks/{real.pk}/review/", {"decision": "accepted", "reason": ""})
+    assert accepted.url == image.get_absolute_url()  # none left to review
     joint.refresh_from_db()
     real.refresh_from_db()
     assert (joint.review, joint.review_reason, real.review) == ("rejected", "formwork", "accepted")
