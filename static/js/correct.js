@@ -98,7 +98,9 @@
 
   viewer.element.addEventListener("pointerdown", (event) => {
     if (tool === "pan" || event.button !== 0) return;
-    event.preventDefault();
+    event.preventDefault();  // which also keeps the focus where it was: take it from a field,
+    // so the keys (Ctrl+Z, Enter, b e l) act on the drawing, not on the width just typed
+    if (document.activeElement && document.activeElement.matches("input, textarea, select")) document.activeElement.blur();
     const p = imagePoint(event);
     if (tool === "line") {
       // a polyline collects its points click by click and is drawn like the brush
