@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+import shapely
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -141,6 +143,71 @@ def _overlap(a, b, tolerance_m: float) -> float:
     return max(a_in_b, b_in_a)
 
 
+def _lineal(shape) -> bool:
+    return shape.geom_type in ("LineString", "MultiLineString") and shape.length > 0
+
+
+def _mean_distance(a, b, step_m: float) -> float:
+    """Mean distance from points every step_m along the shorter of a and b to the other: about
+    0 for a crack and its grown or shifted self (within the survey offset), the spacing for
+    a crack beside another."""
+    short, other = (a, b) if a.length <= b.length else (b, a)
+    if not _lineal(short):
+        return float(short.distance(other))
+    along = np.linspace(0.0, short.length, max(2, int(short.length / step_m) + 1))
+    return float(np.mean(shapely.distance(other, shapely.line_interpolate_point(short, along))))
+
+
+def _span(shape, along) -> tuple[float, float]:
+    """The stretch of the lineal geometry `along` that shape lies beside: (first, last) metres."""
+    if not _lineal(along):
+        return 0.0, 0.0
+    at = shapely.line_locate_point(along, shapely.points(shapely.get_coordinates(shape)))
+    return float(at.min()), float(at.max())
+
+
+def _beside(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Two spans share more than a quarter of the shorter: side by side, not one after another."""
+    shared = min(a[1], b[1]) - max(a[0], b[0])
+    return shared > 0.25 * min(a[1] - a[0], b[1] - b[0])
+
+
+def _assign_tracks(shapes: list, old: dict, tolerance_m: float, min_overlap: float) -> dict:
+    """Which earlier track each crack of this inspection continues: {track id: crack index}.
+
+    A crack may continue a track when it lies within tolerance of the track's last geometry
+    over min_overlap of the shorter of the two. The closest pairs are taken first (mean
+    distance, in steps of a fifth of the tolerance; among equals the earlier crack in
+    `shapes`, which the caller orders longest first), and a track continues into one crack.
+    A crack takes a second track only where that one lies along another stretch of it (one
+    crack now spanning two old ones joins them), never beside a track it already took: so
+    parallel cracks closer than the tolerance keep their own tracks.
+    """
+    if not old or not shapes:
+        return {}
+    old_ids = list(old)
+    tree = STRtree([old[t] for t in old_ids])
+    step = tolerance_m / 5
+    pairs = []
+    for index, shape in enumerate(shapes):
+        for k in tree.query(shape, predicate="dwithin", distance=tolerance_m):
+            track = old_ids[int(k)]
+            if _overlap(shape, old[track], tolerance_m) >= min_overlap:
+                distance = _mean_distance(shape, old[track], step)
+                pairs.append((round(distance / step), index, distance, track))
+    owner: dict[int, int] = {}
+    spans: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for _, index, _, track in sorted(pairs):
+        if track in owner:
+            continue
+        span = _span(old[track], shapes[index])
+        if any(_beside(span, other) for other in spans[index]):
+            continue
+        owner[track] = index
+        spans[index].append(span)
+    return owner
+
+
 def _latest_track_geometries(run: InspectionRun) -> dict[int, object]:
     """For each track of earlier inspections of the tunnel, its geometry when last seen."""
     earlier = (
@@ -187,41 +254,27 @@ def track_run(
         geoms = {c.pk: crack_geometry(c) for c in cracks}
         groups, result.stitched = _stitch(cracks, geoms, stitch_m)
         old = _latest_track_geometries(run)
-        old_ids = list(old)
-        old_shapes = [old[t] for t in old_ids]  # by tree index; never shrinks while matching
-        tree = STRtree(old_shapes) if old_ids else None
-        merged_into: dict[int, int] = {}  # an old track joined into another → that one
-        claimed: set[int] = set()  # tracks this inspection already continues
-
-        def resolve(track_id: int) -> int:
-            while track_id in merged_into:
-                track_id = merged_into[track_id]
-            return track_id
-
-        shapes = {id(m): unary_union([geoms[i] for i in m]) for m in groups}
-        # the longest crack chooses first: a crack that split keeps its track on its longer part
-        for members in sorted(groups, key=lambda m: -shapes[id(m)].length):
-            shape = shapes[id(members)]
-            matches = set()
-            if tree is not None:
-                for k in tree.query(shape, predicate="dwithin", distance=tolerance_m):
-                    if _overlap(shape, old_shapes[int(k)], tolerance_m) >= min_overlap:
-                        matches.add(resolve(old_ids[int(k)]))
-            matches -= claimed  # a track continues into one crack of an inspection
-            if matches:
-                keep = min(matches)  # the oldest track keeps its identity
-                for other in sorted(matches - {keep}):
-                    Crack.objects.filter(track_id=other).update(track_id=keep)
+        shapes = [unary_union([geoms[i] for i in m]) for m in groups]
+        # the longest crack comes first among equals: a crack that split keeps its track on
+        # its longer part, and new tracks are numbered longest first
+        order = sorted(range(len(groups)), key=lambda g: -shapes[g].length)
+        ordered = [shapes[g] for g in order]
+        continued = defaultdict(list)  # rank in that order → the tracks it continues
+        for track, rank in _assign_tracks(ordered, old, tolerance_m, min_overlap).items():
+            continued[rank].append(track)
+        for rank, g in enumerate(order):
+            tracks = sorted(continued[rank])
+            if tracks:
+                track_id = tracks[0]  # the oldest track keeps its identity
+                for other in tracks[1:]:
+                    Crack.objects.filter(track_id=other).update(track_id=track_id)
                     CrackTrack.objects.filter(pk=other).delete()
-                    merged_into[other] = keep
                     result.joined += 1
-                track_id = keep
                 result.matched += 1
             else:
                 track_id = CrackTrack.objects.create(tunnel_id=run.tunnel_id, first_run=run).pk
                 result.new += 1
-            claimed.add(track_id)
-            Crack.objects.filter(pk__in=members).update(track_id=track_id)
+            Crack.objects.filter(pk__in=groups[g]).update(track_id=track_id)
         refresh_tracks(CrackTrack.objects.filter(cracks__image__run=run).distinct())
     return result
 

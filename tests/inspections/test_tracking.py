@@ -121,6 +121,51 @@ def test_pieces_of_a_crack_in_overlapping_images_are_stitched(tunnel):
     assert a.track_id == b.track_id and result.stitched == 1
 
 
+def test_parallel_cracks_35_mm_apart_keep_their_own_tracks(tunnel):
+    """Found on a second inspection of real tunnel-lining photos (0.5 mm/px, longitudinal
+    cracks 30-40 mm apart): each crack lay within the 50 mm tolerance of its neighbours'
+    tracks, so the longest took them all and 23 tracks were joined into others. Each crack
+    continues the track it lies on; a track is joined only by a crack that runs on along
+    it (see the next test), never by one beside it."""
+    arcs = [0.10, 0.135, 0.17, 0.205]
+    old = make_run(tunnel, "2025-05-01")
+    image = make_image(old, "a.jpg", (0.0, 0.5), (0.0, 0.3))
+    before = [
+        make_crack(image, i, (0.05, arc), (0.30 + 0.02 * i, arc + 0.004))
+        for i, arc in enumerate(arcs)
+    ]
+    track_run(old)
+    new = make_run(tunnel, "2026-05-01")
+    image = make_image(new, "a.jpg", (0.003, 0.503), (0.002, 0.302))  # surveyed 3 mm off
+    after = [
+        make_crack(image, i, (0.053, arc + 0.002), (0.33 + 0.02 * i, arc + 0.006))
+        for i, arc in enumerate(arcs)
+    ]
+    result = track_run(new)
+    assert (result.matched, result.new, result.joined) == (4, 0, 0)
+    for old_crack, new_crack in zip(before, after, strict=True):
+        old_crack.refresh_from_db(), new_crack.refresh_from_db()
+        assert new_crack.track_id == old_crack.track_id
+    assert CrackTrack.objects.count() == 4
+
+
+def test_a_longer_new_crack_beside_an_old_one_does_not_take_its_track(tunnel):
+    """The longest crack chose first: a new crack 35 mm beside an old one took its track, and
+    the old crack, seen again in its place, started a new one."""
+    old = make_run(tunnel, "2025-05-01")
+    image = make_image(old, "a.jpg", (0.0, 0.5), (0.0, 0.3))
+    seen = make_crack(image, 0, (0.05, 0.10), (0.25, 0.10))
+    track_run(old)
+    new = make_run(tunnel, "2026-05-01")
+    image = make_image(new, "a.jpg", (0.0, 0.5), (0.0, 0.3))
+    again = make_crack(image, 0, (0.05, 0.10), (0.25, 0.10))
+    beside = make_crack(image, 1, (0.04, 0.135), (0.40, 0.135))
+    result = track_run(new)
+    again.refresh_from_db(), beside.refresh_from_db(), seen.refresh_from_db()
+    assert again.track_id == seen.track_id != beside.track_id
+    assert (result.matched, result.new) == (1, 1)
+
+
 def test_one_crack_joining_two_old_ones_merges_their_tracks(tunnel):
     old = make_run(tunnel, "2024-05-01")
     image = make_image(old, "a.jpg", chainage_m=(0.0, 2.0), arc_m=(0.0, 1.0))
