@@ -104,3 +104,56 @@ def test_rerunning_the_task_replaces_cracks_instead_of_duplicating(
     assert image.cracks.count() == first_count
     assert list(image.cracks.values_list("index", flat=True)) == list(range(first_count))
     assert image.attempts == 1  # a re-run gets a fresh attempt budget; the duplicate did nothing
+
+
+def test_a_crack_cut_by_an_image_border_is_one_track_and_its_neighbour_its_own(
+    worker, client, tunnel, inspector
+):
+    """Through the network and the geometry: one photo cut in two at its middle, as a survey
+    stores it. The crack running across the cut is stitched into one track; a second crack
+    starting at the cut 25 mm beside it is not (with the 50 mm of matching across
+    inspections it was, and dense cracks on real photos became one track)."""
+    import numpy as np
+
+    from inference.synthetic import concrete_texture, rasterise_polyline, wandering_path
+    from tests.conftest import jpeg_bytes
+
+    rng = np.random.default_rng(21)
+    photo = concrete_texture(320, 480, rng)
+    # crack-like wandering paths (the model takes ruled lines for joints): "across" passes
+    # the cut at row 158, "beside" starts at it at row 211, 26 mm away at 0.5 mm/px
+    across = wandering_path([20.0, 150.0], [460.0, 170.0], rng)
+    beside = wandering_path([241.0, 205.0], [450.0, 240.0], rng)
+    for points in (across, beside):
+        crack = rasterise_polyline((320, 480), points, 3.5)
+        core = rasterise_polyline((320, 480), points, 1.75)
+        photo[crack] = (photo[crack] * 0.45).astype(np.uint8)
+        photo[core] = (photo[core] * 0.6).astype(np.uint8)
+    files = [
+        SimpleUploadedFile("left.jpg", jpeg_bytes(photo[:, :240]), "image/jpeg"),
+        SimpleUploadedFile("right.jpg", jpeg_bytes(photo[:, 240:]), "image/jpeg"),
+    ]
+    manifest = (
+        "filename,chainage_start_m,chainage_end_m,arc_start_m,arc_end_m,mm_per_px\n"
+        "left.jpg,10.0,10.12,1.0,1.16,0.5\n"
+        "right.jpg,10.12,10.24,1.0,1.16,0.5\n"
+    )
+    client.force_login(inspector)
+    run = _upload(client, tunnel, files, manifest)
+    wait_for(lambda: _settled(run), what="both halves to be processed")
+    cracks = Crack.objects.filter(image__run=run)
+    wait_for(lambda: not cracks.filter(track__isnull=True).exists(), what="cracks to be tracked")
+
+    def near(image_name, arc_m):  # the crack of that half passing closest to arc_m at the cut
+        candidates = cracks.filter(image__original_name=image_name)
+        return min(
+            candidates,
+            key=lambda c: min(
+                abs(pt[0] - 10.12) * 10 + abs(pt[1] - arc_m) for b in c.polyline_m for pt in b
+            ),
+        )
+
+    left, right = near("left.jpg", 1.079), near("right.jpg", 1.079)  # across, at the cut
+    neighbour = near("right.jpg", 1.1055)  # beside, at the cut
+    assert len({left.pk, right.pk, neighbour.pk}) == 3, list(cracks.values("polyline_m"))
+    assert left.track_id == right.track_id != neighbour.track_id
