@@ -83,6 +83,9 @@ class _Groups:
         return list(out.values())
 
 
+STITCH_PX = 10  # a cut crack's pieces meet within this many pixels of the coarser image
+
+
 def _ends(crack: Crack) -> list[Point]:
     """Where the crack's branches end, in tunnel metres."""
     return [Point(branch[k]) for branch in crack.polyline_m if branch for k in (0, -1)]
@@ -92,34 +95,40 @@ def _stitch(cracks: list[Crack], geoms: dict, stitch_m: float) -> tuple[list[lis
     """Group the pieces of cracks that image borders cut (images abutting or overlapping).
 
     A cut crack continues where it was cut: an end of one piece lies at its image's border,
-    at another image, within stitch_m of a piece of that image, and that piece has an end at
-    its own border that comes back within stitch_m of the first. Each end joins once, the
-    closest pairs first, so a parallel crack or one along the border beside the
-    continuation stays its own crack.
+    at another image, within reach of a piece of that image, and that piece has an end at
+    its own border that comes back within reach of the first. The reach is stitch_m, or
+    STITCH_PX pixels of the coarser image where that is more (the network stops a crack a
+    few pixels short of an image's edge). Each end joins once, the closest pairs first, so a
+    parallel crack or one along the border beside the continuation stays its own crack.
     """
     groups = _Groups([c.pk for c in cracks])
     footprint = {c.image_id: _footprint(c.image) for c in cracks}
+    reach = {c.image_id: max(stitch_m, STITCH_PX * (c.image.mm_per_px or 0) / 1000) for c in cracks}
     border_ends: dict[int, list[tuple[int, Point]]] = defaultdict(list)
     for c in cracks:
         fp = footprint[c.image_id]
         if fp is None:
             continue
         for k, end in enumerate(_ends(c)):
-            if fp.exterior.distance(end) <= stitch_m:
+            if fp.exterior.distance(end) <= reach[c.image_id]:
                 border_ends[c.pk].append((k, end))
     tree = STRtree([geoms[c.pk] for c in cracks])
+    farthest = max(reach.values())
     pairs = set()
     for c in cracks:
         for k, end in border_ends.get(c.pk, []):
-            for index in tree.query(end, predicate="dwithin", distance=stitch_m):
+            for index in tree.query(end, predicate="dwithin", distance=farthest):
                 other = cracks[int(index)]
                 there = footprint[other.image_id]
-                if other.image_id == c.image_id or there is None or there.distance(end) > stitch_m:
+                if other.image_id == c.image_id or there is None:
+                    continue
+                tol = max(reach[c.image_id], reach[other.image_id])
+                if there.distance(end) > tol or geoms[other.pk].distance(end) > tol:
                     continue
                 for m, back in border_ends.get(other.pk, []):
                     if (
-                        footprint[c.image_id].distance(back) <= stitch_m
-                        and geoms[c.pk].distance(back) <= stitch_m
+                        footprint[c.image_id].distance(back) <= tol
+                        and geoms[c.pk].distance(back) <= tol
                     ):
                         cost = geoms[other.pk].distance(end) + geoms[c.pk].distance(back)
                         a, b = sorted([(c.pk, k), (other.pk, m)])

@@ -109,6 +109,20 @@ def test_only_the_piece_that_continues_a_cut_crack_is_stitched_to_it(tunnel):
     assert result.stitched == 1 and result.new == 5
 
 
+def test_on_a_coarse_survey_the_stitch_reaches_ten_pixels(tunnel):
+    """At 4 mm/px the network leaves a crack's ends a few pixels short of the cut: 32 mm
+    apart, more than the 20 mm a fine survey needs; a crack 80 mm (20 px) away stays apart."""
+    run = make_run(tunnel, "2025-05-01")
+    left = make_image(run, "left.jpg", (0.0, 2.0), (0.0, 2.0), size=(500, 500))
+    right = make_image(run, "right.jpg", (2.0, 4.0), (0.0, 2.0), size=(500, 500))
+    a = make_crack(left, 0, start_m=(1.0, 1.0), end_m=(1.984, 1.0))
+    b = make_crack(right, 0, start_m=(2.016, 1.0), end_m=(3.0, 1.05))
+    c = make_crack(right, 1, start_m=(2.016, 1.08), end_m=(3.0, 1.3))
+    result = track_run(run)
+    a.refresh_from_db(), b.refresh_from_db(), c.refresh_from_db()
+    assert a.track_id == b.track_id != c.track_id and result.stitched == 1
+
+
 def test_pieces_of_a_crack_in_overlapping_images_are_stitched(tunnel):
     """Survey images that overlap by 40 mm: the crack shows in both, its pieces overlap."""
     run = make_run(tunnel, "2025-05-01")
