@@ -102,7 +102,8 @@ def _trace_paths(skeleton: np.ndarray) -> tuple[list[list[tuple[int, int]]], dic
     are linked by m-adjacency (4-neighbours, and diagonals without a 4-path between them).
     """
     ys, xs = np.nonzero(skeleton)
-    pixels = set(zip(ys.tolist(), xs.tolist(), strict=True))
+    coords = list(zip(ys.tolist(), xs.tolist(), strict=True))
+    pixels = set(coords)
     # each pixel's links as 8 bits (in _NEIGHBOURS order), for all pixels at once
     padded = np.pad(skeleton.astype(bool), 1)
     near = {(dy, dx): padded[ys + 1 + dy, xs + 1 + dx] for dy, dx in _NEIGHBOURS}
@@ -114,7 +115,7 @@ def _trace_paths(skeleton: np.ndarray) -> tuple[list[list[tuple[int, int]]], dic
             # the two, so a staircase (a line at 45°) is a chain, not junctions and loops
             link = link & ~near[dy, 0] & ~near[0, dx]
         code |= link.astype(np.intp) << bit
-    code_of = dict(zip(zip(ys.tolist(), xs.tolist(), strict=True), code.tolist(), strict=True))
+    code_of = dict(zip(coords, code.tolist(), strict=True))
     # each pixel's neighbours, worked out once (in the set's order, which the tracing follows)
     adjacent = {p: [(p[0] + dy, p[1] + dx) for dy, dx in _LINKS[code_of[p]]] for p in pixels}
     neighbours = adjacent.__getitem__

@@ -112,6 +112,13 @@ def _stitch(cracks: list[Crack], geoms: dict, stitch_m: float) -> tuple[list[lis
         for k, end in enumerate(_ends(c)):
             if fp.exterior.distance(end) <= reach[c.image_id]:
                 border_ends[c.pk].append((k, end))
+
+    def meets(end: Point, piece: Crack, tol: float) -> bool:
+        """The end lies at the piece's image and within tol of the piece."""
+        return (
+            footprint[piece.image_id].distance(end) <= tol and geoms[piece.pk].distance(end) <= tol
+        )
+
     tree = STRtree([geoms[c.pk] for c in cracks])
     farthest = max(reach.values())
     pairs = set()
@@ -119,17 +126,13 @@ def _stitch(cracks: list[Crack], geoms: dict, stitch_m: float) -> tuple[list[lis
         for k, end in border_ends.get(c.pk, []):
             for index in tree.query(end, predicate="dwithin", distance=farthest):
                 other = cracks[int(index)]
-                there = footprint[other.image_id]
-                if other.image_id == c.image_id or there is None:
+                if other.image_id == c.image_id or not border_ends.get(other.pk):
                     continue
                 tol = max(reach[c.image_id], reach[other.image_id])
-                if there.distance(end) > tol or geoms[other.pk].distance(end) > tol:
+                if not meets(end, other, tol):
                     continue
-                for m, back in border_ends.get(other.pk, []):
-                    if (
-                        footprint[c.image_id].distance(back) <= tol
-                        and geoms[c.pk].distance(back) <= tol
-                    ):
+                for m, back in border_ends[other.pk]:
+                    if meets(back, c, tol):
                         cost = geoms[other.pk].distance(end) + geoms[c.pk].distance(back)
                         a, b = sorted([(c.pk, k), (other.pk, m)])
                         pairs.add((cost, a, b))
@@ -182,7 +185,7 @@ def _beside(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 def _assign_tracks(shapes: list, old: dict, tolerance_m: float, min_overlap: float) -> dict:
-    """Which earlier track each crack of this inspection continues: {track id: crack index}.
+    """The earlier tracks each crack of this inspection continues: {crack index: [track ids]}.
 
     A crack may continue a track when it lies within tolerance of the track's last geometry
     over min_overlap of the shorter of the two. The closest pairs are taken first (mean
@@ -204,17 +207,19 @@ def _assign_tracks(shapes: list, old: dict, tolerance_m: float, min_overlap: flo
             if _overlap(shape, old[track], tolerance_m) >= min_overlap:
                 distance = _mean_distance(shape, old[track], step)
                 pairs.append((round(distance / step), index, distance, track))
-    owner: dict[int, int] = {}
+    taken: set[int] = set()
+    continued: dict[int, list[int]] = defaultdict(list)
     spans: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for _, index, _, track in sorted(pairs):
-        if track in owner:
+        if track in taken:
             continue
         span = _span(old[track], shapes[index])
         if any(_beside(span, other) for other in spans[index]):
             continue
-        owner[track] = index
+        taken.add(track)
+        continued[index].append(track)
         spans[index].append(span)
-    return owner
+    return continued
 
 
 def _latest_track_geometries(run: InspectionRun) -> dict[int, object]:
@@ -267,12 +272,9 @@ def track_run(
         # the longest crack comes first among equals: a crack that split keeps its track on
         # its longer part, and new tracks are numbered longest first
         order = sorted(range(len(groups)), key=lambda g: -shapes[g].length)
-        ordered = [shapes[g] for g in order]
-        continued = defaultdict(list)  # rank in that order → the tracks it continues
-        for track, rank in _assign_tracks(ordered, old, tolerance_m, min_overlap).items():
-            continued[rank].append(track)
+        continued = _assign_tracks([shapes[g] for g in order], old, tolerance_m, min_overlap)
         for rank, g in enumerate(order):
-            tracks = sorted(continued[rank])
+            tracks = sorted(continued.get(rank, []))
             if tracks:
                 track_id = tracks[0]  # the oldest track keeps its identity
                 for other in tracks[1:]:
