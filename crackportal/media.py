@@ -39,11 +39,21 @@ def delete_tree(prefix: str, storage=None) -> int:
     return len(names)
 
 
-def publish_tree(local_dir: Path, prefix: str, storage=None) -> int:
-    """Replace the stored folder prefix by the files of local_dir (same relative names)."""
+def publish_tree(local_dir: Path, prefix: str, storage=None, *, only_its_entries=False) -> int:
+    """Replace the stored folder prefix by the files of local_dir (same relative names); with
+    only_its_entries, replace just the files and folders local_dir has at its top, keeping
+    the rest of prefix (one pyramid of several in a folder)."""
     storage = storage or default_storage
     local_dir = Path(local_dir)
-    delete_tree(prefix, storage)
+    if not only_its_entries:
+        delete_tree(prefix, storage)
+    else:
+        for entry in local_dir.iterdir():
+            name = f"{prefix.strip('/')}/{entry.name}"
+            if entry.is_dir():
+                delete_tree(name, storage)
+            elif storage.exists(name):
+                storage.delete(name)
     count = 0
     for root, _, files in os.walk(local_dir):
         for filename in sorted(files):

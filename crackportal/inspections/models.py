@@ -115,6 +115,15 @@ class SurveyImage(models.Model):
     )
     mask = models.FileField(upload_to="masks/%Y/%m/", max_length=500, blank=True)
     overlay = models.FileField(upload_to="overlays/%Y/%m/", max_length=500, blank=True)
+    overlay_annotation = models.ForeignKey(
+        "Annotation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The verified mask the overlay (and the cracks) were drawn from; empty: the "
+        "model's prediction",
+    )
     probability = models.FileField(
         upload_to="probability/%Y/%m/",
         max_length=500,
@@ -150,6 +159,13 @@ class SurveyImage(models.Model):
     def pyramid_prefix(self) -> str:
         """The stored folder of the image's deep-zoom tiles (only large images have them)."""
         return f"pyramids/{self.pk}"
+
+    @property
+    def overlay_stamp(self) -> str:
+        """Changes whenever the overlay does (a new prediction or verified mask): part of its
+        URLs, so a browser never shows tiles it kept from before."""
+        processed = int(self.processed_at.timestamp()) if self.processed_at else 0
+        return f"{processed}-{self.overlay_annotation_id or 0}"
 
     def has_pyramid(self) -> bool:
         from django.core.files.storage import default_storage
@@ -348,8 +364,8 @@ class Annotation(models.Model):
     """A verified ground-truth crack mask for a survey image; retraining learns from these."""
 
     class Source(models.TextChoices):
-        UPLOADED = "uploaded"
-        CONFIRMED = "confirmed_prediction"
+        UPLOADED = "uploaded", "uploaded mask"
+        CONFIRMED = "confirmed_prediction", "confirmed prediction"
         CORRECTED = "corrected", "corrected in the browser"
 
     image = models.ForeignKey(SurveyImage, on_delete=models.CASCADE, related_name="annotations")

@@ -214,6 +214,7 @@ def _segment_one(image: SurveyImage, version) -> _Segmented:
 
     files = (image.mask, image.overlay, image.probability)
     old_files = [f.name for f in files if f]
+    image.overlay_annotation = None  # the overlay is the prediction again
     base = f"run{image.run_id}_img{image.pk}"
     try:
         image.mask.save(f"{base}_mask.png", _png(mask.astype(np.uint8) * 255), save=False)
@@ -259,7 +260,10 @@ def _store_segmented(batch: list[_Segmented]) -> None:
     with transaction.atomic():
         _replace_cracks([(s.image, s.cracks, s.version) for s in batch])
         # one statement for the batch's own files and model, one for what they share
-        _update_rows([s.image for s in batch], ["mask", "overlay", "probability", "model_version"])
+        _update_rows(
+            [s.image for s in batch],
+            ["mask", "overlay", "overlay_annotation", "probability", "model_version"],
+        )
         SurveyImage.objects.filter(pk__in=ids).update(
             status=SurveyImage.Status.DONE, processed_at=now, error=""
         )
@@ -340,20 +344,64 @@ def remeasure_image(*, image_id: int) -> int:
     """Measure a done image's cracks again from its stored mask, probability map and photo.
 
     No network: the geometry code alone runs. Images processed before probability maps were
-    stored are measured on their mask. The cracks are replaced (track them again afterwards).
+    stored are measured on their mask; an image whose cracks were measured from a verified
+    mask is measured from it again. The cracks are replaced (track them again afterwards).
     """
     image = SurveyImage.objects.select_related("model_version").get(pk=image_id)
+    if image.overlay_annotation_id is not None:  # its cracks are made of a verified mask
+        return measure_from_annotation(annotation_id=image.overlay_annotation_id)
     mask = _read_png(image.mask)
     if mask is None:
         raise ImageProcessingError("no stored mask: segment the image first")
-    proba = _read_png(image.probability)
-    threshold = float(
-        (image.model_version.config if image.model_version else {}).get("threshold", 0.5)
+    decided = [
+        (c.bbox_px, c.review, c.review_reason, c.reviews.values_list("reviewer", flat=True).first())
+        for c in Crack.objects.filter(image=image).exclude(review=Crack.Review.UNREVIEWED)
+    ]
+    cracks = measure_cracks(
+        image, _read_rgb(image), mask > 127, _read_png(image.probability), _threshold(image)
     )
-    cracks = measure_cracks(image, _read_rgb(image), mask > 127, proba, threshold)
     with transaction.atomic():
         _replace_cracks([(image, cracks, image.model_version)])
+        _carry_decisions(image, decided)
     return len(cracks)
+
+
+def _box_iou(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+
+    def area(box) -> int:
+        return (box[2] - box[0]) * (box[3] - box[1])
+
+    return w * h / (area(a) + area(b) - w * h)
+
+
+def _carry_decisions(image: SurveyImage, decided: list) -> None:
+    """Review decisions kept across a re-measure: a new crack takes the decision of the old
+    one its box overlaps most (IoU at least 0.5), so rejected joints stay out of reports."""
+    if not decided:
+        return
+    for crack in Crack.objects.filter(image=image):
+        iou, review, reason, reviewer = max(
+            ((_box_iou(crack.bbox_px, box), *rest) for box, *rest in decided),
+            key=lambda d: d[0],
+        )
+        if iou < 0.5:
+            continue
+        Crack.objects.filter(pk=crack.pk).update(review=review, review_reason=reason)
+        CrackReview.objects.create(
+            crack=crack,
+            decision=review,
+            reason=reason,
+            reviewer_id=reviewer,
+            detail={"kept": "measured again"},
+        )
+
+
+def _threshold(image: SurveyImage) -> float:
+    return float((image.model_version.config if image.model_version else {}).get("threshold", 0.5))
 
 
 def measure_from_annotation(*, annotation_id: int) -> int:
@@ -361,6 +409,8 @@ def measure_from_annotation(*, annotation_id: int) -> int:
 
     The verified mask replaces the prediction as what the cracks are made of; widths are
     refined on the photo. The new cracks count as reviewed (accepted by the annotator).
+    A confirmed prediction is measured as the worker measured it (its probability map too),
+    so confirming changes no figure, only that each crack has been checked.
     A superseded version does nothing: the newer one's own task measures.
     """
     annotation = Annotation.objects.select_related("image__model_version", "created_by").get(
@@ -370,12 +420,34 @@ def measure_from_annotation(*, annotation_id: int) -> int:
         return 0
     image = annotation.image
     mask = _read_png(annotation.mask) > 127
-    cracks = measure_cracks(image, _read_rgb(image), mask, None, 0.5)
-    with transaction.atomic():
-        _replace_cracks([(image, cracks, image.model_version)])
-        Crack.objects.filter(image=image).update(review=Crack.Review.ACCEPTED)
-        CrackReview.objects.bulk_create(
-            CrackReview(crack=c, decision=Crack.Review.ACCEPTED, reviewer=annotation.created_by)
-            for c in Crack.objects.filter(image=image)
-        )
+    proba, threshold = None, 0.5
+    if annotation.source == Annotation.Source.CONFIRMED:
+        proba, threshold = _read_png(image.probability), _threshold(image)
+    cracks = measure_cracks(image, _read_rgb(image), mask, proba, threshold)
+    # the overlay shows what the cracks are made of: this mask, not the prediction any more
+    if image.has_pyramid():
+        with tempfile.TemporaryDirectory(prefix="pyramid-") as scratch:
+            pyramid.build_mask_dzi(mask, Path(scratch), "overlay", OVERLAY_RGB)
+            media.publish_tree(Path(scratch), image.pyramid_prefix, only_its_entries=True)
+    old_overlay = image.overlay.name
+    image.overlay.save(
+        f"run{image.run_id}_img{image.pk}_overlay_v{annotation.version}.png",
+        _overlay_png(mask),
+        save=False,
+    )
+    image.overlay_annotation = annotation
+    try:
+        with transaction.atomic():
+            _replace_cracks([(image, cracks, image.model_version)])
+            Crack.objects.filter(image=image).update(review=Crack.Review.ACCEPTED)
+            CrackReview.objects.bulk_create(
+                CrackReview(crack=c, decision=Crack.Review.ACCEPTED, reviewer=annotation.created_by)
+                for c in Crack.objects.filter(image=image)
+            )
+            _update_rows([image], ["overlay", "overlay_annotation"])
+    except Exception:
+        image.overlay.delete(save=False)
+        raise
+    if old_overlay and old_overlay != image.overlay.name:
+        default_storage.delete(old_overlay)
     return len(cracks)

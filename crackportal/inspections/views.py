@@ -210,7 +210,9 @@ def run_track(request, pk: int):
 @role_required(INSPECTOR)
 def image_detail(request, pk: int):
     image = get_object_or_404(
-        SurveyImage.objects.visible_to(request.user).select_related("run__tunnel", "model_version"),
+        SurveyImage.objects.visible_to(request.user).select_related(
+            "run__tunnel", "model_version", "overlay_annotation__created_by"
+        ),
         pk=pk,
     )
     siblings = list(image.run.images.order_by(*selectors.BY_CHAINAGE).values_list("pk", flat=True))
@@ -262,14 +264,15 @@ def image_correct(request, pk: int):
         if upload is None:
             return JsonResponse({"error": "no mask in the request"}, status=400)
         try:
-            with transaction.atomic():
-                annotation = annotations.upload_annotation(
+            annotation, _ = _store_verified(
+                image,
+                lambda: annotations.upload_annotation(
                     image=image,
                     stream=upload,
                     user=request.user,
                     source=Annotation.Source.CORRECTED,
-                )
-                transaction.on_commit(lambda: _measure_annotation(annotation.pk))
+                ),
+            )
         except UploadError as exc:
             return JsonResponse({"error": str(exc)}, status=400)
         return JsonResponse(
@@ -294,6 +297,19 @@ def image_correct(request, pk: int):
             "too_large": (image.width or 0) * (image.height or 0) > CORRECT_MAX_PIXELS,
         },
     )
+
+
+def _store_verified(image: SurveyImage, store):
+    """(annotation, new) for store(), which saves a verified mask of image. A new current
+    version has the image's cracks measured from it once this commits; the same mask again
+    measures nothing, so review decisions taken since stay."""
+    before = image.annotations.filter(is_current=True).values_list("pk", flat=True).first()
+    with transaction.atomic():
+        annotation = store()
+        new = annotation.pk != before
+        if new:
+            transaction.on_commit(lambda: _measure_annotation(annotation.pk))
+    return annotation, new
 
 
 def _measure_annotation(annotation_id: int) -> None:
@@ -459,17 +475,33 @@ def image_annotate(request, pk: int):
     image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
     try:
         if "confirm" in request.POST:
-            annotations.confirm_prediction(image=image, user=request.user)
-            messages.success(
-                request, "Prediction confirmed as ground truth; retraining can use it."
+            annotation, new = _store_verified(
+                image, lambda: annotations.confirm_prediction(image=image, user=request.user)
             )
+            done = "Prediction confirmed as ground truth"
+            measured = "its cracks count as reviewed, their figures unchanged"
         elif request.FILES.get("mask"):
-            annotations.upload_annotation(
-                image=image, stream=request.FILES["mask"], user=request.user
+            annotation, new = _store_verified(
+                image,
+                lambda: annotations.upload_annotation(
+                    image=image, stream=request.FILES["mask"], user=request.user
+                ),
             )
-            messages.success(request, "Ground-truth mask stored; retraining can use it.")
+            done = "Ground-truth mask stored"
+            measured = "the image's cracks are measured again from it and count as reviewed"
         else:
             messages.error(request, "Choose a mask file, or confirm the prediction.")
+            return redirect(image)
+        if new:
+            messages.success(
+                request,
+                f"{done} (verified version {annotation.version}): {measured}; "
+                "retraining can use it.",
+            )
+        else:
+            messages.info(
+                request, f"That mask is already the current verified version {annotation.version}."
+            )
     except UploadError as exc:
         messages.error(request, f"Annotation refused: {exc}")
     return redirect(image)
@@ -581,8 +613,12 @@ def crack_thumbnail(request, pk: int):
 
 @role_required(INSPECTOR)
 def image_tile(request, pk: int, name: str, path: str = ""):
-    """Deep-zoom descriptor or tile of a large image (photo or overlay)."""
+    """Deep-zoom descriptor or tile of a large image (photo or overlay). The overlay's name may
+    carry the image's overlay_stamp ("overlay-<stamp>"): a new one after every change, so the
+    day a browser keeps tiles never shows an overlay from before."""
     image = get_object_or_404(SurveyImage.objects.visible_to(request.user), pk=pk)
+    if re.fullmatch(r"overlay-[0-9-]+", name):
+        name = "overlay"
     if name not in ("photo", "overlay"):
         raise Http404("no such pyramid")
     folder = image.pyramid_prefix

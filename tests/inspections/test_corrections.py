@@ -2,12 +2,15 @@
 measured again from the correction; drawn with the mouse in a real browser."""
 
 import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
 from crackportal.inspections import annotations, processing
@@ -148,3 +151,111 @@ def test_inspector_paints_a_crack_erases_undoes_and_saves(
     assert mask.shape == (320, 480) and len(rows) > 0
     assert rows.max() - rows.min() <= 15  # one horizontal stroke ~6 px wide, no vertical one
     assert cols.max() - cols.min() > 150
+
+
+def test_only_a_new_verified_version_has_the_cracks_measured_again(
+    client, photo, inspector, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Each way to verify a mask measures the cracks from a new version, once: the same mask
+    again (a double click, a re-upload) keeps the review decisions taken since."""
+    from crackportal.inspections import views
+
+    measured = []
+    monkeypatch.setattr(views, "_measure_annotation", measured.append)
+    image, truth = photo
+    client.force_login(inspector)
+
+    def upload(url_name, mask):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                reverse(url_name, args=[image.pk]),
+                {"mask": SimpleUploadedFile("m.png", _png(mask), "image/png")},
+                follow=url_name == "image-annotate",
+            )
+
+    page = upload("image-annotate", truth).content.decode()
+    first = Annotation.objects.get(image=image, is_current=True)
+    assert measured == [first.pk] and "measured again from it" in page
+    page = upload("image-annotate", truth).content.decode()
+    assert measured == [first.pk] and "already the current verified version 1" in page
+    assert upload("image-correct", truth).json()["version"] == 1 and measured == [first.pk]
+    fixed = truth.copy()
+    fixed[:, :100] = False
+    assert upload("image-correct", fixed).json()["version"] == 2
+    assert measured == [first.pk, Annotation.objects.get(image=image, version=2).pk]
+
+
+def _red(png) -> np.ndarray:
+    with Image.open(png) as im:
+        return np.asarray(im.convert("RGBA"))[..., 3] > 0
+
+
+def test_the_overlay_shows_the_verified_mask_the_cracks_are_measured_from(
+    client, db, tunnel, settings, tmp_path, inspector
+):
+    """After a correction the page drew the cracks' outlines from the verified mask over the
+    model's red prediction: a joint erased from the mask still showed red, with no outline.
+    The overlay (and a large image's deep-zoom tiles) now follows the measured mask, under a
+    new URL so a browser's kept tiles are not shown."""
+    from crackportal.inspections import pyramid
+    from crackportal.media import publish_tree
+
+    settings.MEDIA_ROOT = tmp_path
+    rgb, truth, _ = survey_image(2200, 240, n_cracks=2, seed=5, widths_px=(3.0, 4.0))
+    image = make_image(make_run(tunnel), "wide.png", (0.0, 2.2), (0.0, 0.24), (2200, 240))
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    image.file.save("wide.png", ContentFile(buffer.getvalue()))
+    predicted = np.zeros_like(truth)
+    predicted[100:104, 50:2150] = True  # a joint along the image, where no crack is
+    with tempfile.TemporaryDirectory() as scratch:
+        pyramid.build_dzi(rgb, Path(scratch), "photo")
+        pyramid.build_mask_dzi(predicted, Path(scratch), "overlay")
+        publish_tree(Path(scratch), image.pyramid_prefix)
+    image.overlay.save("o.png", processing._overlay_png(predicted), save=False)
+    image.status, image.mm_per_px, image.processed_at = "done", 1.0, timezone.now()
+    image.save()
+    client.force_login(inspector)
+    before = image.overlay_stamp
+    page = client.get(image.get_absolute_url()).content.decode()
+    assert f"/dz/overlay-{before}.dzi" in page and "Red: the model's prediction" in page
+
+    annotation = annotations.upload_annotation(
+        image=image, stream=io.BytesIO(_png(truth)), user=inspector
+    )
+    assert processing.measure_from_annotation(annotation_id=annotation.pk) >= 1
+    image.refresh_from_db()
+    assert image.overlay_annotation == annotation and image.overlay_stamp != before
+    assert np.array_equal(_red(image.overlay.open("rb")), truth)
+    page = client.get(image.get_absolute_url()).content.decode()
+    assert f"/dz/overlay-{image.overlay_stamp}.dzi" in page
+    assert "Red: verified version 1 (uploaded mask by inspector)" in page
+    # the full-resolution tiles are the verified mask's; the photo's pyramid is kept
+    tile = client.get(f"/images/{image.pk}/dz/overlay-{image.overlay_stamp}_files/12/0_0.png")
+    assert tile.status_code == 200
+    assert np.array_equal(_red(io.BytesIO(b"".join(tile.streaming_content))), truth[:, :511])
+    assert client.get(f"/images/{image.pk}/dz/photo.dzi").status_code == 200
+    assert client.get(f"/images/{image.pk}/dz/overlay-x.dzi").status_code == 404
+    # measured again with newer geometry code (remeasure_cracks): from the verified mask still
+    count = image.cracks.count()
+    assert processing.remeasure_image(image_id=image.pk) == count
+    assert set(image.cracks.values_list("review", flat=True)) == {"accepted"}
+
+
+def test_measuring_again_keeps_the_review_decisions(photo, inspector):
+    """remeasure_cracks (after a geometry upgrade) replaced every crack row and with them the
+    decisions: a reviewed inspection came back unreviewed, its rejected joints in reports."""
+    from crackportal.inspections.reviews import review_crack
+
+    image, _ = photo
+    mask = np.zeros((320, 480), bool)
+    mask[80:84, 40:440] = mask[220:224, 40:440] = True  # two cracks far apart
+    image.mask.save("m.png", ContentFile(_png(mask)))
+    assert processing.remeasure_image(image_id=image.pk) == 2
+    first, second = Crack.objects.filter(image=image).order_by("index")
+    review_crack(crack=first, decision="rejected", reason="joint", reviewer=inspector)
+    review_crack(crack=second, decision="accepted", reviewer=inspector)
+    assert processing.remeasure_image(image_id=image.pk) == 2
+    kept = Crack.objects.filter(image=image).order_by("index")
+    assert [(c.review, c.review_reason) for c in kept] == [("rejected", "joint"), ("accepted", "")]
+    assert kept[0].reviews.get().reviewer == inspector

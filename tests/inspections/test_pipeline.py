@@ -157,3 +157,71 @@ def test_a_crack_cut_by_an_image_border_is_one_track_and_its_neighbour_its_own(
     neighbour = near("right.jpg", 1.1055)  # beside, at the cut
     assert len({left.pk, right.pk, neighbour.pk}) == 3, list(cracks.values("polyline_m"))
     assert left.track_id == right.track_id != neighbour.track_id
+
+
+def test_a_prediction_confirmed_or_a_mask_uploaded_on_the_image_page_is_what_reports_count(
+    worker, client, tunnel, inspector
+):
+    """Both older ways to verify a mask (image page: "Confirm prediction as ground truth",
+    "Upload mask") stored a verified version and left the cracks as the network had made
+    them, unreviewed: a report still counted every detection "no one has checked", and a
+    mask uploaded to correct an image (the way for images over 40 Mpx) changed nothing in it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from scipy import ndimage
+
+    from crackportal.inspections.reviews import review_progress
+
+    client.force_login(inspector)
+    run = _upload(
+        client,
+        tunnel,
+        [SimpleUploadedFile("v.jpg", survey_jpeg(seed=40, n_cracks=3), "image/jpeg")],
+    )
+    wait_for(lambda: _settled(run), what="the image to be processed")
+    image = run.images.get()
+    figures = ("length_mm", "width_max_mm")
+    detected = sorted(image.cracks.values_list(*figures))
+    assert len(detected) >= 2 and review_progress(run)["reviewed"] == 0
+
+    # confirming the prediction accepts its cracks as they were measured
+    client.post(reverse("image-annotate", args=[image.pk]), {"confirm": "1"})
+    accepted = Crack.objects.filter(image=image, review=Crack.Review.ACCEPTED)
+    wait_for(lambda: accepted.count() == len(detected), what="the confirmed cracks accepted")
+    confirmed = sorted(accepted.values_list(*figures))
+    assert np.ravel(confirmed) == pytest.approx(np.ravel(detected))
+    assert review_progress(run)["reviewed"] == 1
+    assert {c.reviews.get().reviewer for c in accepted} == {inspector}
+
+    # a mask drawn elsewhere that keeps one piece of crack: the image has that one
+    with image.mask.open("rb") as fh:
+        mask = np.asarray(Image.open(fh).convert("L")) > 127
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    largest = labels == np.argmax(np.bincount(labels[labels > 0]))
+    buffer = io.BytesIO()
+    Image.fromarray(largest.astype(np.uint8) * 255).save(buffer, format="PNG")
+    response = client.post(
+        reverse("image-annotate", args=[image.pk]),
+        {"mask": SimpleUploadedFile("fixed.png", buffer.getvalue(), "image/png")},
+    )
+    assert response.status_code == 302
+    wait_for(lambda: image.cracks.count() == 1, what="the cracks measured from the uploaded mask")
+    crack = image.cracks.get()
+    assert crack.review == Crack.Review.ACCEPTED
+    rows, cols = np.nonzero(largest)
+    extent_px = max(np.ptp(rows), np.ptp(cols))
+    assert 0.9 * extent_px <= crack.length_mm / image.mm_per_px <= largest.sum()
+    # the overlay is that mask now, and the prediction again once the image is segmented again
+    image.refresh_from_db()
+    assert image.overlay_annotation.source == "uploaded"
+    with image.overlay.open("rb") as fh:
+        assert np.array_equal(np.asarray(Image.open(fh).convert("RGBA"))[..., 3] > 0, largest)
+    services.enqueue_images([image.pk])
+    wait_for(
+        lambda: SurveyImage.objects.filter(
+            pk=image.pk, status="done", overlay_annotation__isnull=True
+        ).exists(),
+        what="the image segmented again",
+    )
