@@ -348,15 +348,18 @@ def remeasure_image(*, image_id: int) -> int:
     mask is measured from it again. The cracks are replaced (track them again afterwards).
     """
     image = SurveyImage.objects.select_related("model_version").get(pk=image_id)
-    if image.overlay_annotation_id is not None:  # its cracks are made of a verified mask
-        return measure_from_annotation(annotation_id=image.overlay_annotation_id)
-    mask = _read_png(image.mask)
-    if mask is None:
-        raise ImageProcessingError("no stored mask: segment the image first")
     decided = [
         (c.bbox_px, c.review, c.review_reason, c.reviews.values_list("reviewer", flat=True).first())
         for c in Crack.objects.filter(image=image).exclude(review=Crack.Review.UNREVIEWED)
     ]
+    if image.overlay_annotation_id is not None:  # its cracks are made of a verified mask
+        count = measure_from_annotation(annotation_id=image.overlay_annotation_id)
+        with transaction.atomic():
+            _carry_decisions(image, decided)
+        return count
+    mask = _read_png(image.mask)
+    if mask is None:
+        raise ImageProcessingError("no stored mask: segment the image first")
     cracks = measure_cracks(
         image, _read_rgb(image), mask > 127, _read_png(image.probability), _threshold(image)
     )
@@ -388,7 +391,7 @@ def _carry_decisions(image: SurveyImage, decided: list) -> None:
             ((_box_iou(crack.bbox_px, box), *rest) for box, *rest in decided),
             key=lambda d: d[0],
         )
-        if iou < 0.5:
+        if iou < 0.5 or (review, reason) == (crack.review, crack.review_reason):
             continue
         Crack.objects.filter(pk=crack.pk).update(review=review, review_reason=reason)
         CrackReview.objects.create(

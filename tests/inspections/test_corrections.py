@@ -236,10 +236,16 @@ def test_the_overlay_shows_the_verified_mask_the_cracks_are_measured_from(
     assert np.array_equal(_red(io.BytesIO(b"".join(tile.streaming_content))), truth[:, :511])
     assert client.get(f"/images/{image.pk}/dz/photo.dzi").status_code == 200
     assert client.get(f"/images/{image.pk}/dz/overlay-x.dzi").status_code == 404
-    # measured again with newer geometry code (remeasure_cracks): from the verified mask still
+    # measured again with newer geometry code (remeasure_cracks): from the verified mask still,
+    # and a detection rejected since stays rejected
+    from crackportal.inspections.reviews import review_crack
+
     count = image.cracks.count()
+    review_crack(crack=image.cracks.first(), decision="rejected", reason="stain")
     assert processing.remeasure_image(image_id=image.pk) == count
-    assert set(image.cracks.values_list("review", flat=True)) == {"accepted"}
+    assert sorted(image.cracks.values_list("review", flat=True)) == sorted(
+        ["rejected"] + ["accepted"] * (count - 1)
+    )
 
 
 def test_measuring_again_keeps_the_review_decisions(photo, inspector):
