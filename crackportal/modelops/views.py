@@ -209,13 +209,28 @@ def training_detail(request, pk: int):
                 }
                 for split, figures in baseline.items()
             ],
-            "rows": run.comparison.get("held_back_rows", []),
+            "rows": _held_back_rows(run.comparison.get("held_back_rows", [])),
         }
     return render(
         request,
         "modelops/training_detail.html",
         {"run": run, "state": TrainingRunSerializer(run).data, "comparison": comparison},
     )
+
+
+def _held_back_rows(rows: list[dict]) -> list[dict]:
+    """The comparison's rows with the portal images they name ("portal-<pk>"), so the page
+    says which photo of which inspection each is, not a number."""
+    from crackportal.inspections.models import SurveyImage
+
+    def pk(row) -> int | None:
+        number = str(row.get("name", "")).removeprefix("portal-")
+        return int(number) if number.isdigit() else None
+
+    images = SurveyImage.objects.select_related("run__tunnel").in_bulk(
+        [p for p in map(pk, rows) if p is not None]
+    )
+    return [{**row, "image": images.get(pk(row))} for row in rows]
 
 
 @role_required(ADMIN)

@@ -159,6 +159,8 @@ def test_an_adaptation_run_page_compares_active_and_candidate_image_by_image(
     assert "held-back" in splits and "+0.230" in splits and "-0.020" in splits
     rows = page.locator("#comparison-images tbody tr")
     assert rows.count() == 2 and "-0.050" in rows.nth(0).inner_text()
+    # each names its photo and inspection (it said "image 12")
+    assert f"{held[0].original_name} T-TEST-01" in rows.nth(0).inner_text()
     page.screenshot(path=str(artifacts_dir / "adapt-compare.png"), full_page=True)
     page.click("text=Make unet-mobilenetv2-run9 active…")
     page.wait_for_selector("#comparison")
