@@ -59,8 +59,14 @@ def compare_versions(candidate: ModelVersion, active: ModelVersion | None) -> Co
         if delta is not None and delta < -WORSE_BY:
             comparison.worse_on.append(split)
     shared = [r["split"] for r in comparison.rows if r["delta_f1"] is not None]
-    if any(split != "val" for split in shared) and "val" in comparison.worse_on:
-        comparison.worse_on.remove("val")
+    if any(split != "val" for split in shared):
+        # different images: no change to show (an adaptation's own validation split is the
+        # tunnel's images, the active model's its training data's) and none to judge by
+        for row in comparison.rows:
+            if row["split"] == "val":
+                row["delta_f1"] = None
+        if "val" in comparison.worse_on:
+            comparison.worse_on.remove("val")
     return comparison
 
 

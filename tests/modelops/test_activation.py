@@ -94,6 +94,10 @@ def test_held_back_images_decide_before_the_test_splits():
     c = ModelVersion(pk=3, name="c", metrics={"val": {"f1": 0.5}, "cfd-test": {"f1": 0.9}})
     d = ModelVersion(pk=4, name="d", metrics={"val": {"f1": 0.9}, "cfd-test": {"f1": 0.9}})
     assert services.compare_versions(c, d).worse_on == []
+    # nor is a change shown for them: the activation page read "-0.179" for an adaptation
+    # whose validation images were the tunnel's, the active model's its training data's
+    [val] = [r for r in services.compare_versions(c, d).rows if r["split"] == "val"]
+    assert val["delta_f1"] is None and val["candidate"]["f1"] == 0.5
     assert services.compare_versions(
         ModelVersion(pk=5, name="e", metrics={"val": {"f1": 0.5}}), d
     ).worse_on == ["val"]
