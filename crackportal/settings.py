@@ -4,6 +4,7 @@ Without DATABASE_URL / REDIS_URL the portal runs embedded: a SQLite file and a C
 broker on the local filesystem, both under VAR_DIR, with a real worker process.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -350,11 +351,21 @@ LOGGING = {
 }
 
 # -- training from the portal ---------------------------------------------------------------
-_shared = BASE_DIR.parent / "shared" / "datasets"
+# The base datasets (training, an adaptation's rehearsal share, the shared test splits of its
+# comparison): every folder of DATASETS_DIR with a train split, as `training.adapt_bench`
+# takes the datasets beside a surface. It was cfd and deepcrack alone, so an adaptation in the
+# portal rehearsed and was judged on two of the default's five surfaces. DATASET_<NAME> names
+# one more folder, or another place for one.
+_shared = Path(env("DATASETS_DIR", str(BASE_DIR.parent / "shared" / "datasets")))
 TRAINING_DATASETS = {
-    name: str(path)
-    for name, path in {
-        "cfd": Path(env("DATASET_CFD", str(_shared / "cfd"))),
-        "deepcrack": Path(env("DATASET_DEEPCRACK", str(_shared / "deepcrack"))),
-    }.items()
+    folder.name: str(folder)
+    for folder in (sorted(_shared.iterdir()) if _shared.is_dir() else [])
+    if (folder / "train").is_dir()
 }
+TRAINING_DATASETS.update(
+    {
+        key.removeprefix("DATASET_").lower().replace("_", "-"): value
+        for key, value in os.environ.items()
+        if key.startswith("DATASET_") and value
+    }
+)

@@ -54,18 +54,19 @@ def test_compose_environment_matches_what_settings_read():
     assert env["REDIS_URL"].startswith("redis://redis:")
 
 
-def _settings_probe(extra_env: dict) -> subprocess.CompletedProcess:
+def _settings_probe(extra_env: dict, code: str = "") -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+        and not k.startswith("DATASET")
     }
     env.update(
         extra_env,
         DJANGO_SETTINGS_MODULE="crackportal.settings",
         VAR_DIR=str(ROOT / "var" / "test" / "probe"),
     )
-    code = (
+    code = code or (
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG, s.SESSION_COOKIE_SECURE)"
     )
@@ -95,6 +96,28 @@ def test_service_urls_switch_to_postgres_and_redis_with_secure_cookies():
         "False",
         "True",
     ]
+
+
+def test_every_dataset_folder_with_a_train_split_is_a_base_dataset(tmp_path):
+    """The portal knew cfd and deepcrack alone: an adaptation rehearsed and was judged on two
+    of the default model's five surfaces. It takes every folder with a train split now."""
+    for name in ("cfd", "masonry", "tunnel-lining"):
+        (tmp_path / name / "train").mkdir(parents=True)
+    (tmp_path / "notes").mkdir()  # no train split: not a dataset
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(sorted(s.TRAINING_DATASETS.items()))"
+    )
+    found = _settings_probe({"DEBUG": "1", "DATASETS_DIR": str(tmp_path)}, code)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == str(
+        [(n, str(tmp_path / n)) for n in ("cfd", "masonry", "tunnel-lining")]
+    )
+    extra = _settings_probe(
+        {"DEBUG": "1", "DATASETS_DIR": str(tmp_path / "none"), "DATASET_CONCRETE_UAV": "/d/uav"},
+        code,
+    )
+    assert extra.stdout.strip() == str([("concrete-uav", "/d/uav")])
 
 
 def test_production_refuses_to_start_without_a_secret_key():
