@@ -7,6 +7,7 @@ scikit-image), which the web process never needs.
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from crackportal.modelops import services as modelops
 from crackportal.modelops.models import ModelVersion
 from crackportal.modelops.predictors import get_predictor
 from inference.geometry import extract_cracks
+
+log = logging.getLogger(__name__)
 
 
 class ImageProcessingError(RuntimeError):
@@ -302,6 +305,14 @@ def segment_survey_images(*, image_ids: list[int]) -> dict[int, BaseException | 
             outcomes[image.pk] = exc
     if not segmented:
         return outcomes
+    # an image with a verified mask keeps its cracks measured from it (and their decisions):
+    # a model, however new, does not overrule what an inspector verified
+    verified = dict(
+        Annotation.objects.filter(
+            image_id__in=[s.image.pk for s in segmented], is_current=True
+        ).values_list("image_id", "pk")
+    )
+    decided = {pk: _decisions(pk) for pk in verified}
     started = time.perf_counter()
     try:
         _store_segmented(segmented)
@@ -320,6 +331,13 @@ def segment_survey_images(*, image_ids: list[int]) -> dict[int, BaseException | 
         for name in s.old_files:
             if name not in new:
                 default_storage.delete(name)
+    for image_id, annotation_id in sorted(verified.items()):
+        try:
+            measure_from_annotation(annotation_id=annotation_id)
+            with transaction.atomic():
+                _carry_decisions(SurveyImage.objects.get(pk=image_id), decided[image_id])
+        except Exception:  # noqa: BLE001 - the prediction's cracks stay; said in the log
+            log.exception("image %s: measuring its verified mask again failed", image_id)
     for run_id in sorted({s.image.run_id for s in segmented}):
         services.refresh_run_status(run_id=run_id)
     return outcomes
@@ -348,10 +366,7 @@ def remeasure_image(*, image_id: int) -> int:
     mask is measured from it again. The cracks are replaced (track them again afterwards).
     """
     image = SurveyImage.objects.select_related("model_version").get(pk=image_id)
-    decided = [
-        (c.bbox_px, c.review, c.review_reason, c.reviews.values_list("reviewer", flat=True).first())
-        for c in Crack.objects.filter(image=image).exclude(review=Crack.Review.UNREVIEWED)
-    ]
+    decided = _decisions(image_id)
     if image.overlay_annotation_id is not None:  # its cracks are made of a verified mask
         count = measure_from_annotation(annotation_id=image.overlay_annotation_id)
         with transaction.atomic():
@@ -367,6 +382,14 @@ def remeasure_image(*, image_id: int) -> int:
         _replace_cracks([(image, cracks, image.model_version)])
         _carry_decisions(image, decided)
     return len(cracks)
+
+
+def _decisions(image_id: int) -> list[tuple]:
+    """The image's review decisions with their cracks' boxes (see _carry_decisions)."""
+    return [
+        (c.bbox_px, c.review, c.review_reason, c.reviews.values_list("reviewer", flat=True).first())
+        for c in Crack.objects.filter(image_id=image_id).exclude(review=Crack.Review.UNREVIEWED)
+    ]
 
 
 def _box_iou(a, b) -> float:

@@ -54,7 +54,8 @@ def reprocess_run(*, run: InspectionRun, version, by=None) -> Reprocessing:
     """Segment every stored image of run again with version, then track the run again.
 
     The run's current detections (and the reviews of them) are replaced image by image as the
-    worker gets to them; its summary before is kept on the returned record.
+    worker gets to them, except on images with a verified mask: their cracks are measured from
+    it again and keep their decisions. The run's summary before is kept on the record.
     """
     run = (
         InspectionRun.objects.select_for_update(of=("self",))
@@ -66,7 +67,13 @@ def reprocess_run(*, run: InspectionRun, version, by=None) -> Reprocessing:
     ids = list(run.images.exclude(file="").values_list("pk", flat=True))
     if not ids:
         raise ReprocessError("this inspection has no stored images to process")
-    reviews = Crack.objects.filter(image__run=run).exclude(review="").count()
+    # images with a verified mask keep their cracks and decisions (processing.py)
+    reviews = (
+        Crack.objects.filter(image__run=run)
+        .exclude(review="")
+        .exclude(image__annotations__is_current=True)
+        .count()
+    )
     record = Reprocessing.objects.create(
         run=run,
         version=version,

@@ -150,7 +150,7 @@ def run_reprocess(request, pk: int):
         messages.error(
             request,
             "Tick the box to confirm: reprocessing replaces this inspection's detections and "
-            "their reviews.",
+            "their reviews (images with a verified mask keep theirs).",
         )
     else:
         try:

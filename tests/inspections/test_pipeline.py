@@ -172,7 +172,7 @@ def test_a_prediction_confirmed_or_a_mask_uploaded_on_the_image_page_is_what_rep
     from PIL import Image
     from scipy import ndimage
 
-    from crackportal.inspections.reviews import review_progress
+    from crackportal.inspections.reviews import review_crack, review_progress
 
     client.force_login(inspector)
     run = _upload(
@@ -213,15 +213,29 @@ def test_a_prediction_confirmed_or_a_mask_uploaded_on_the_image_page_is_what_rep
     rows, cols = np.nonzero(largest)
     extent_px = max(np.ptp(rows), np.ptp(cols))
     assert 0.9 * extent_px <= crack.length_mm / image.mm_per_px <= largest.sum()
-    # the overlay is that mask now, and the prediction again once the image is segmented again
+    # the overlay is that mask now
     image.refresh_from_db()
     assert image.overlay_annotation.source == "uploaded"
     with image.overlay.open("rb") as fh:
         assert np.array_equal(np.asarray(Image.open(fh).convert("RGBA"))[..., 3] > 0, largest)
+
+    # segmented again (a reprocess with another model): the verified mask still makes the
+    # crack, and a decision taken on it since stays (it came back as the network's three
+    # unreviewed detections)
+    review_crack(crack=crack, decision="rejected", reason="stain", reviewer=inspector)
+    processed = image.processed_at
     services.enqueue_images([image.pk])
     wait_for(
-        lambda: SurveyImage.objects.filter(
-            pk=image.pk, status="done", overlay_annotation__isnull=True
-        ).exists(),
+        lambda: (
+            SurveyImage.objects.filter(pk=image.pk, status="done")
+            .exclude(processed_at=processed)
+            .exists()
+        ),
         what="the image segmented again",
     )
+    wait_for(
+        lambda: Crack.objects.filter(image=image, review=Crack.Review.REJECTED).exists(),
+        what="the verified crack measured again",
+    )
+    image.refresh_from_db()
+    assert image.cracks.count() == 1 and image.overlay_annotation.source == "uploaded"
