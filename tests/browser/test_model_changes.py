@@ -151,6 +151,10 @@ def test_an_adaptation_run_page_compares_active_and_candidate_image_by_image(
     )
     TrainingRun.objects.filter(pk=adaptation.pk).update(result=candidate)
     login(page, live_server, "admin", "admin-pass-123")
+    # the runs list says what a timed adaptation is (its epochs read "0/0")
+    page.goto(f"{live_server.url}/training/")
+    row = page.inner_text(f'tr[data-run="{adaptation.pk}"]')
+    assert "adaptation" in row and "0 in 15 min" in row and "/0" not in row
     page.goto(f"{live_server.url}/training/{adaptation.pk}/")
     page.wait_for_selector("#comparison-images")
     info = page.inner_text("#adapt-info")
