@@ -48,13 +48,20 @@ def rgb8(im: Image.Image) -> np.ndarray:
 
 
 def mask_bool(im: Image.Image) -> np.ndarray:
-    """A mask image as booleans: 0/1, 0/255, 0/65535, floats or colour on black (any bit depth)."""
+    """A mask image as booleans: 0/1, 0/255, 0/65535, floats, colour on black or strokes on a
+    transparent layer (any bit depth)."""
     if im.mode in HIGH_BIT_MODES:
         values = np.asarray(im).astype(np.float64)
     elif im.mode in ("L", "1", "P", "LA"):
         values = np.asarray(im.convert("L")).astype(np.float64)
     else:
         values = np.asarray(im.convert("RGB")).max(axis=2).astype(np.float64)
+    if im.mode in ("RGBA", "LA", "PA") or (
+        im.mode in ("P", "L", "RGB") and "transparency" in im.info
+    ):
+        # painted on a transparent layer: what shows through is background, whatever colour
+        # an editor stored there (often white)
+        values[np.asarray(im.convert("RGBA"))[..., 3] == 0] = 0
     top = float(np.nanmax(values)) if values.size else 0.0
     if top <= 1:
         return values >= 0.5

@@ -61,6 +61,25 @@ def test_a_16_bit_annotation_mask_is_read_by_its_values():
     assert read.sum() == 120  # not "all crack"
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_a_mask_painted_on_a_transparent_layer_is_read_by_its_strokes(mode):
+    """Painted in an image editor on a transparent layer (or the portal's own overlay edited):
+    the see-through pixels are stored white or any colour. They read as crack, so the whole
+    image became one "critical" crack; they are background now."""
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., :3] = 255  # white, and fully transparent
+    rgba[10:12, :] = (255, 40, 40, 255)  # a red stroke
+    im = Image.fromarray(rgba, "RGBA")
+    if mode == "LA":
+        im = im.convert("LA")
+    elif mode == "P":
+        im = im.quantize(colors=4)  # a palette PNG with a transparent index
+        im.info["transparency"] = im.getpixel((0, 0))
+    with Image.open(io.BytesIO(_bytes(im, "PNG"))) as read:
+        assert read.mode == mode
+        assert mask_bool(read).sum() == 120
+
+
 def test_exif_orientation_is_applied_on_ingest(tunnel):
     rgb, _, _ = survey_image(480, 320, seed=1)
     exif = Image.Exif()
