@@ -282,7 +282,14 @@ def _measure_component(sources: _Sources, box, labels, index, settings, mm_per_p
     if not skeleton.any():
         return None
     # half-widths of the joined region: its skeleton (junctions included) lies inside it
-    half = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    if region.all():
+        # a region filling its crop (a mask that is crack up to every image edge) has no
+        # background pixel: OpenCV's distances are then a huge sentinel, and the width
+        # profiles sized from them asked for gigabytes. The image's edge is its edge.
+        padded = np.pad(region, 1).astype(np.uint8)
+        half = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    else:
+        half = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     paths, node_of = _trace_paths(skeleton)
     paths = _prune_spurs(paths, node_of, lambda p: 2.0 * half[p])
     if not paths:

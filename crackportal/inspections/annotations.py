@@ -53,6 +53,10 @@ def _save(image: SurveyImage, mask: np.ndarray, source: str, user) -> Annotation
     return annotation
 
 
+# no survey photo is mostly crack: a mask that says so is inverted or filled by mistake
+MAX_CRACK_SHARE = 0.5
+
+
 def upload_annotation(
     *, image: SurveyImage, stream, user=None, source: str = Annotation.Source.UPLOADED
 ) -> Annotation:
@@ -74,6 +78,12 @@ def upload_annotation(
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UploadError(f"the mask is not a readable image ({exc})") from None
+    if mask.mean() > MAX_CRACK_SHARE:
+        # cracks drawn black on white, or a fill: measured, it is one crack as big as the image
+        raise UploadError(
+            f"the mask marks {mask.mean():.0%} of the image as crack: cracks must be white (or "
+            "any colour) on black. Is it inverted? Nothing was stored"
+        )
     return _save(image, mask, source, user)
 
 

@@ -238,3 +238,19 @@ def test_skeleton_tracing_gives_the_paths_of_a_pixel_by_pixel_trace():
         loops += sum(len(p) > 2 and p[0] == p[-1] for p in paths)
         junctions += sum(len(p) > 1 for p in paths) > 1
     assert loops >= 3 and junctions >= 6  # the masks really have loops and branches
+
+
+def test_a_mask_that_is_crack_to_every_edge_is_measured_in_little_memory():
+    """A region filling its crop has no background pixel, and OpenCV's distance transform
+    then answers a huge sentinel: the width profiles sized from it asked for 6.3 GB on a
+    480x320 image of crack everywhere (the worker was killed). The image edge bounds it."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        cracks = extract_cracks(np.ones((24, 36), bool), mm_per_px=1.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6, f"{peak / 1e6:.0f} MB"
+    assert len(cracks) == 1 and cracks[0].width_max_mm <= 36

@@ -193,3 +193,21 @@ def test_a_huge_annotation_mask_is_refused_from_its_header(tunnel, side):
     expected = "px but the image is 480×320" if side == 12000 else "far larger than any survey"
     with pytest.raises(UploadError, match=expected):
         annotations.upload_annotation(image=image, stream=io.BytesIO(data))
+
+
+def test_an_inverted_mask_is_refused_with_the_reason(tunnel):
+    """Cracks drawn black on white (a common export) read as one crack the size of the
+    image; measured, every figure of the image became nonsense. Refused, nothing stored."""
+    run = make_run(tunnel)
+    image = make_image(run, "inv.jpg", (0.0, 0.06), (0.0, 0.04), (60, 40))
+    inverted = np.full((40, 60), 255, np.uint8)
+    inverted[10:12, :] = 0  # a black crack on white
+    with pytest.raises(UploadError, match="marks 95% of the image as crack.*inverted"):
+        annotations.upload_annotation(
+            image=image, stream=io.BytesIO(_bytes(Image.fromarray(inverted), "PNG"))
+        )
+    assert not image.annotations.exists()
+    right = annotations.upload_annotation(
+        image=image, stream=io.BytesIO(_bytes(Image.fromarray(255 - inverted), "PNG"))
+    )
+    assert right.crack_pixels == 120
