@@ -173,9 +173,17 @@ def test_only_a_new_verified_version_has_the_cracks_measured_again(
                 follow=url_name == "image-annotate",
             )
 
+    image.mask.save("p.png", ContentFile(_png(truth)))  # the model's prediction
+    assert (
+        "Confirm prediction as ground truth"
+        in client.get(image.get_absolute_url()).content.decode()
+    )
     page = upload("image-annotate", truth).content.decode()
     first = Annotation.objects.get(image=image, is_current=True)
     assert measured == [first.pk] and "measured again from it" in page
+    # over an inspector's own mask the button says what it would do (it read "Confirm
+    # prediction", while the red now showed the uploaded mask)
+    assert "Use the model's prediction instead (replaces verified version 1)" in page
     page = upload("image-annotate", truth).content.decode()
     assert measured == [first.pk] and "already the current verified version 1" in page
     assert upload("image-correct", truth).json()["version"] == 1 and measured == [first.pk]
