@@ -479,7 +479,7 @@ def image_annotate(request, pk: int):
                 image, lambda: annotations.confirm_prediction(image=image, user=request.user)
             )
             done = "Prediction confirmed as ground truth"
-            measured = "its cracks count as reviewed, their figures unchanged"
+            measured = "its cracks, as the worker measured them, count as reviewed"
         elif request.FILES.get("mask"):
             annotation, new = _store_verified(
                 image,
