@@ -282,14 +282,13 @@ def _measure_component(sources: _Sources, box, labels, index, settings, mm_per_p
     if not skeleton.any():
         return None
     # half-widths of the joined region: its skeleton (junctions included) lies inside it
-    if region.all():
-        # a region filling its crop (a mask that is crack up to every image edge) has no
-        # background pixel: OpenCV's distances are then a huge sentinel, and the width
-        # profiles sized from them asked for gigabytes. The image's edge is its edge.
-        padded = np.pad(region, 1).astype(np.uint8)
-        half = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    else:
-        half = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # a region filling its crop (a mask that is crack up to every image edge) has no
+    # background pixel: OpenCV's distances are then a huge sentinel, and the width profiles
+    # sized from them asked for gigabytes. Padded, the image's edge is its edge.
+    pad = 1 if region.all() else 0
+    half = cv2.distanceTransform(
+        np.pad(region, pad).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+    )[pad : pad + region.shape[0], pad : pad + region.shape[1]]
     paths, node_of = _trace_paths(skeleton)
     paths = _prune_spurs(paths, node_of, lambda p: 2.0 * half[p])
     if not paths:

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 from PIL import Image
 
@@ -307,11 +307,7 @@ def segment_survey_images(*, image_ids: list[int]) -> dict[int, BaseException | 
         return outcomes
     # an image with a verified mask keeps its cracks measured from it (and their decisions):
     # a model, however new, does not overrule what an inspector verified
-    verified = dict(
-        Annotation.objects.filter(
-            image_id__in=[s.image.pk for s in segmented], is_current=True
-        ).values_list("image_id", "pk")
-    )
+    verified = _verified_masks([s.image.pk for s in segmented])
     decided = {pk: _decisions(pk) for pk in verified}
     started = time.perf_counter()
     try:
@@ -333,9 +329,7 @@ def segment_survey_images(*, image_ids: list[int]) -> dict[int, BaseException | 
                 default_storage.delete(name)
     for image_id, annotation_id in sorted(verified.items()):
         try:
-            measure_from_annotation(annotation_id=annotation_id)
-            with transaction.atomic():
-                _carry_decisions(SurveyImage.objects.get(pk=image_id), decided[image_id])
+            _measure_verified(image_id, annotation_id, decided[image_id])
         except Exception:  # noqa: BLE001 - the prediction's cracks stay; said in the log
             log.exception("image %s: measuring its verified mask again failed", image_id)
     for run_id in sorted({s.image.run_id for s in segmented}):
@@ -362,16 +356,13 @@ def remeasure_image(*, image_id: int) -> int:
     """Measure a done image's cracks again from its stored mask, probability map and photo.
 
     No network: the geometry code alone runs. Images processed before probability maps were
-    stored are measured on their mask; an image whose cracks were measured from a verified
-    mask is measured from it again. The cracks are replaced (track them again afterwards).
+    stored are measured on their mask; an image with a verified mask is measured from that. The cracks are replaced (track them again afterwards).
     """
     image = SurveyImage.objects.select_related("model_version").get(pk=image_id)
     decided = _decisions(image_id)
-    if image.overlay_annotation_id is not None:  # its cracks are made of a verified mask
-        count = measure_from_annotation(annotation_id=image.overlay_annotation_id)
-        with transaction.atomic():
-            _carry_decisions(image, decided)
-        return count
+    verified = _verified_masks([image_id]).get(image_id)
+    if verified is not None:  # its cracks are made of a verified mask
+        return _measure_verified(image_id, verified, decided)
     mask = _read_png(image.mask)
     if mask is None:
         raise ImageProcessingError("no stored mask: segment the image first")
@@ -384,12 +375,34 @@ def remeasure_image(*, image_id: int) -> int:
     return len(cracks)
 
 
+def _verified_masks(image_ids: list[int]) -> dict[int, int]:
+    """{image id: its current verified mask's annotation id}, for the images that have one:
+    what their cracks are made of, whatever model segments them again."""
+    return dict(
+        Annotation.objects.filter(image_id__in=image_ids, is_current=True).values_list(
+            "image_id", "pk"
+        )
+    )
+
+
+def _measure_verified(image_id: int, annotation_id: int, decided: list[tuple]) -> int:
+    """The image's cracks measured from its verified mask, keeping the decisions taken."""
+    count = measure_from_annotation(annotation_id=annotation_id)
+    with transaction.atomic():
+        _carry_decisions(SurveyImage.objects.get(pk=image_id), decided)
+    return count
+
+
 def _decisions(image_id: int) -> list[tuple]:
-    """The image's review decisions with their cracks' boxes (see _carry_decisions)."""
-    return [
-        (c.bbox_px, c.review, c.review_reason, c.reviews.values_list("reviewer", flat=True).first())
-        for c in Crack.objects.filter(image_id=image_id).exclude(review=Crack.Review.UNREVIEWED)
-    ]
+    """The image's review decisions with their cracks' boxes and latest reviewer (see
+    _carry_decisions), in one query."""
+    latest = CrackReview.objects.filter(crack=OuterRef("pk")).values("reviewer")[:1]
+    return list(
+        Crack.objects.filter(image_id=image_id)
+        .exclude(review=Crack.Review.UNREVIEWED)
+        .annotate(reviewer=Subquery(latest))
+        .values_list("bbox_px", "review", "review_reason", "reviewer")
+    )
 
 
 def _box_iou(a, b) -> float:
