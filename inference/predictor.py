@@ -233,19 +233,11 @@ def _fastest_cpu_runtime(folder: Path, network) -> object:
     """ "auto" on the CPU with OpenVINO: float32 or bf16, whichever this CPU runs faster (see
     OpenVinoBackend); then the folder's int8 model where it has a current one and it takes at
     most INT8_MARGIN of that time (its F1 cost is in the model card: within ±0.003 of float32
-    on every validation and test split of the default). Times measured once per host
-    (backends.host_timings): every worker on a host makes the same choice, and once they are
+    on every validation and test split of the default). The precisions are timed in turns
+    and once per host (backends.best_seconds_each, host_timings): every worker on a host makes the same choice, and once they are
     measured it compiles only the graph it runs (the float graph was compiled and dropped
     when int8 won: 0.5 s and 100 MB of a worker's start on a 2-core EPYC)."""
-    from inference.backends import (
-        INT8_MARGIN,
-        OpenVinoInt8Backend,
-        best_seconds,
-        float_timings,
-        host_timings,
-        pick_precision,
-        probe_input,
-    )
+    from inference.backends import INT8_MARGIN, OpenVinoInt8Backend, float_timings, pick_precision
     from inference.quantize import StaleInt8Error, check_int8
 
     float_path = _fresh_onnx(folder, network)
@@ -254,15 +246,13 @@ def _fastest_cpu_runtime(folder: Path, network) -> object:
     except StaleInt8Error:  # a new or adapted model has none until `inference.quantize`
         return OpenVinoBackend(float_path, "fastest")
     timed: dict[str, object] = {}  # graphs compiled to measure, if this process measured
-    float_seconds = float_timings(float_path, timed=timed)
     int8 = OpenVinoInt8Backend(int8_path)
-    int8_seconds = host_timings(int8_path, lambda: {"int8": best_seconds(int8, probe_input())})
-    # both report every time measured, whichever runs (a new dict: the float times are cached)
-    timings = {**int8_seconds, **float_seconds}
+    timings = dict(float_timings(float_path, timed=timed, int8=int8))  # a copy: they are kept
+    float_seconds = {p: s for p, s in timings.items() if p != "int8"}
     if timings["int8"] <= INT8_MARGIN * timings[pick_precision(float_seconds)]:
         int8.timings = timings
         return int8
-    float_runtime = OpenVinoBackend(float_path, "fastest", timed)
+    float_runtime = OpenVinoBackend(float_path, pick_precision(float_seconds), timed)
     float_runtime.timings = timings
     return float_runtime
 
