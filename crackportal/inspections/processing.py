@@ -19,12 +19,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
 from crackportal import media
-from crackportal.inspections import imaging, pyramid, services
+from crackportal.inspections import imaging, pyramid, reviews, services
 from crackportal.inspections.models import (
     Annotation,
     Crack,
@@ -308,7 +308,7 @@ def segment_survey_images(*, image_ids: list[int]) -> dict[int, BaseException | 
     # an image with a verified mask keeps its cracks measured from it (and their decisions):
     # a model, however new, does not overrule what an inspector verified
     verified = _verified_masks([s.image.pk for s in segmented])
-    decided = {pk: _decisions(pk) for pk in verified}
+    decided = {pk: reviews.reviewed_before(pk) for pk in verified}
     started = time.perf_counter()
     try:
         _store_segmented(segmented)
@@ -359,7 +359,7 @@ def remeasure_image(*, image_id: int) -> int:
     stored are measured on their mask; an image with a verified mask is measured from that. The cracks are replaced (track them again afterwards).
     """
     image = SurveyImage.objects.select_related("model_version").get(pk=image_id)
-    decided = _decisions(image_id)
+    decided = reviews.reviewed_before(image_id)
     verified = _verified_masks([image_id]).get(image_id)
     if verified is not None:  # its cracks are made of a verified mask
         return _measure_verified(image_id, verified, decided)
@@ -371,7 +371,7 @@ def remeasure_image(*, image_id: int) -> int:
     )
     with transaction.atomic():
         _replace_cracks([(image, cracks, image.model_version)])
-        _carry_decisions(image, decided)
+        reviews.carry_reviews(image, decided)
     return len(cracks)
 
 
@@ -385,58 +385,12 @@ def _verified_masks(image_ids: list[int]) -> dict[int, int]:
     )
 
 
-def _measure_verified(image_id: int, annotation_id: int, decided: list[tuple]) -> int:
-    """The image's cracks measured from its verified mask, keeping the decisions taken."""
+def _measure_verified(image_id: int, annotation_id: int, decided: list) -> int:
+    """The image's cracks measured from its verified mask, keeping the review work done."""
     count = measure_from_annotation(annotation_id=annotation_id)
     with transaction.atomic():
-        _carry_decisions(SurveyImage.objects.get(pk=image_id), decided)
+        reviews.carry_reviews(SurveyImage.objects.get(pk=image_id), decided)
     return count
-
-
-def _decisions(image_id: int) -> list[tuple]:
-    """The image's review decisions with their cracks' boxes and latest reviewer (see
-    _carry_decisions), in one query."""
-    latest = CrackReview.objects.filter(crack=OuterRef("pk")).values("reviewer")[:1]
-    return list(
-        Crack.objects.filter(image_id=image_id)
-        .exclude(review=Crack.Review.UNREVIEWED)
-        .annotate(reviewer=Subquery(latest))
-        .values_list("bbox_px", "review", "review_reason", "reviewer")
-    )
-
-
-def _box_iou(a, b) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-
-    def area(box) -> int:
-        return (box[2] - box[0]) * (box[3] - box[1])
-
-    return w * h / (area(a) + area(b) - w * h)
-
-
-def _carry_decisions(image: SurveyImage, decided: list) -> None:
-    """Review decisions kept across a re-measure: a new crack takes the decision of the old
-    one its box overlaps most (IoU at least 0.5), so rejected joints stay out of reports."""
-    if not decided:
-        return
-    for crack in Crack.objects.filter(image=image):
-        iou, review, reason, reviewer = max(
-            ((_box_iou(crack.bbox_px, box), *rest) for box, *rest in decided),
-            key=lambda d: d[0],
-        )
-        if iou < 0.5 or (review, reason) == (crack.review, crack.review_reason):
-            continue
-        Crack.objects.filter(pk=crack.pk).update(review=review, review_reason=reason)
-        CrackReview.objects.create(
-            crack=crack,
-            decision=review,
-            reason=reason,
-            reviewer_id=reviewer,
-            detail={"kept": "measured again"},
-        )
 
 
 def _threshold(image: SurveyImage) -> float:

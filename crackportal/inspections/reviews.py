@@ -3,6 +3,9 @@ map, tracking and reports (every figure counts Crack.objects.counted()); history
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import numpy as np
 from django.db import transaction
 from django.db.models import Count, Q
 
@@ -100,8 +103,6 @@ def merge_cracks(*, cracks: list[Crack], reviewer=None) -> Crack:
     """Pieces of one crack made one: geometry joined, length summed, the widest width kept;
     the first piece (lowest index) stays, the others are deleted. The merge is kept in the
     history and the inspection is tracked again."""
-    from crackportal.inspections.severity import severity_for_width
-
     ids = sorted({c.pk for c in cracks})
     if len(ids) < 2:
         raise ReviewError("choose at least two detections to merge")
@@ -112,36 +113,49 @@ def merge_cracks(*, cracks: list[Crack], reviewer=None) -> Crack:
         if len(pieces) != len(ids) or len({p.image_id for p in pieces}) != 1:
             raise ReviewError("only detections of one image can be merged")
         pieces.sort(key=lambda p: p.index)
-        keep, others = pieces[0], pieces[1:]
-        length = sum(p.length_mm for p in pieces)
-        keep.polyline_px = [b for p in pieces for b in p.polyline_px]
-        keep.polyline_m = [b for p in pieces for b in p.polyline_m]
-        keep.bbox_px = [
-            min(p.bbox_px[0] for p in pieces),
-            min(p.bbox_px[1] for p in pieces),
-            max(p.bbox_px[2] for p in pieces),
-            max(p.bbox_px[3] for p in pieces),
-        ]
-        keep.chainage_min_m, keep.chainage_max_m = _extent(keep.polyline_m, 0)
-        keep.arc_min_m, keep.arc_max_m = _extent(keep.polyline_m, 1)
-        keep.width_mean_mm = sum(p.width_mean_mm * p.length_mm for p in pieces) / (length or 1)
-        keep.width_max_mm = max(p.width_max_mm for p in pieces)
-        keep.width_p95_mm = max(p.width_p95_mm for p in pieces)
-        keep.area_mm2 = sum(p.area_mm2 for p in pieces)
-        keep.orientation = max(pieces, key=lambda p: p.length_mm).orientation
-        keep.length_mm = length
-        keep.severity = severity_for_width(keep.width_max_mm)
-        keep.review, keep.review_reason = Crack.Review.ACCEPTED, ""
-        keep.save()
+        keep = _merge_rows(pieces)
         CrackReview.objects.create(
             crack=keep,
             action=CrackReview.Action.MERGE,
             decision=Crack.Review.ACCEPTED,
             reviewer=reviewer,
-            detail={"merged": [p.pk for p in others], "indices": [p.index for p in pieces]},
+            detail={
+                "merged": [p.pk for p in pieces[1:]],
+                "indices": [p.index for p in pieces],
+            },
         )
-        Crack.objects.filter(pk__in=[p.pk for p in others]).delete()
         _retrack(keep.image.run)
+    return keep
+
+
+def _merge_rows(pieces: list[Crack]) -> Crack:
+    """merge_cracks' rows: the first piece (lowest index) made the whole, accepted; the others
+    deleted. No history, no tracking."""
+    from crackportal.inspections.severity import severity_for_width
+
+    pieces = sorted(pieces, key=lambda p: p.index)
+    keep, others = pieces[0], pieces[1:]
+    length = sum(p.length_mm for p in pieces)
+    keep.polyline_px = [b for p in pieces for b in p.polyline_px]
+    keep.polyline_m = [b for p in pieces for b in p.polyline_m]
+    keep.bbox_px = [
+        min(p.bbox_px[0] for p in pieces),
+        min(p.bbox_px[1] for p in pieces),
+        max(p.bbox_px[2] for p in pieces),
+        max(p.bbox_px[3] for p in pieces),
+    ]
+    keep.chainage_min_m, keep.chainage_max_m = _extent(keep.polyline_m, 0)
+    keep.arc_min_m, keep.arc_max_m = _extent(keep.polyline_m, 1)
+    keep.width_mean_mm = sum(p.width_mean_mm * p.length_mm for p in pieces) / (length or 1)
+    keep.width_max_mm = max(p.width_max_mm for p in pieces)
+    keep.width_p95_mm = max(p.width_p95_mm for p in pieces)
+    keep.area_mm2 = sum(p.area_mm2 for p in pieces)
+    keep.orientation = max(pieces, key=lambda p: p.length_mm).orientation
+    keep.length_mm = length
+    keep.severity = severity_for_width(keep.width_max_mm)
+    keep.review, keep.review_reason = Crack.Review.ACCEPTED, ""
+    keep.save()
+    Crack.objects.filter(pk__in=[p.pk for p in others]).delete()
     return keep
 
 
@@ -152,41 +166,11 @@ def split_crack(*, crack: Crack, reviewer=None) -> list[Crack]:
     history; the inspection is tracked again."""
     with transaction.atomic():
         crack = Crack.objects.select_for_update().select_related("image__run").get(pk=crack.pk)
-        branches = list(zip(crack.polyline_px, crack.polyline_m, strict=False))
-        if len(branches) < 2:
+        if len(crack.polyline_px) < 2:
             raise ReviewError(
                 "this detection has one branch: correct the mask to cut it, then save"
             )
-        lengths = [_length_m(m) * 1000 for _, m in branches]
-        total, area = sum(lengths) or 1.0, crack.area_mm2
-        next_index = (
-            Crack.objects.filter(image_id=crack.image_id).order_by("-index").first().index + 1
-        )
-        made = []
-        for k, ((px, m), length) in enumerate(zip(branches, lengths, strict=True)):
-            part = crack if k == 0 else Crack(image=crack.image, index=next_index + k - 1)
-            for field in (
-                "width_max_mm",
-                "width_mean_mm",
-                "width_p95_mm",
-                "resolution_mm",
-                "severity",
-                "model_version_id",
-                "orientation",
-            ):
-                setattr(part, field, getattr(crack, field))
-            xs, ys = [p[0] for p in px], [p[1] for p in px]
-            part.polyline_px, part.polyline_m = [px], [m]
-            part.bbox_px = [min(xs), min(ys), max(xs), max(ys)]
-            part.chainage_min_m, part.chainage_max_m = _extent([m], 0)
-            part.arc_min_m, part.arc_max_m = _extent([m], 1)
-            part.area_mm2 = area * length / total
-            part.length_mm = length
-            part.review, part.review_reason = Crack.Review.ACCEPTED, ""
-            part.track = None
-            made.append(part)
-        for part in made:
-            part.save()
+        made = _split_rows(crack, [[k] for k in range(len(crack.polyline_px))])
         for part in made:
             CrackReview.objects.create(
                 crack=part,
@@ -197,3 +181,178 @@ def split_crack(*, crack: Crack, reviewer=None) -> list[Crack]:
             )
         _retrack(crack.image.run)
     return made
+
+
+def _split_rows(crack: Crack, groups: list[list[int]]) -> list[Crack]:
+    """split_crack's rows: one crack per group of branch indices, accepted; the first is the
+    crack itself. No history, no tracking."""
+    branches = list(zip(crack.polyline_px, crack.polyline_m, strict=False))
+    lengths = [sum(_length_m(branches[k][1]) for k in group) * 1000 for group in groups]
+    total, area = sum(lengths) or 1.0, crack.area_mm2
+    next_index = Crack.objects.filter(image_id=crack.image_id).order_by("-index").first().index + 1
+    made = []
+    for n, (group, length) in enumerate(zip(groups, lengths, strict=True)):
+        part = crack if n == 0 else Crack(image=crack.image, index=next_index + n - 1)
+        for name in (
+            "width_max_mm",
+            "width_mean_mm",
+            "width_p95_mm",
+            "resolution_mm",
+            "severity",
+            "model_version_id",
+            "orientation",
+        ):
+            setattr(part, name, getattr(crack, name))
+        px = [branches[k][0] for k in group]
+        m = [branches[k][1] for k in group]
+        part.polyline_px, part.polyline_m = px, m
+        part.bbox_px = [
+            min(p[0] for b in px for p in b),
+            min(p[1] for b in px for p in b),
+            max(p[0] for b in px for p in b),
+            max(p[1] for b in px for p in b),
+        ]
+        part.chainage_min_m, part.chainage_max_m = _extent(m, 0)
+        part.arc_min_m, part.arc_max_m = _extent(m, 1)
+        part.area_mm2 = area * length / total
+        part.length_mm = length
+        part.review, part.review_reason = Crack.Review.ACCEPTED, ""
+        part.track = None
+        made.append(part)
+    for part in made:
+        part.save()
+    return made
+
+
+# -- review work kept when an image's cracks are measured again ---------------------------
+
+CARRY_TOLERANCE_PX = 4.0  # a new crack descends from the old one whose line lies this near
+
+
+@dataclass
+class Reviewed:
+    """A crack as it was before its image was measured again, with the review work on it."""
+
+    pk: int
+    points: np.ndarray  # (n, 2) x, y: about one per pixel along its branches
+    review: str
+    reason: str
+    orientation: str
+    history: list[dict] = field(default_factory=list)  # CrackReview rows, oldest first
+
+    def actions(self) -> set[str]:
+        return {row["action"] for row in self.history}
+
+    @property
+    def worked(self) -> bool:
+        return self.review != Crack.Review.UNREVIEWED or bool(self.history)
+
+    @property
+    def split_from(self) -> int | None:
+        return next((r["detail"].get("from") for r in self.history if r["action"] == "split"), None)
+
+
+def _line_points(branches) -> np.ndarray:
+    """About one point per pixel along polyline branches [[[x, y], ...], ...]."""
+    points = []
+    for branch in branches:
+        b = np.asarray(branch, dtype=float).reshape(-1, 2)
+        for p, q in zip(b[:-1], b[1:], strict=True):
+            steps = max(1, int(np.ceil(np.hypot(*(q - p)))))
+            points.append(p + (q - p) * (np.arange(steps)[:, None] / steps))
+        points.append(b[-1:])
+    return np.concatenate(points) if points else np.zeros((0, 2))
+
+
+def reviewed_before(image_id: int) -> list[Reviewed]:
+    """The image's cracks with their review work, read before a re-measure replaces them."""
+    history: dict[int, list[dict]] = {}
+    rows = CrackReview.objects.filter(crack__image_id=image_id).order_by("created_at", "id")
+    for row in rows.values(
+        "crack_id", "action", "decision", "reason", "detail", "reviewer_id", "created_at"
+    ):
+        history.setdefault(row.pop("crack_id"), []).append(row)
+    return [
+        Reviewed(pk, _line_points(polyline), review, reason, orientation, history.get(pk, []))
+        for pk, polyline, review, reason, orientation in Crack.objects.filter(
+            image_id=image_id
+        ).values_list("pk", "polyline_px", "review", "review_reason", "orientation")
+    ]
+
+
+class _Ancestry:
+    """Which old crack a new crack's line lies on."""
+
+    def __init__(self, before: list[Reviewed]):
+        from scipy.spatial import cKDTree
+
+        self.before = [r for r in before if len(r.points)]
+        self.labels = np.concatenate(
+            [np.full(len(r.points), i) for i, r in enumerate(self.before)] or [np.zeros(0, int)]
+        )
+        self.tree = (
+            cKDTree(np.concatenate([r.points for r in self.before])) if self.before else None
+        )
+
+    def of(self, branches) -> Reviewed | None:
+        """The old crack at least half of these branches' line lies on, if any."""
+        points = _line_points(branches)
+        if self.tree is None or not len(points):
+            return None
+        distance, nearest = self.tree.query(points, distance_upper_bound=CARRY_TOLERANCE_PX)
+        near = self.labels[nearest[np.isfinite(distance)]]
+        if not len(near):
+            return None
+        counts = np.bincount(near)
+        best = int(counts.argmax())
+        return self.before[best] if 2 * counts[best] >= len(points) else None
+
+
+def carry_reviews(image: SurveyImage, before: list[Reviewed]) -> None:
+    """Review work kept across a re-measure of the image (inside the caller's transaction).
+
+    Each new crack descends from the old crack at least half its line lies on (within
+    CARRY_TOLERANCE_PX): a crack an inspector split is split again along the same parts,
+    pieces of a crack an inspector merged are merged again, and every crack takes its
+    ancestor's decision, reason, re-class and review history (who and when, as they were).
+    The caller tracks the inspection again."""
+    if not any(r.worked for r in before):
+        return
+    ancestry = _Ancestry(before)
+    for crack in list(image.cracks.all()):  # splits: branches on two or more parts of one
+        parts: dict[int, list[int]] = {}
+        rest = []
+        for k, branch in enumerate(crack.polyline_px):
+            old = ancestry.of([branch])
+            (parts.setdefault(old.pk, []) if old and old.split_from else rest).append(k)
+        sources = {r.split_from for r in ancestry.before if r.pk in parts}
+        if len(parts) > 1 and len(sources) == 1:
+            groups = sorted(parts.values())
+            max(groups, key=len).extend(rest)  # branches of no part join the largest
+            _split_rows(crack, [sorted(g) for g in groups])
+    merged: dict[int, list[Crack]] = {}  # merges: pieces lying on one merged crack
+    for crack in image.cracks.all():
+        old = ancestry.of(crack.polyline_px)
+        if old is not None and "merge" in old.actions():
+            merged.setdefault(old.pk, []).append(crack)
+    for pieces in merged.values():
+        if len(pieces) > 1:
+            _merge_rows(pieces)
+    copies, dates = [], []
+    for crack in image.cracks.all():
+        old = ancestry.of(crack.polyline_px)
+        if old is None or not old.worked:
+            continue
+        crack.review, crack.review_reason = old.review, old.reason
+        if "reclass" in old.actions():
+            crack.orientation = old.orientation
+        crack.save(update_fields=["review", "review_reason", "orientation"])
+        for row in old.history:
+            copies.append(
+                CrackReview(crack=crack, **{k: v for k, v in row.items() if k != "created_at"})
+            )
+            dates.append(row["created_at"])
+    made = CrackReview.objects.bulk_create(copies)
+    for row, created_at in zip(made, dates, strict=True):  # as they were, not today
+        row.created_at = created_at
+    CrackReview.objects.bulk_update(made, ["created_at"])

@@ -273,3 +273,50 @@ def test_measuring_again_keeps_the_review_decisions(photo, inspector):
     kept = Crack.objects.filter(image=image).order_by("index")
     assert [(c.review, c.review_reason) for c in kept] == [("rejected", "joint"), ("accepted", "")]
     assert kept[0].reviews.get().reviewer == inspector
+
+
+def test_measuring_again_keeps_merges_splits_reclasses_and_who_decided_when(photo, inspector):
+    """remeasure_cracks rebuilt the pieces an inspector had merged and the crack an inspector
+    had split (their decisions fell away with them: box overlap matched no new crack), reset
+    a re-class, and wrote a new history row dated the re-measure in place of who decided
+    when. The review work now follows the line each new crack lies on."""
+    from crackportal.inspections.reviews import merge_cracks, reclass_crack, split_crack
+
+    image, _ = photo
+    mask = np.zeros((320, 480), bool)
+    mask[40:44, 20:160] = mask[90:94, 320:460] = True  # one crack, seen as two pieces
+    mask[180:184, 40:440] = True  # a crack with a branch: the inspector saw two cracks
+    mask[184:300, 238:242] = True
+    image.mask.save("m.png", ContentFile(_png(mask)))
+    processing.remeasure_image(image_id=image.pk)
+    pieces = [c for c in Crack.objects.filter(image=image) if c.bbox_px[3] < 100]
+    branched = next(c for c in Crack.objects.filter(image=image) if len(c.polyline_px) > 1)
+    assert len(pieces) == 2 and Crack.objects.filter(image=image).count() == 3
+    merged = merge_cracks(cracks=pieces, reviewer=inspector)
+    parts = split_crack(crack=branched, reviewer=inspector)
+    stem = max(parts, key=lambda c: c.bbox_px[3])  # the branch reaching down
+    from crackportal.inspections.reviews import review_crack
+
+    review_crack(crack=stem, decision="rejected", reason="joint", reviewer=inspector)
+    reclass_crack(crack=merged, orientation="diagonal", reviewer=inspector)
+
+    def state():
+        rows = sorted(Crack.objects.filter(image=image), key=lambda c: c.bbox_px[1:])
+        return [
+            (
+                c.bbox_px,
+                len(c.polyline_px),
+                c.review,
+                c.review_reason,
+                c.orientation,
+                [(r.action, r.decision, r.reviewer_id, r.created_at) for r in c.reviews.all()],
+            )
+            for c in rows
+        ]
+
+    before = state()
+    assert len(before) == 4
+    assert [s[2] for s in before] == ["accepted", "accepted", "accepted", "rejected"]
+    assert processing.remeasure_image(image_id=image.pk) == 3  # as measured: 3, then 4
+    after = state()
+    assert after == before
