@@ -372,7 +372,7 @@ def remeasure_image(*, image_id: int) -> int:
     with transaction.atomic():
         _replace_cracks([(image, cracks, image.model_version)])
         reviews.carry_reviews(image, decided)
-    return len(cracks)
+    return Crack.objects.filter(image_id=image_id).count()  # merged and split as reviewed
 
 
 def _verified_masks(image_ids: list[int]) -> dict[int, int]:
@@ -387,10 +387,10 @@ def _verified_masks(image_ids: list[int]) -> dict[int, int]:
 
 def _measure_verified(image_id: int, annotation_id: int, decided: list) -> int:
     """The image's cracks measured from its verified mask, keeping the review work done."""
-    count = measure_from_annotation(annotation_id=annotation_id)
+    measure_from_annotation(annotation_id=annotation_id)
     with transaction.atomic():
         reviews.carry_reviews(SurveyImage.objects.get(pk=image_id), decided)
-    return count
+    return Crack.objects.filter(image_id=image_id).count()  # merged and split as reviewed
 
 
 def _threshold(image: SurveyImage) -> float:

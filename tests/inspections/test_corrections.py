@@ -275,7 +275,9 @@ def test_measuring_again_keeps_the_review_decisions(photo, inspector):
     assert kept[0].reviews.get().reviewer == inspector
 
 
-def test_measuring_again_keeps_merges_splits_reclasses_and_who_decided_when(photo, inspector):
+def test_measuring_again_keeps_merges_splits_reclasses_and_who_decided_when(
+    photo, inspector, client
+):
     """remeasure_cracks rebuilt the pieces an inspector had merged and the crack an inspector
     had split (their decisions fell away with them: box overlap matched no new crack), reset
     a re-class, and wrote a new history row dated the re-measure in place of who decided
@@ -317,6 +319,12 @@ def test_measuring_again_keeps_merges_splits_reclasses_and_who_decided_when(phot
     before = state()
     assert len(before) == 4
     assert [s[2] for s in before] == ["accepted", "accepted", "accepted", "rejected"]
-    assert processing.remeasure_image(image_id=image.pk) == 3  # as measured: 3, then 4
+    assert processing.remeasure_image(image_id=image.pk) == 4  # three measured, one re-split
     after = state()
     assert after == before
+    # the crack's page tells who decided what, and when
+    rejected = Crack.objects.get(image=image, review="rejected")
+    client.force_login(inspector)
+    page = client.get(reverse("crack-detail", args=[rejected.pk])).content.decode()
+    decided_at = timezone.localtime(rejected.reviews.first().created_at)
+    assert f"{decided_at:%Y-%m-%d %H:%M} · inspector · rejected: joint" in page
