@@ -247,10 +247,6 @@ class Reviewed:
     def worked(self) -> bool:
         return self.review != Crack.Review.UNREVIEWED or bool(self.history)
 
-    @property
-    def split_from(self) -> int | None:
-        return next((r["detail"].get("from") for r in self.history if r["action"] == "split"), None)
-
 
 def _line_points(branches) -> np.ndarray:
     """About one point per pixel along polyline branches [[[x, y], ...], ...]."""
@@ -319,14 +315,14 @@ def carry_reviews(image: SurveyImage, before: list[Reviewed]) -> None:
     if not any(r.worked for r in before):
         return
     ancestry = _Ancestry(before)
-    for crack in list(image.cracks.all()):  # splits: branches on two or more parts of one
+    for crack in list(image.cracks.all()):  # splits: branches on two or more split parts
         parts: dict[int, list[int]] = {}
         rest = []
         for k, branch in enumerate(crack.polyline_px):
             old = ancestry.of([branch])
-            (parts.setdefault(old.pk, []) if old and old.split_from else rest).append(k)
-        sources = {r.split_from for r in ancestry.before if r.pk in parts}
-        if len(parts) > 1 and len(sources) == 1:
+            split = old is not None and "split" in old.actions()
+            (parts.setdefault(old.pk, []) if split else rest).append(k)
+        if len(parts) > 1:
             groups = sorted(parts.values())
             max(groups, key=len).extend(rest)  # branches of no part join the largest
             _split_rows(crack, [sorted(g) for g in groups])
