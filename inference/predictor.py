@@ -233,10 +233,11 @@ def _fastest_cpu_runtime(folder: Path, network) -> object:
     """ "auto" on the CPU with OpenVINO: float32 or bf16, whichever this CPU runs faster (see
     OpenVinoBackend); then the folder's int8 model where it has a current one and it takes at
     most INT8_MARGIN of that time (its F1 cost is in the model card: within ±0.003 of float32
-    on every validation and test split of the default). The precisions are timed in turns
-    and once per host (backends.best_seconds_each, host_timings): every worker on a host makes the same choice, and once they are
-    measured it compiles only the graph it runs (the float graph was compiled and dropped
-    when int8 won: 0.5 s and 100 MB of a worker's start on a 2-core EPYC)."""
+    on every validation and test split of the default). The precisions are timed in turns,
+    once per host (backends.best_seconds_each, host_timings): every worker on a host makes
+    the same choice, and once they are measured it compiles only the graph it runs (the float
+    graph was compiled and dropped when int8 won: 0.5 s and 100 MB of a worker's start on a
+    2-core EPYC)."""
     from inference.backends import INT8_MARGIN, OpenVinoInt8Backend, float_timings, pick_precision
     from inference.quantize import StaleInt8Error, check_int8
 
