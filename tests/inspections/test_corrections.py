@@ -328,3 +328,58 @@ def test_measuring_again_keeps_merges_splits_reclasses_and_who_decided_when(
     page = client.get(reverse("crack-detail", args=[rejected.pk])).content.decode()
     decided_at = timezone.localtime(rejected.reviews.first().created_at)
     assert f"{decided_at:%Y-%m-%d %H:%M} · inspector · rejected: joint" in page
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_review_work_survives_measuring_again_on_drawn_crack_networks(photo, inspector, seed):
+    """Random review work (merges of any two detections, splits, rejections with reasons,
+    re-classes) on drawn cracks that cross and branch: measured again, and again, every
+    crack comes back as the inspector left it."""
+    from crackportal.inspections.reviews import (
+        merge_cracks,
+        reclass_crack,
+        review_crack,
+        split_crack,
+    )
+
+    image, _ = photo
+    rng = np.random.default_rng(seed)
+    _, mask, _ = survey_image(480, 320, n_cracks=5, seed=100 + seed, widths_px=(3.0, 5.0))
+    image.mask.save("m.png", ContentFile(_png(mask)))
+    processing.remeasure_image(image_id=image.pk)
+    cracks = list(Crack.objects.filter(image=image).order_by("index"))
+    branched = [c for c in cracks if len(c.polyline_px) > 1]
+    if branched:
+        split_crack(crack=branched[0], reviewer=inspector)
+    cracks = list(Crack.objects.filter(image=image).order_by("index"))
+    if len(cracks) >= 3:
+        pair = rng.choice(len(cracks), 2, replace=False)
+        merge_cracks(cracks=[cracks[i] for i in pair], reviewer=inspector)
+    for crack in Crack.objects.filter(image=image).order_by("index"):
+        roll = rng.uniform()
+        if roll < 0.3:
+            reason = str(rng.choice(["joint", "formwork", "stain", "cable"]))
+            review_crack(crack=crack, decision="rejected", reason=reason, reviewer=inspector)
+        elif roll < 0.6:
+            review_crack(crack=crack, decision="accepted", reviewer=inspector)
+        elif roll < 0.8:
+            reclass_crack(crack=crack, orientation="network", reviewer=inspector)
+
+    def state():
+        return sorted(
+            (
+                sorted(tuple(p) for b in c.polyline_px for p in b),
+                c.review,
+                c.review_reason,
+                c.orientation,
+                [(r.action, r.decision, r.reason, r.created_at) for r in c.reviews.all()],
+            )
+            for c in Crack.objects.filter(image=image)
+        )
+
+    before = state()
+    actions = {r[0] for c in before for r in c[4]}
+    assert {"merge", "split"} <= actions and len(before) >= 3
+    for _ in range(2):
+        processing.remeasure_image(image_id=image.pk)
+        assert state() == before
