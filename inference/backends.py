@@ -225,9 +225,12 @@ ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "OV_CPU_MAX_ISA")
 
 
 def _cpu_key() -> str:
-    """The CPU's name, with any instruction-set cap in the environment."""
+    """The CPU's name, a digest of its instruction-set flags, and any instruction-set cap in
+    the environment. Two CPUs can share a name: on 2026-11-27 and 11-29 a 2-core "AMD EPYC"
+    with AVX-512 BF16 and VNNI and one with AVX2 only, whose figures differ by 2-4x."""
+    flags = hashlib.sha256(" ".join(sorted((cpu_info("flags") or "").split())).encode())
     caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
-    return " ".join([_cpu_name(), *caps])
+    return " ".join([_cpu_name(), f"flags:{flags.hexdigest()[:12]}", *caps])
 
 
 def host_timings(paths: list[Path], measure) -> dict[str, float]:

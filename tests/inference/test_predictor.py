@@ -219,6 +219,19 @@ def test_auto_times_a_model_once_per_host_so_every_worker_runs_the_same_precisio
     )
     fourth = inference.load(tiny_model_dir)
     assert fourth.backend.timings["f32"] == 0.25
+    # a CPU of the same name with other instructions (a 2-core "AMD EPYC" came with AVX-512
+    # BF16 in one session, AVX2 only in another) is another CPU too
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setattr(backends, "_MEASURED", {})
+    real = backends.cpu_info
+    monkeypatch.setattr(
+        backends, "cpu_info", lambda field: "fpu sse2 avx2" if field == "flags" else real(field)
+    )
+    monkeypatch.setattr(
+        backends, "best_seconds_each", lambda runs, probe: dict.fromkeys(runs, 0.125)
+    )
+    fifth = inference.load(tiny_model_dir)
+    assert fifth.backend.timings["f32"] == 0.125
 
 
 @pytest.mark.parametrize("precision", ["openvino", "openvino-bf16"])
