@@ -44,7 +44,9 @@ class RunSerializer(serializers.ModelSerializer):
 
 
 class ImageSerializer(serializers.ModelSerializer):
-    n_cracks = serializers.IntegerField(read_only=True)
+    n_cracks = serializers.IntegerField(
+        read_only=True, help_text="cracks on the image; detections a reviewer rejected left out"
+    )
 
     class Meta:
         model = SurveyImage

@@ -18,7 +18,8 @@ def run_progress(run: InspectionRun) -> dict:
         "total": total,
         "counts": {s: counts.get(s, 0) for s in SurveyImage.Status.values},
         "percent": round(100 * finished / total) if total else 0,
-        "cracks": run.images.aggregate(n=Count("cracks"))["n"],
+        # as everywhere a figure is acted on: rejected detections are not cracks
+        "cracks": Crack.objects.filter(image__run=run).counted().count(),
     }
 
 

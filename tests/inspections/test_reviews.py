@@ -23,10 +23,17 @@ def inspection(tunnel):
     return run, image, real, joint
 
 
-def test_a_rejected_detection_leaves_the_map_tracks_and_reports(inspection, inspector):
+def test_a_rejected_detection_leaves_the_map_tracks_and_reports(inspection, inspector, client):
+    from crackportal.inspections.selectors import run_progress
+
     run, image, real, joint = inspection
     reviews.review_crack(crack=joint, decision="rejected", reason="joint", reviewer=inspector)
     track_run(run)  # what the queued re-tracking does
+    # the run's crack count, its progress feed and the API say 1, as the image table did (the
+    # run page read "12 cracks" above images of 1 + 1 + 8 + 1 after one was rejected)
+    assert run_progress(run)["cracks"] == 1
+    client.force_login(inspector)
+    assert client.get(f"/api/images/?run={run.pk}").json()["results"][0]["n_cracks"] == 1
     assert [c["id"] for c in map_data(run, MapFilters())["cracks"]] == [real.pk]
     assert [r["crack_id"] for r in crack_rows(run)] == [real.pk]
     joint.refresh_from_db()
