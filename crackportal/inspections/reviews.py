@@ -240,6 +240,7 @@ class Reviewed:
     orientation: str
     history: list[dict] = field(default_factory=list)  # CrackReview rows, oldest first
 
+    @property
     def actions(self) -> set[str]:
         return {row["action"] for row in self.history}
 
@@ -320,7 +321,7 @@ def carry_reviews(image: SurveyImage, before: list[Reviewed]) -> None:
         rest = []
         for k, branch in enumerate(crack.polyline_px):
             old = ancestry.of([branch])
-            split = old is not None and "split" in old.actions()
+            split = old is not None and "split" in old.actions
             (parts.setdefault(old.pk, []) if split else rest).append(k)
         if len(parts) > 1:
             groups = sorted(parts.values())
@@ -329,7 +330,7 @@ def carry_reviews(image: SurveyImage, before: list[Reviewed]) -> None:
     merged: dict[int, list[Crack]] = {}  # merges: pieces lying on one merged crack
     for crack in image.cracks.all():
         old = ancestry.of(crack.polyline_px)
-        if old is not None and "merge" in old.actions():
+        if old is not None and "merge" in old.actions:
             merged.setdefault(old.pk, []).append(crack)
     for pieces in merged.values():
         if len(pieces) > 1:
@@ -340,7 +341,7 @@ def carry_reviews(image: SurveyImage, before: list[Reviewed]) -> None:
         if old is None or not old.worked:
             continue
         crack.review, crack.review_reason = old.review, old.reason
-        if "reclass" in old.actions():
+        if "reclass" in old.actions:
             crack.orientation = old.orientation
         crack.save(update_fields=["review", "review_reason", "orientation"])
         for row in old.history:
