@@ -387,9 +387,7 @@ def _verified_masks(image_ids: list[int]) -> dict[int, int]:
 
 def _measure_verified(image_id: int, annotation_id: int, decided: list) -> int:
     """The image's cracks measured from its verified mask, keeping the review work done."""
-    measure_from_annotation(annotation_id=annotation_id)
-    with transaction.atomic():
-        reviews.carry_reviews(SurveyImage.objects.get(pk=image_id), decided)
+    measure_from_annotation(annotation_id=annotation_id, kept=decided)
     return Crack.objects.filter(image_id=image_id).count()  # merged and split as reviewed
 
 
@@ -397,7 +395,7 @@ def _threshold(image: SurveyImage) -> float:
     return float((image.model_version.config if image.model_version else {}).get("threshold", 0.5))
 
 
-def measure_from_annotation(*, annotation_id: int) -> int:
+def measure_from_annotation(*, annotation_id: int, kept: list | None = None) -> int:
     """The image's cracks measured again from its current verified mask (a correction).
 
     The verified mask replaces the prediction as what the cracks are made of; widths are
@@ -405,6 +403,8 @@ def measure_from_annotation(*, annotation_id: int) -> int:
     A confirmed prediction is measured as the worker measured it (its probability map too),
     so confirming changes no figure, only that each crack has been checked.
     A superseded version does nothing: the newer one's own task measures.
+    kept (reviews.reviewed_before, when the same mask is measured again): the review work
+    on the cracks before, carried over in the same transaction in place of a new acceptance.
     """
     annotation = Annotation.objects.select_related("image__model_version", "created_by").get(
         pk=annotation_id
@@ -433,10 +433,15 @@ def measure_from_annotation(*, annotation_id: int) -> int:
         with transaction.atomic():
             _replace_cracks([(image, cracks, image.model_version)])
             Crack.objects.filter(image=image).update(review=Crack.Review.ACCEPTED)
-            CrackReview.objects.bulk_create(
-                CrackReview(crack=c, decision=Crack.Review.ACCEPTED, reviewer=annotation.created_by)
-                for c in Crack.objects.filter(image=image)
-            )
+            if kept is None:
+                CrackReview.objects.bulk_create(
+                    CrackReview(
+                        crack=c, decision=Crack.Review.ACCEPTED, reviewer=annotation.created_by
+                    )
+                    for c in Crack.objects.filter(image=image)
+                )
+            else:  # its history as it was: the annotator accepted it once, when verifying
+                reviews.carry_reviews(image, kept)
             _update_rows([image], ["overlay", "overlay_annotation"])
     except Exception:
         image.overlay.delete(save=False)

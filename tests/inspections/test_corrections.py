@@ -383,3 +383,26 @@ def test_review_work_survives_measuring_again_on_drawn_crack_networks(photo, ins
     for _ in range(2):
         processing.remeasure_image(image_id=image.pk)
         assert state() == before
+
+
+def test_measuring_a_verified_image_again_adds_no_history(photo, inspector):
+    """Each re-measure of an image with a verified mask wrote another "accepted" row per crack
+    dated that day (the annotator's acceptance again, besides the copy of the first), so
+    after a few geometry upgrades the history said the annotator had accepted it each time."""
+    image, truth = photo
+    annotation = annotations.upload_annotation(
+        image=image, stream=io.BytesIO(_png(truth)), user=inspector
+    )
+    processing.measure_from_annotation(annotation_id=annotation.pk)
+
+    def history():
+        return sorted(
+            (c.bbox_px, [(r.decision, r.reviewer_id, r.created_at) for r in c.reviews.all()])
+            for c in Crack.objects.filter(image=image)
+        )
+
+    first = history()
+    assert first and all(len(rows) == 1 for _, rows in first)
+    for _ in range(2):
+        processing.remeasure_image(image_id=image.pk)
+        assert history() == first
