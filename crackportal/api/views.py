@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -197,8 +197,8 @@ class ImageViewSet(IdViewSetMixin, viewsets.ReadOnlyModelViewSet):
             images = images.filter(run_id=run)
         if state := self.request.query_params.get("status"):
             images = images.filter(status=state)
-        counted = ~Q(cracks__review=Crack.Review.REJECTED)  # as the run page counts them
-        return images.annotate(n_cracks=Count("cracks", filter=counted)).order_by("id")
+        n_cracks = Count("cracks", filter=selectors.COUNTED_CRACKS)  # as the run page counts
+        return images.annotate(n_cracks=n_cracks).order_by("id")
 
     @extend_schema(
         parameters=[

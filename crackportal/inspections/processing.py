@@ -356,13 +356,14 @@ def remeasure_image(*, image_id: int) -> int:
     """Measure a done image's cracks again from its stored mask, probability map and photo.
 
     No network: the geometry code alone runs. Images processed before probability maps were
-    stored are measured on their mask; an image with a verified mask is measured from that. The cracks are replaced (track them again afterwards).
+    stored are measured on their mask; an image with a verified mask is measured from that.
+    The cracks are replaced, the review work on them kept (track them again afterwards).
     """
-    image = SurveyImage.objects.select_related("model_version").get(pk=image_id)
     decided = reviews.reviewed_before(image_id)
     verified = _verified_masks([image_id]).get(image_id)
     if verified is not None:  # its cracks are made of a verified mask
         return _measure_verified(image_id, verified, decided)
+    image = SurveyImage.objects.select_related("model_version").get(pk=image_id)
     mask = _read_png(image.mask)
     if mask is None:
         raise ImageProcessingError("no stored mask: segment the image first")

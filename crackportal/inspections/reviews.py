@@ -206,12 +206,8 @@ def _split_rows(crack: Crack, groups: list[list[int]]) -> list[Crack]:
         px = [branches[k][0] for k in group]
         m = [branches[k][1] for k in group]
         part.polyline_px, part.polyline_m = px, m
-        part.bbox_px = [
-            min(p[0] for b in px for p in b),
-            min(p[1] for b in px for p in b),
-            max(p[0] for b in px for p in b),
-            max(p[1] for b in px for p in b),
-        ]
+        (x0, x1), (y0, y1) = _extent(px, 0), _extent(px, 1)
+        part.bbox_px = [x0, y0, x1, y1]
         part.chainage_min_m, part.chainage_max_m = _extent(m, 0)
         part.arc_min_m, part.arc_max_m = _extent(m, 1)
         part.area_mm2 = area * length / total

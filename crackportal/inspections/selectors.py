@@ -35,14 +35,17 @@ IMAGE_SORTS = {
 }
 
 
+# an image's cracks that count (Crack.objects.counted(), seen from the image)
+COUNTED_CRACKS = ~Q(cracks__review=Crack.Review.REJECTED)
+
+
 def images_with_crack_counts(run: InspectionRun, sort: str = "chainage"):
     """A run's images, by default along the tunnel (by chainage, then arc; refused files last);
     sort: one of IMAGE_SORTS (an unknown one sorts by chainage)."""
-    counted = ~Q(cracks__review=Crack.Review.REJECTED)
     return (
         run.images.annotate(
-            n_cracks=Count("cracks", filter=counted),
-            widest_mm=Max("cracks__width_max_mm", filter=counted),
+            n_cracks=Count("cracks", filter=COUNTED_CRACKS),
+            widest_mm=Max("cracks__width_max_mm", filter=COUNTED_CRACKS),
         )
         .only(
             "id",
