@@ -1,4 +1,4 @@
-"""Array helpers shared by prediction, training and the portal (numpy only, no network).
+"""Array helpers shared by prediction, training and the portal (numpy and OpenCV, no network).
 
 One home for how an image becomes network input, so training and serving never drift apart.
 """
@@ -12,20 +12,37 @@ import numpy as np
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}  # image files a folder holds
 
 
-def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """RGB uint8 (H, W, 3) → float32 (3, H, W) standardised by mean/std given on a 0–1 scale.
+def normalise(
+    image: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """RGB uint8 (H, W, C) → float32 (C, H, W) standardised by mean/std given on a 0–1 scale,
+    written into `out` (C, H, W) when given (a slot of a batch) and returned.
 
-    uint8 images take one 256-entry table lookup per channel (the same values as the
-    arithmetic, in a fifth of its time: it ran beside the network on every tile).
+    uint8 images take one 256-entry table lookup per channel (OpenCV's LUT, written straight
+    into `out`), the same values as the arithmetic: it runs beside the network on every tile.
+    On a 2-core AVX2 EPYC a 384x640 tile took 0.8 ms so, 4.4 ms by numpy's take per channel
+    and five times that by the arithmetic.
     """
+    import cv2
+
     mean_255 = np.asarray(mean, dtype=np.float32) * 255.0
     std_255 = np.asarray(std, dtype=np.float32) * 255.0
-    if image.dtype != np.uint8:
-        return ((image.astype(np.float32) - mean_255) / std_255).transpose(2, 0, 1)
+    channels = image.shape[2]
+    if out is None:
+        out = np.empty((channels, *image.shape[:2]), dtype=np.float32)
+    if image.dtype != np.uint8 or channels > 4:
+        out[...] = ((image.astype(np.float32) - mean_255) / std_255).transpose(2, 0, 1)
+        return out
     table = (np.arange(256, dtype=np.float32)[None, :] - mean_255[:, None]) / std_255[:, None]
-    out = np.empty((image.shape[2], *image.shape[:2]), dtype=np.float32)
-    for channel in range(image.shape[2]):
-        np.take(table[channel], image[:, :, channel], out=out[channel])
+    if image.strides[1:] != (channels, 1):  # OpenCV reads whole pixels side by side
+        image = np.ascontiguousarray(image)
+    for channel, plane in enumerate(cv2.split(image)):
+        written = cv2.LUT(plane, table[channel][None], dst=out[channel])
+        if not np.shares_memory(written, out):  # OpenCV wrote elsewhere (out not contiguous)
+            out[channel] = written
     return out
 
 

@@ -92,9 +92,6 @@ class Predictor:
         return self.backend.name
 
     # -- network on one batch -------------------------------------------------
-    def _normalise(self, image: np.ndarray) -> np.ndarray:
-        return normalise(image, self.config.mean, self.config.std)
-
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, H, W) for a normalised batch (N, 3, H, W), H and W multiples of 32."""
         logits = self.backend(batch)
@@ -102,22 +99,29 @@ class Predictor:
             logits = (
                 logits + self.backend(np.ascontiguousarray(batch[:, :, :, ::-1]))[:, :, ::-1]
             ) / 2
+        # 1 / (1 + exp(-(scale * logit + bias))), calibrated (Platt scaling), in one buffer
         cfg = self.config
-        if cfg.logit_scale != 1.0 or cfg.logit_bias != 0.0:  # calibration (Platt scaling)
-            logits = logits * np.float32(cfg.logit_scale) + np.float32(cfg.logit_bias)
-        return 1.0 / (1.0 + np.exp(-logits, dtype=np.float32))
+        p = np.multiply(logits, np.float32(-cfg.logit_scale), dtype=np.float32)
+        p -= np.float32(cfg.logit_bias)
+        np.exp(p, out=p)
+        p += np.float32(1.0)
+        return np.reciprocal(p, out=p)
 
     def _padded_size(self, h: int, w: int) -> tuple[int, int]:
         m = self.config.multiple
         return h + (-h) % m, w + (-w) % m
 
-    def _prepare_tile(self, image: np.ndarray, tile: Tile, size: tuple[int, int]) -> np.ndarray:
-        crop = image[tile.y0 : tile.y1, tile.x0 : tile.x1]
-        ph, pw = size[0] - crop.shape[0], size[1] - crop.shape[1]
-        if ph or pw:
-            mode = "reflect" if min(crop.shape[:2]) > max(ph, pw) else "edge"
-            crop = np.pad(crop, ((0, ph), (0, pw), (0, 0)), mode=mode)
-        return self._normalise(crop)
+    def _batch(self, tiles: list[tuple[np.ndarray, Tile]], size: tuple[int, int]) -> np.ndarray:
+        """The network input (N, 3, H, W) for (image, tile) pairs padded to one size."""
+        batch = np.empty((len(tiles), 3, *size), dtype=np.float32)
+        for slot, (image, tile) in zip(batch, tiles, strict=True):
+            crop = image[tile.y0 : tile.y1, tile.x0 : tile.x1]
+            ph, pw = size[0] - crop.shape[0], size[1] - crop.shape[1]
+            if ph or pw:
+                mode = "reflect" if min(crop.shape[:2]) > max(ph, pw) else "edge"
+                crop = np.pad(crop, ((0, ph), (0, pw), (0, 0)), mode=mode)
+            normalise(crop, self.config.mean, self.config.std, out=slot)
+        return batch
 
     # -- public -----------------------------------------------------------------
     def predict_proba(self, image: np.ndarray) -> np.ndarray:
@@ -138,19 +142,24 @@ class Predictor:
                 jobs.append((i, tile, size))
         # same-size tiles share a batch: sort by size, then cut each size group into batches
         jobs.sort(key=lambda j: j[2])
-        for _, same_size in groupby(jobs, key=lambda j: j[2]):
+        for size, same_size in groupby(jobs, key=lambda j: j[2]):
             same_size = list(same_size)
-            step = self._per_batch(same_size[0][2])
+            step = self._per_batch(size)
             for start in range(0, len(same_size), step):
                 group = same_size[start : start + step]
-                batch = np.stack([self._prepare_tile(images[i], t, s) for i, t, s in group])
+                batch = self._batch([(images[i], t) for i, t, _ in group], size)
                 for (i, t, _), prob in zip(group, self._run(batch), strict=True):
                     th, tw = t.y1 - t.y0, t.x1 - t.x0
+                    if (th, tw) == out[i].shape:  # one tile covers the image: nothing to blend
+                        out[i] = prob[:th, :tw].copy()
+                        weight[i] = None
+                        continue
                     win = blend_window(th, tw, cfg.tile_overlap)
                     out[i][t.y0 : t.y1, t.x0 : t.x1] += prob[:th, :tw] * win
                     weight[i][t.y0 : t.y1, t.x0 : t.x1] += win
         for o, w in zip(out, weight, strict=True):
-            np.divide(o, w, out=o)
+            if w is not None:
+                np.divide(o, w, out=o)
             clear_border(o, 0, o.shape[0], cfg.border_px)
         return out
 
@@ -217,7 +226,7 @@ class Predictor:
             step = self._per_batch(size)
             for start in range(0, len(same_size), step):
                 group = same_size[start : start + step]
-                batch = np.stack([self._prepare_tile(image, t, size) for t in group])
+                batch = self._batch([(image, t) for t in group], size)
                 yield from zip(group, self._run(batch), strict=True)
 
     @staticmethod

@@ -236,10 +236,11 @@ def test_auto_times_a_model_once_per_host_so_every_worker_runs_the_same_precisio
 
 @pytest.mark.parametrize("precision", ["openvino", "openvino-bf16"])
 def test_openvino_runs_one_size_on_one_graph_so_an_input_gives_the_same_logits_every_time(
-    tiny_model_dir, precision
+    tiny_model_dir, precision, monkeypatch
 ):
     from inference.backends import STATIC_SHAPES
 
+    monkeypatch.setenv("INFERENCE_THREADS", "1")  # every batch runs whole, on one request
     backend = inference.load(tiny_model_dir, backend=precision).backend
     batch = np.random.default_rng(3).standard_normal((2, 3, 96, 160)).astype(np.float32)
     first = backend(batch)  # compiled for (2, 3, 96, 160) at first sight
@@ -255,6 +256,51 @@ def test_openvino_runs_one_size_on_one_graph_so_an_input_gives_the_same_logits_e
         assert once.shape == (1, 64, 64 + 32 * side)
         np.testing.assert_array_equal(backend(other.astype(np.float32)), once)
     assert len(backend.static_shapes) == STATIC_SHAPES
+
+
+def test_a_batch_is_cut_into_one_part_per_thread():
+    from inference.backends import stream_parts
+
+    assert stream_parts(4, 2) == [2, 2]
+    assert stream_parts(3, 2) == [2, 1]
+    assert stream_parts(5, 4) == [2, 2, 1]
+    assert stream_parts(2, 16) == [1, 1]
+    assert stream_parts(1, 2) == [1]  # a single input keeps every thread
+    assert stream_parts(4, 1) == [4]
+
+
+def test_a_batch_runs_as_parallel_streams_with_the_logits_of_one_request(
+    tiny_model_dir, monkeypatch
+):
+    from inference.backends import STATIC_SHAPES
+
+    monkeypatch.setenv("INFERENCE_THREADS", "2")
+    backend = inference.load(tiny_model_dir, backend="openvino").backend
+    batch = np.random.default_rng(5).standard_normal((4, 3, 96, 160)).astype(np.float32)
+    streamed = backend(batch)
+    parts = backend._parts[(4, 3, 96, 160)]
+    assert [tuple(graph.input(0).shape) for graph in parts] == [(2, 3, 96, 160)] * 2
+    assert {graph.get_property("NUM_STREAMS") for graph in parts} == {2}
+    assert backend.static_shapes == []  # no whole-batch graph was compiled for it
+    np.testing.assert_array_equal(backend(batch), streamed)  # the same every time
+    whole = backend.compiled.create_infer_request().infer({0: batch})[0][:, 0]
+    np.testing.assert_allclose(streamed, whole, atol=1e-4)
+    # each input's logits are its own: the parts are not mixed up or overwritten
+    for i in range(4):
+        np.testing.assert_allclose(streamed[i], backend(batch[i : i + 1])[0], atol=1e-4)
+    assert backend._parts[(1, 3, 96, 160)] is None  # a single input runs whole
+    # an odd batch: parts of 2 and 1, in order
+    np.testing.assert_allclose(backend(batch[:3]), streamed[:3], atol=1e-4)
+    # past STATIC_SHAPES part graphs, further batch sizes run whole
+    for side in range(STATIC_SHAPES):
+        other = np.random.default_rng(side).standard_normal((2, 3, 64, 64 + 32 * side))
+        assert backend(other.astype(np.float32)).shape == (2, 64, 64 + 32 * side)
+    assert len(backend._part_graphs) == STATIC_SHAPES
+    assert sum(plan is None for plan in backend._parts.values()) > 1
+    monkeypatch.setenv("INFERENCE_THREADS", "1")  # one thread: nothing to share out
+    single = inference.load(tiny_model_dir, backend="openvino").backend
+    np.testing.assert_allclose(single(batch), streamed, atol=1e-4)
+    assert single._parts[(4, 3, 96, 160)] is None
 
 
 def test_an_unknown_backend_is_refused_with_the_choices(tiny_model_dir):
@@ -295,6 +341,13 @@ def test_normalise_by_table_equals_the_arithmetic():
     assert out.dtype == np.float32 and out.shape == (3, 37, 53)
     np.testing.assert_array_equal(out, expected.transpose(2, 0, 1))
     np.testing.assert_array_equal(normalise(image.astype(np.float32), mean, std), out)
+    # written into a slot of a batch; from a crop of an RGBA image (pixels not side by side)
+    batch = np.zeros((2, 3, 20, 30), np.float32)
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    slot = batch[1]
+    assert normalise(rgba[5:25, 10:40, :3], mean, std, out=slot) is slot
+    np.testing.assert_array_equal(batch[1], out[:, 5:25, 10:40])
+    assert not batch[0].any()
 
 
 def test_a_signal_handler_still_runs_after_openvino_models_come_and_go(tiny_model_dir):

@@ -52,6 +52,19 @@ def test_the_int8_model_finds_the_drawn_cracks_the_float_model_finds(quantized):
         assert _iou(ours, truth) >= 0.9 * _iou(theirs, truth)
 
 
+def test_int8_batches_run_in_streams_with_the_logits_of_one_request(quantized, monkeypatch):
+    monkeypatch.setenv("INFERENCE_THREADS", "2")
+    int8 = inference.load(quantized, backend="openvino-int8")
+    images = [survey_image(320, 192, 2, seed=s)[0] for s in range(4)]
+    streamed = int8.predict_proba_many(images)
+    assert len(int8.backend._parts[(4, 3, 192, 320)]) == 2  # two halves, side by side
+    monkeypatch.setenv("INFERENCE_THREADS", "1")
+    whole = inference.load(quantized, backend="openvino-int8")
+    for ours, theirs in zip(streamed, whole.predict_proba_many(images), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-3)  # 0 measured: the same bits
+    assert whole.backend._parts[(4, 3, 192, 320)] is None
+
+
 def test_an_int8_file_made_from_other_files_is_refused(quantized, tmp_path):
     folder = tmp_path / "changed"
     shutil.copytree(quantized, folder)
