@@ -326,7 +326,7 @@ class _OpenVinoRequests:
 
     A batch of several inputs runs as parallel streams (stream_parts: on 2 threads, two
     halves at once, one thread each) rather than as one request over every thread: on a
-    2-core AVX2 EPYC (2026-11-29) four 384x640 tiles ran 12 % faster so in int8 (the same
+    2-core AVX2 EPYC (2026-11-29) four 384x640 tiles ran 12 % faster that way in int8 (the same
     logits to the bit) and 7 % faster in float32 (logits within 3e-5). A single input
     keeps every thread. Each batch size keeps one way of running (STATIC_SHAPES graphs for
     the parts at most, later sizes run whole), so an input's result never depends on what
