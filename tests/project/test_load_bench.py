@@ -59,3 +59,28 @@ def test_load_bench_with_no_browsing_inspectors_measures_processing_alone(tmp_pa
     )
     stages = figures["stage_mean_seconds"]
     assert stages["predict"] > 0 and stages["total"] >= stages["predict"]
+
+
+def test_cpu_seconds_count_what_each_living_process_used_never_a_negative_figure():
+    """A database server process that exits while timed took its earlier seconds out of
+    PostgreSQL's figure: -0.2 s in a 6000x4000 run (2026-11-29)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("load_bench", ROOT / "scripts" / "load_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    before = {
+        (101, 7): ("postgresql", 5.0),  # exits while timed
+        (102, 8): ("postgresql", 3.0),
+        (103, 9): ("workers", 1.0),
+    }
+    after = {
+        (102, 8): ("postgresql", 4.0),
+        (104, 12): ("postgresql", 0.5),  # started while timed
+        (103, 9): ("workers", 4.0),
+        (101, 30): ("workers", 2.0),  # the exited one's pid, taken by a new process
+    }
+    assert bench._cpu_used(before, after) == {"postgresql": 1.5, "workers": 5.0}
+    mine = bench._cpu_seconds({})
+    assert any(part == "bench client" for part, _ in mine.values())
+    assert all(seconds >= 0 for _, seconds in mine.values())
