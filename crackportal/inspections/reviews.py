@@ -323,17 +323,21 @@ def carry_reviews(image: SurveyImage, before: list[Reviewed]) -> None:
             groups = sorted(parts.values())
             max(groups, key=len).extend(rest)  # branches of no part join the largest
             _split_rows(crack, [sorted(g) for g in groups])
+    cracks = list(image.cracks.all())
+    descent = {crack.pk: ancestry.of(crack.polyline_px) for crack in cracks}
     merged: dict[int, list[Crack]] = {}  # merges: pieces lying on one merged crack
-    for crack in image.cracks.all():
-        old = ancestry.of(crack.polyline_px)
+    for crack in cracks:
+        old = descent[crack.pk]
         if old is not None and "merge" in old.actions:
             merged.setdefault(old.pk, []).append(crack)
     for pieces in merged.values():
         if len(pieces) > 1:
-            _merge_rows(pieces)
+            whole = _merge_rows(pieces)
+            descent[whole.pk] = ancestry.of(whole.polyline_px)  # its line, now whole
+            cracks = [c for c in cracks if c.pk == whole.pk or c not in pieces]
     copies, dates = [], []
-    for crack in image.cracks.all():
-        old = ancestry.of(crack.polyline_px)
+    for crack in cracks:
+        old = descent[crack.pk]
         if old is None or not old.worked:
             continue
         crack.review, crack.review_reason = old.review, old.reason
